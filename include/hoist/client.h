@@ -1,0 +1,69 @@
+// hoist's library entry point: pull images into a local store and read it back.
+//
+//   hoist::ClientOptions options;
+//   options.store_dir = "/var/lib/hoist";
+//   auto client = hoist::Client::Open(options);
+//   if (!client.ok()) { ... client.status().message() ... }
+//   hoist::Result<hoist::Image> image = (*client)->Pull("alpine:3.20");
+//
+// A Client is thread-safe: several pulls may run at once, from several threads, and several
+// processes may share one store. No exception escapes the API.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hoist/image.h"
+#include "hoist/progress.h"
+#include "hoist/status.h"
+
+namespace hoist {
+
+struct ClientOptions {
+  std::string store_dir;  // required; created if missing
+  // Registries (host[:port]) reached without TLS verification, and over plain http when https
+  // fails. Loopback registries (localhost, 127.0.0.0/8, ::1) always are, as in docker.
+  std::vector<std::string> insecure_registries;
+  // "user:password" sent to any registry that asks (basic auth or a token server's realm).
+  std::string credentials;
+};
+
+struct PullOptions {
+  std::string platform;  // "os/arch[/variant]"; empty: the host's
+  int jobs = 4;          // blobs transferred at once
+  ProgressCallback progress;
+  const std::atomic<bool>* cancel = nullptr;  // set to true to stop the pull (Cancelled)
+};
+
+// The store used when none is given: $HOIST_STORE, else /var/lib/hoist for root, else
+// ${XDG_DATA_HOME:-~/.local/share}/hoist.
+std::string DefaultStoreDir();
+
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> Open(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Resolves the reference, fetches and verifies every blob of the image for the platform
+  // into the store, then records the reference. Errors name the reference, the step and the
+  // cause: "pull 127.0.0.1:5000/app:1: blob sha256:…: digest mismatch: got sha256:…".
+  Result<Image> Pull(std::string_view reference, const PullOptions& options = {});
+
+  // Images recorded in the store, in the order they were first recorded.
+  Result<std::vector<ImageSummary>> Images();
+
+  // An image recorded in the store (no network).
+  Result<Image> Inspect(std::string_view reference);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hoist

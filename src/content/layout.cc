@@ -1,0 +1,41 @@
+#include "content/layout.h"
+
+#include <utility>
+
+namespace hoist::content {
+
+Layout::Layout(std::string root) : root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+std::string Layout::OciLayoutFile() const { return Join("oci-layout"); }
+std::string Layout::OciLayoutTempFile() const { return Join("oci-layout.tmp"); }
+std::string Layout::IndexFile() const { return Join("index.json"); }
+std::string Layout::IndexTempFile() const { return Join("index.json.tmp"); }
+
+std::string Layout::BlobsDir() const { return Join("blobs"); }
+std::string Layout::BlobAlgorithmDir(const std::string& algorithm) const {
+  return Join("blobs/" + algorithm);
+}
+std::string Layout::BlobFile(const Digest& d) const {
+  return Join("blobs/" + d.algorithm() + "/" + d.hex());
+}
+
+std::string Layout::IngestDir() const { return Join("ingest"); }
+std::string Layout::IngestEntryDir(const Digest& d) const {
+  return Join("ingest/" + d.algorithm() + "-" + d.hex());
+}
+std::string Layout::IngestDataFile(const Digest& d) const { return IngestEntryDir(d) + "/data"; }
+
+std::string Layout::LayersDir() const { return Join("layers"); }
+std::string Layout::LayerDir(const Digest& diff_id) const {
+  return Join("layers/" + diff_id.algorithm() + "/" + diff_id.hex());
+}
+
+std::string Layout::LocksDir() const { return Join("locks"); }
+std::string Layout::BlobLockFile(const Digest& d) const {
+  return Join("locks/" + d.algorithm() + "-" + d.hex() + ".lock");
+}
+std::string Layout::IndexLockFile() const { return Join("locks/index.lock"); }
+
+}  // namespace hoist::content

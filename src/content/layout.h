@@ -1,0 +1,60 @@
+// Every on-disk name of the store. Nobody else joins store paths: ask the Layout.
+//
+// STORE/
+//   oci-layout                    {"imageLayoutVersion":"1.0.0"}
+//   index.json                    OCI image index: one entry per tagged image
+//                                 (annotation org.opencontainers.image.ref.name = full reference)
+//   blobs/<alg>/<hex>             verified, read-only blobs (manifests, configs, layers)
+//   ingest/<alg>-<hex>/           partial downloads: data (+ later: recorded offset); resumable
+//   layers/sha256/<diff-id-hex>/  one extracted layer each
+//   locks/                        advisory file locks shared by all hoist processes:
+//                                 <alg>-<hex>.lock (one blob's writer), index.lock (index.json,
+//                                 oci-layout)
+//
+// Temporary files: index.json.tmp and oci-layout.tmp, written only under locks/index.lock and
+// renamed over their target.
+//
+// Digests come from Digest::Parse (algorithm sha256/sha512, lowercase hex of fixed length),
+// so they are always safe single path components. The store is an OCI image layout: skopeo
+// (oci:STORE:REF) and umoci read it as is.
+#pragma once
+
+#include <string>
+
+#include "hoist/digest.h"
+
+namespace hoist::content {
+
+class Layout {
+ public:
+  // `root` is used as given (relative or absolute); a trailing '/' is dropped.
+  explicit Layout(std::string root);
+
+  const std::string& root() const { return root_; }
+
+  std::string OciLayoutFile() const;      // STORE/oci-layout
+  std::string OciLayoutTempFile() const;  // STORE/oci-layout.tmp
+  std::string IndexFile() const;          // STORE/index.json
+  std::string IndexTempFile() const;      // STORE/index.json.tmp
+
+  std::string BlobsDir() const;                                      // STORE/blobs
+  std::string BlobAlgorithmDir(const std::string& algorithm) const;  // STORE/blobs/<alg>
+  std::string BlobFile(const Digest& d) const;                       // STORE/blobs/<alg>/<hex>
+
+  std::string IngestDir() const;                      // STORE/ingest
+  std::string IngestEntryDir(const Digest& d) const;  // STORE/ingest/<alg>-<hex>
+  std::string IngestDataFile(const Digest& d) const;  // STORE/ingest/<alg>-<hex>/data
+
+  std::string LayersDir() const;                      // STORE/layers
+  std::string LayerDir(const Digest& diff_id) const;  // STORE/layers/<alg>/<hex>
+
+  std::string LocksDir() const;                     // STORE/locks
+  std::string BlobLockFile(const Digest& d) const;  // STORE/locks/<alg>-<hex>.lock
+  std::string IndexLockFile() const;                // STORE/locks/index.lock
+
+ private:
+  std::string Join(const std::string& name) const { return root_ + "/" + name; }
+  std::string root_;
+};
+
+}  // namespace hoist::content

@@ -1,0 +1,31 @@
+#include "content/layout.h"
+
+#include <gtest/gtest.h>
+
+namespace hoist::content {
+namespace {
+
+TEST(Layout, Names) {
+  Digest d = *Digest::Parse("sha256:" + std::string(64, 'a'));
+  const std::string& hex = d.hex();
+  Layout l("/s/");
+  EXPECT_EQ(l.root(), "/s");
+  EXPECT_EQ(l.OciLayoutFile(), "/s/oci-layout");
+  EXPECT_EQ(l.IndexFile(), "/s/index.json");
+  EXPECT_EQ(l.IndexTempFile(), "/s/index.json.tmp");
+  EXPECT_EQ(l.BlobsDir(), "/s/blobs");
+  EXPECT_EQ(l.BlobAlgorithmDir("sha256"), "/s/blobs/sha256");
+  EXPECT_EQ(l.BlobFile(d), "/s/blobs/sha256/" + hex);
+  EXPECT_EQ(l.IngestDir(), "/s/ingest");
+  EXPECT_EQ(l.IngestEntryDir(d), "/s/ingest/sha256-" + hex);
+  EXPECT_EQ(l.IngestDataFile(d), "/s/ingest/sha256-" + hex + "/data");
+  EXPECT_EQ(l.LayersDir(), "/s/layers");
+  EXPECT_EQ(l.LayerDir(d), "/s/layers/sha256/" + hex);
+  EXPECT_EQ(l.LocksDir(), "/s/locks");
+  EXPECT_EQ(l.BlobLockFile(d), "/s/locks/sha256-" + hex + ".lock");
+  EXPECT_EQ(l.IndexLockFile(), "/s/locks/index.lock");
+  EXPECT_EQ(Layout("rel").IndexFile(), "rel/index.json");
+}
+
+}  // namespace
+}  // namespace hoist::content

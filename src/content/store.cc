@@ -1,0 +1,318 @@
+#include "content/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "base/status_macros.h"
+#include "content/index_file.h"
+
+namespace hoist::content {
+namespace {
+
+using nlohmann::json;
+
+constexpr mode_t kDirMode = 0755;
+constexpr mode_t kFileMode = 0644;
+constexpr mode_t kBlobMode = 0444;
+// index.json and oci-layout are small; a bigger one is not ours.
+constexpr size_t kMaxIndexBytes = 64 << 20;
+constexpr size_t kMaxOciLayoutBytes = 64 << 10;
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<json> ReadIndex(const Layout& layout) {
+  auto text = ReadFileToString(layout.IndexFile(), kMaxIndexBytes);
+  if (!text.ok()) return text.status();
+  auto index = ParseIndex(*text);
+  if (!index.ok()) return index.status().WithContext(layout.IndexFile());
+  return index;
+}
+
+Status CheckOciLayout(const Layout& layout) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(layout.OciLayoutFile(), kMaxOciLayoutBytes));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return DataLossError(layout.OciLayoutFile() + ": not a JSON object");
+  }
+  auto version = j.find("imageLayoutVersion");
+  if (version == j.end() || !version->is_string()) {
+    return DataLossError(layout.OciLayoutFile() + ": no imageLayoutVersion");
+  }
+  // Versions 1.x share the layout this store writes.
+  if (version->get<std::string>().rfind("1.", 0) != 0) {
+    return FailedPreconditionError(layout.OciLayoutFile() + ": unsupported imageLayoutVersion " +
+                                   version->get<std::string>());
+  }
+  return OkStatus();
+}
+
+// The ref name of an index entry, or "" when it has none.
+std::string RefNameOf(const json& entry) {
+  if (!entry.is_object()) return "";
+  auto annotations = entry.find("annotations");
+  if (annotations == entry.end() || !annotations->is_object()) return "";
+  auto name = annotations->find(kRefNameAnnotation);
+  if (name == annotations->end() || !name->is_string()) return "";
+  return name->get<std::string>();
+}
+
+}  // namespace
+
+// ---- Store ----
+
+Result<std::unique_ptr<Store>> Store::Open(std::string root, FileSystem* fs) {
+  if (root.empty()) return InvalidArgumentError("store: empty path");
+  std::unique_ptr<Store> store(new Store(Layout(std::move(root)), fs));
+  RETURN_IF_ERROR(store->Initialize().WithContext("open store " + store->layout_.root()));
+  return store;
+}
+
+Status Store::Initialize() {
+  RETURN_IF_ERROR(MakeDirs(fs_, layout_.root(), kDirMode));
+  RETURN_IF_ERROR(MakeDirs(fs_, layout_.LocksDir(), kDirMode));
+  // One process at a time creates the files, so nobody sees them half-written or writes
+  // the temporary files at the same time as another.
+  ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(fs_, layout_.IndexLockFile()));
+  RETURN_IF_ERROR(MakeDirs(fs_, layout_.BlobAlgorithmDir("sha256"), kDirMode));
+  RETURN_IF_ERROR(MakeDirs(fs_, layout_.IngestDir(), kDirMode));
+  if (Exists(layout_.OciLayoutFile())) {
+    RETURN_IF_ERROR(CheckOciLayout(layout_));
+  } else {
+    RETURN_IF_ERROR(WriteFileAtomically(fs_, layout_.OciLayoutFile(), layout_.OciLayoutTempFile(),
+                                        kOciLayoutJson, kFileMode));
+  }
+  if (Exists(layout_.IndexFile())) {
+    RETURN_IF_ERROR(ReadIndex(layout_).status());
+  } else {
+    RETURN_IF_ERROR(WriteFileAtomically(fs_, layout_.IndexFile(), layout_.IndexTempFile(),
+                                        EmptyIndexJson(), kFileMode));
+  }
+  return OkStatus();
+}
+
+bool Store::Has(const Digest& d, int64_t size) const {
+  auto actual = BlobSize(d);
+  return actual.ok() && (size < 0 || *actual == size);
+}
+
+Result<int64_t> Store::BlobSize(const Digest& d) const {
+  struct stat st;
+  std::string path = layout_.BlobFile(d);
+  if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "blob " + d.String());
+  if (!S_ISREG(st.st_mode)) return FailedPreconditionError(path + ": not a regular file");
+  return static_cast<int64_t>(st.st_size);
+}
+
+Result<std::string> Store::ReadBlob(const Digest& d, size_t max_bytes) const {
+  auto bytes = ReadFileToString(layout_.BlobFile(d), max_bytes);
+  if (!bytes.ok()) return bytes.status().WithContext("blob " + d.String());
+  ASSIGN_OR_RETURN(Digest got, DigestOf(d.algorithm(), *bytes));
+  if (got != d) {
+    return DataLossError("blob " + d.String() + ": damaged on disk: digest is " + got.String());
+  }
+  return bytes;
+}
+
+Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expected_size) {
+  // Errors do not repeat the digest: the caller names the blob it writes.
+  const std::string context = "store";
+  auto check_committed = [&]() -> Result<bool> {
+    auto size = BlobSize(d);
+    if (!size.ok()) return false;
+    if (expected_size >= 0 && *size != expected_size) {
+      return DataLossError(context + ": size mismatch: committed blob has " +
+                           std::to_string(*size) + " bytes, want " + std::to_string(expected_size));
+    }
+    return true;
+  };
+  auto digester = Digester::New(d.algorithm());
+  if (!digester.ok()) return digester.status().WithContext(context);
+  ASSIGN_OR_RETURN(bool committed, check_committed());
+  if (committed) {  // fast path: no lock needed to learn there is nothing to do
+    return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, FileLock(),
+                                              UniqueFd(), std::move(*digester), true));
+  }
+  auto lock = FileLock::Acquire(fs_, layout_.BlobLockFile(d));
+  if (!lock.ok()) return lock.status().WithContext(context);
+  ASSIGN_OR_RETURN(committed, check_committed());
+  if (committed) {
+    // A writer that crashed after its rename may have left its empty ingest directory.
+    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
+    return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(*lock),
+                                              UniqueFd(), std::move(*digester), true));
+  }
+  // Nobody else writes this digest now, so any ingest data left is from a writer that died.
+  Status s = MakeDirs(fs_, layout_.IngestEntryDir(d), kDirMode);
+  if (!s.ok()) {
+    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
+    return s.WithContext(context);
+  }
+  auto data =
+      fs_->Open(layout_.IngestDataFile(d), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, kFileMode);
+  if (!data.ok()) {
+    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
+    return data.status().WithContext(context);
+  }
+  return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(*lock),
+                                            std::move(*data), std::move(*digester), false));
+}
+
+Status Store::WriteBlob(const Digest& d, std::string_view bytes) {
+  // Check first, so wrong bytes are refused even when the blob is already stored.
+  ASSIGN_OR_RETURN(Digest got, DigestOf(d.algorithm(), bytes));
+  if (got != d) {
+    return DataLossError("digest mismatch: got " + got.String());
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Writer> writer,
+                   OpenWriter(d, static_cast<int64_t>(bytes.size())));
+  if (writer->already_committed()) return OkStatus();
+  RETURN_IF_ERROR(writer->Write(bytes));
+  return writer->Commit();
+}
+
+Status Store::PutRef(const std::string& ref_name, const Descriptor& manifest) {
+  const std::string context = "record " + ref_name;
+  if (!IsValidRefName(ref_name)) {
+    return InvalidArgumentError("record \"" + ref_name + "\": not a valid image layout ref name");
+  }
+  if (manifest.digest.empty() || manifest.media_type.empty() || manifest.size < 0) {
+    return InvalidArgumentError(context + ": incomplete descriptor");
+  }
+  if (!Has(manifest.digest, manifest.size)) {
+    return FailedPreconditionError(context + ": manifest " + manifest.digest.String() + " (" +
+                                   std::to_string(manifest.size) + " bytes) is not in the store");
+  }
+  Descriptor entry = manifest;
+  entry.annotations[kRefNameAnnotation] = ref_name;
+  json entry_json = DescriptorToJson(entry);
+
+  auto lock = FileLock::Acquire(fs_, layout_.IndexLockFile());
+  if (!lock.ok()) return lock.status().WithContext(context);
+  auto index = ReadIndex(layout_);
+  if (!index.ok()) return index.status().WithContext(context);
+  json& manifests = (*index)["manifests"];
+  json updated = json::array();
+  bool placed = false;
+  for (json& e : manifests) {
+    if (RefNameOf(e) != ref_name) {
+      updated.push_back(std::move(e));
+    } else if (!placed) {  // replace in place; drop any duplicates
+      updated.push_back(entry_json);
+      placed = true;
+    }
+  }
+  if (!placed) updated.push_back(std::move(entry_json));
+  manifests = std::move(updated);
+  return WriteFileAtomically(fs_, layout_.IndexFile(), layout_.IndexTempFile(), index->dump(),
+                             kFileMode)
+      .WithContext(context);
+}
+
+Result<std::vector<Descriptor>> Store::ListRefs() const {
+  ASSIGN_OR_RETURN(json index, ReadIndex(layout_));
+  std::vector<Descriptor> out;
+  const json& manifests = index["manifests"];
+  for (size_t i = 0; i < manifests.size(); ++i) {
+    auto d = DescriptorFromJson(manifests[i]);
+    if (!d.ok()) {
+      return d.status().WithContext(layout_.IndexFile() + ": manifests[" + std::to_string(i) + "]");
+    }
+    out.push_back(std::move(*d));
+  }
+  return out;
+}
+
+Result<std::optional<Descriptor>> Store::GetRef(const std::string& ref_name) const {
+  ASSIGN_OR_RETURN(std::vector<Descriptor> refs, ListRefs());
+  for (Descriptor& d : refs) {
+    auto it = d.annotations.find(kRefNameAnnotation);
+    if (it != d.annotations.end() && it->second == ref_name) {
+      return std::optional<Descriptor>(std::move(d));
+    }
+  }
+  return std::optional<Descriptor>();
+}
+
+// ---- Writer ----
+
+Writer::Writer(const Layout& layout, FileSystem* fs, Digest digest, int64_t expected_size,
+               FileLock lock, UniqueFd data, Digester digester, bool already_committed)
+    : layout_(layout),
+      fs_(fs),
+      digest_(std::move(digest)),
+      expected_size_(expected_size),
+      lock_(std::move(lock)),
+      data_(std::move(data)),
+      digester_(std::move(digester)),
+      already_committed_(already_committed) {}
+
+Writer::~Writer() {
+  if (!already_committed_ && !committed_) RemoveIngest();
+  lock_.Release();
+}
+
+void Writer::RemoveIngest() {
+  data_.reset();
+  (void)fs_->Unlink(layout_.IngestDataFile(digest_));
+  (void)fs_->Rmdir(layout_.IngestEntryDir(digest_));
+}
+
+Status Writer::Fail(Status s) {
+  failure_ = std::move(s);
+  RemoveIngest();
+  return failure_;
+}
+
+Status Writer::Write(const void* data, size_t n) {
+  if (!failure_.ok()) return failure_;
+  if (already_committed_ || committed_) {
+    return FailedPreconditionError("blob already committed");
+  }
+  if (expected_size_ >= 0 &&
+      static_cast<uint64_t>(written_) + n > static_cast<uint64_t>(expected_size_)) {
+    return Fail(DataLossError("size exceeds expected " + std::to_string(expected_size_)));
+  }
+  Status s = fs_->Write(data_, data, n);
+  if (!s.ok()) return Fail(std::move(s));
+  digester_.Update(data, n);
+  written_ += static_cast<int64_t>(n);
+  return OkStatus();
+}
+
+Status Writer::Commit() {
+  if (!failure_.ok()) return failure_;
+  if (already_committed_ || committed_) return OkStatus();
+  Status s = fs_->Fsync(data_);
+  if (!s.ok()) return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)));
+  if (expected_size_ >= 0 && written_ != expected_size_) {
+    return Fail(DataLossError("size mismatch: got " + std::to_string(written_) + ", want " +
+                              std::to_string(expected_size_)));
+  }
+  Digest got = digester_.Finish();
+  if (got != digest_) return Fail(DataLossError("digest mismatch: got " + got.String()));
+  s = fs_->Fchmod(data_, kBlobMode);
+  if (!s.ok()) return Fail(std::move(s));
+  data_.reset();
+  const std::string blob_dir = layout_.BlobAlgorithmDir(digest_.algorithm());
+  s = MakeDirs(fs_, blob_dir, kDirMode);
+  if (!s.ok()) return Fail(std::move(s));
+  s = fs_->Rename(layout_.IngestDataFile(digest_), layout_.BlobFile(digest_));
+  if (!s.ok()) return Fail(std::move(s));
+  s = FsyncDir(fs_, blob_dir);
+  if (!s.ok()) {
+    // Not durable: take it back so no blob is visible that a crash could lose.
+    (void)fs_->Unlink(layout_.BlobFile(digest_));
+    return Fail(std::move(s));
+  }
+  committed_ = true;
+  (void)fs_->Rmdir(layout_.IngestEntryDir(digest_));
+  return OkStatus();
+}
+
+}  // namespace hoist::content

@@ -1,0 +1,128 @@
+// The content-addressed store: verified blobs and the image records (index.json) of an OCI
+// image layout (see layout.h for the names on disk).
+//
+// A blob becomes visible only through Writer::Commit, after its size and digest were checked
+// and its data fsynced, by one rename; so every file under blobs/ is complete and correct.
+// One writer per digest at a time across all processes (an advisory lock per digest), and
+// index.json is changed only under its own lock, by writing a new file and renaming it.
+//
+// Every change to the disk goes through the FileSystem given to Open, so tests can inject
+// faults. Store is thread-safe; a Writer belongs to one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/fs.h"
+#include "content/digester.h"
+#include "content/layout.h"
+#include "hoist/descriptor.h"
+#include "hoist/digest.h"
+#include "hoist/status.h"
+
+namespace hoist::content {
+
+class Writer;
+
+class Store {
+ public:
+  // Opens the store at `root`, creating what is missing (directories mode 0755, the root's
+  // parents too): oci-layout, index.json (an empty index), blobs/, ingest/, locks/. Safe when
+  // several processes do it at once. An existing oci-layout or index.json that is not valid is
+  // DataLoss. `fs` must outlive the Store and its Writers.
+  static Result<std::unique_ptr<Store>> Open(std::string root,
+                                             FileSystem* fs = FileSystem::Default());
+
+  const Layout& layout() const { return layout_; }
+
+  // True if a committed blob with this digest exists (and has this size, when size >= 0).
+  bool Has(const Digest& d, int64_t size = -1) const;
+  // The size of a committed blob; NotFound if there is none.
+  Result<int64_t> BlobSize(const Digest& d) const;
+  // The whole blob, checked against its digest again (DataLoss if the file was damaged).
+  // NotFound if absent; ResourceExhausted if larger than max_bytes.
+  Result<std::string> ReadBlob(const Digest& d, size_t max_bytes) const;
+
+  // Starts writing the blob `d`, which must have this size when expected_size >= 0.
+  // Blocks until no other thread or process writes the same digest (an flock on
+  // locks/<alg>-<hex>.lock, held for the Writer's life). If the blob is then already
+  // committed, the Writer reports already_committed() and needs nothing written; if it is
+  // committed with another size than expected_size, that is DataLoss. Otherwise data goes to
+  // ingest/<alg>-<hex>/data, truncated.
+  Result<std::unique_ptr<Writer>> OpenWriter(const Digest& d, int64_t expected_size);
+  // A whole blob in one call (manifests, configs), verified like Writer::Commit (the digest
+  // before anything is written). OK if the blob was already there.
+  Status WriteBlob(const Digest& d, std::string_view bytes);
+
+  // Records `manifest` under ref_name in index.json: the entry whose annotation
+  // org.opencontainers.image.ref.name equals ref_name is replaced (or one is added); other
+  // entries and fields are kept. The stored descriptor is `manifest` with that annotation
+  // added. The manifest blob must be committed (FailedPrecondition otherwise); ref_name must
+  // satisfy IsValidRefName (InvalidArgument). Serialized across processes by
+  // locks/index.lock; the new index is written to index.json.tmp, fsynced and renamed.
+  Status PutRef(const std::string& ref_name, const Descriptor& manifest);
+  // Every entry of index.json as stored (annotations included), in file order.
+  Result<std::vector<Descriptor>> ListRefs() const;
+  // The entry named ref_name, or nullopt.
+  Result<std::optional<Descriptor>> GetRef(const std::string& ref_name) const;
+
+ private:
+  Store(Layout layout, FileSystem* fs) : layout_(std::move(layout)), fs_(fs) {}
+  Status Initialize();
+
+  const Layout layout_;
+  FileSystem* const fs_;
+};
+
+// Writes one blob: hashes while writing, verifies on Commit. Made by Store::OpenWriter.
+// Not thread-safe. After a failed Write or Commit, every later call returns that error.
+class Writer {
+ public:
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  // Without a successful Commit: removes the ingest data. Always releases the lock.
+  ~Writer();
+
+  const Digest& digest() const { return digest_; }
+  // The blob was committed before this writer got the lock: nothing to write, Commit is a
+  // no-op and Write is FailedPrecondition.
+  bool already_committed() const { return already_committed_; }
+
+  // Appends n bytes. Writing past expected_size is DataLoss ("size exceeds expected N") and
+  // writes nothing; disk errors are ErrnoError (ENOSPC → ResourceExhausted).
+  Status Write(const void* data, size_t n);
+  Status Write(std::string_view bytes) { return Write(bytes.data(), bytes.size()); }
+  int64_t written() const { return written_; }
+
+  // fsyncs the data, checks size ("size mismatch: got N, want M") and digest ("digest
+  // mismatch: got sha256:…"), both DataLoss, makes it read-only (0444), renames it to
+  // blobs/<alg>/<hex> and fsyncs that directory. On any failure the ingest data is removed
+  // and no blob is visible. Calling it again after success is a no-op.
+  Status Commit();
+
+ private:
+  friend class Store;
+  Writer(const Layout& layout, FileSystem* fs, Digest digest, int64_t expected_size, FileLock lock,
+         UniqueFd data, Digester digester, bool already_committed);
+  // Removes the ingest data and directory (best effort).
+  void RemoveIngest();
+  Status Fail(Status s);
+
+  const Layout layout_;
+  FileSystem* const fs_;
+  const Digest digest_;
+  const int64_t expected_size_;  // -1: unknown
+  FileLock lock_;                // held until destruction
+  UniqueFd data_;                // the ingest data file; closed once committed or failed
+  Digester digester_;
+  const bool already_committed_;
+  int64_t written_ = 0;
+  bool committed_ = false;
+  Status failure_;  // the first error; later calls return it
+};
+
+}  // namespace hoist::content

@@ -1,0 +1,96 @@
+// Registry authentication: WWW-Authenticate challenge parsing, credential sources, and the
+// Authorizer that answers 401s with basic credentials or bearer tokens (cached per registry
+// host and scope until they expire).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hoist/status.h"
+#include "registry/http.h"
+
+namespace hoist::registry {
+
+struct Challenge {
+  std::string scheme;                         // lowercase: "bearer", "basic"
+  std::map<std::string, std::string> params;  // lowercase names: realm, service, scope, error
+};
+
+// Parses one or more challenges from WWW-Authenticate header values (RFC 7235: several
+// challenges in one value, quoted strings with escapes, several header lines).
+std::vector<Challenge> ParseChallenges(const std::vector<std::string>& header_values);
+
+struct Credential {
+  std::string username;
+  std::string password;
+  std::string identity_token;  // OAuth2 refresh token (docker's "identitytoken")
+};
+
+// Where credentials come from (the --creds flag now; docker config.json, credential helpers
+// and auth.json plug in here). Implementations must be thread-safe.
+class CredentialSource {
+ public:
+  virtual ~CredentialSource() = default;
+  // Credentials for a registry named as in references ("docker.io", "127.0.0.1:5000"); nullopt
+  // when there are none (anonymous).
+  virtual Result<std::optional<Credential>> Lookup(const std::string& registry) = 0;
+};
+
+// The same credential for whichever registry is asked about (a `--creds user:pass` flag).
+class StaticCredentials : public CredentialSource {
+ public:
+  explicit StaticCredentials(std::optional<Credential> credential)
+      : credential_(std::move(credential)) {}
+  // "user:password" (the password may contain ':'); empty text means none.
+  static Result<std::optional<Credential>> ParseUserPassword(std::string_view text);
+  Result<std::optional<Credential>> Lookup(const std::string&) override { return credential_; }
+
+ private:
+  std::optional<Credential> credential_;
+};
+
+// Answers 401s. Thread-safe; one per client, shared by all registries.
+class Authorizer {
+ public:
+  explicit Authorizer(CredentialSource* credentials) : credentials_(credentials) {}
+
+  // The Authorization header ("Authorization: Bearer …") to send to `host` (host:port the
+  // request goes to) for `scope`, or "" when nothing is known yet.
+  std::string HeaderFor(const std::string& host, const std::string& scope);
+
+  // Called with a 401 response from `host` (serving `registry`). Reads its challenges and
+  // obtains what the next HeaderFor needs: a bearer token from the realm, or basic
+  // credentials. Unauthenticated when no challenge can be met (no credentials for a basic
+  // challenge, the token server refuses, ...).
+  Status OnUnauthorized(const std::string& registry, const std::string& host,
+                        const std::string& scope, const HttpResponse& response, HttpClient& http);
+
+ private:
+  struct Token {
+    std::string value;
+    std::chrono::steady_clock::time_point expires;
+  };
+  Result<Token> FetchToken(const std::string& registry, const std::string& host,
+                           const std::string& scope, const Challenge& challenge,
+                           HttpClient& http);
+
+  CredentialSource* credentials_;
+  std::mutex mu_;
+  std::map<std::string, std::string> basic_;                      // host → header
+  std::map<std::pair<std::string, std::string>, Token> tokens_;   // (host, scope) → token
+};
+
+// Host part of an URL's authority without the port ("127.0.0.1" for "http://127.0.0.1:5000/x");
+// "" when the URL cannot be parsed.
+std::string UrlHostname(const std::string& url);
+// "host:port" as written in the URL, "" when it cannot be parsed.
+std::string UrlAuthority(const std::string& url);
+// True for localhost, 127.0.0.0/8 and ::1 (with or without a port, IPv6 in brackets).
+bool IsLoopbackHost(std::string_view host_port);
+
+}  // namespace hoist::registry

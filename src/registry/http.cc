@@ -1,0 +1,162 @@
+#include "registry/http.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+#include "base/strings.h"
+
+namespace hoist::registry {
+namespace {
+
+constexpr size_t kMaxErrorBody = 64 << 10;
+constexpr size_t kMaxHeaderBytes = 256 << 10;
+
+struct Transfer {
+  const HttpRequest* request;
+  HttpResponse* response;
+  CURL* curl;
+  Status sink_status;
+  size_t header_bytes = 0;
+  bool too_big = false;
+};
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  t->header_bytes += len;
+  if (t->header_bytes > kMaxHeaderBytes) return 0;
+  std::string_view line(data, len);
+  if (line.starts_with("HTTP/")) {
+    t->response->headers.clear();  // a new response (e.g. after 100 Continue)
+    return len;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) return len;
+  std::string name = ToLower(TrimSpace(line.substr(0, colon)));
+  t->response->headers[name].emplace_back(TrimSpace(line.substr(colon + 1)));
+  return len;
+}
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  long code = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  bool success = code >= 200 && code < 300;
+  if (success && t->request->sink) {
+    t->sink_status = t->request->sink(data, len);
+    return t->sink_status.ok() ? len : 0;
+  }
+  size_t cap = success ? t->request->max_body : kMaxErrorBody;
+  std::string& body = t->response->body;
+  if (body.size() + len > cap) {
+    if (success) {
+      t->too_big = true;
+      return 0;
+    }
+    body.append(data, cap - body.size());  // keep the start of an error body, drop the rest
+    return len;
+  }
+  body.append(data, len);
+  return len;
+}
+
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return cancel != nullptr && cancel->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
+}  // namespace
+
+void InitHttpOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string HttpResponse::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() || it->second.empty() ? "" : it->second.front();
+}
+
+struct HttpClient::State {
+  CURL* curl = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+HttpClient::HttpClient(const std::atomic<bool>* cancel) : state_(std::make_unique<State>()) {
+  InitHttpOnce();
+  state_->curl = curl_easy_init();
+  state_->cancel = cancel;
+}
+
+HttpClient::~HttpClient() {
+  if (state_->curl != nullptr) curl_easy_cleanup(state_->curl);
+}
+
+Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
+  CURL* curl = state_->curl;
+  if (curl == nullptr) return InternalError("curl_easy_init failed");
+  curl_easy_reset(curl);
+
+  HttpResponse response;
+  Transfer t{&request, &response, curl, OkStatus()};
+  char error[CURL_ERROR_SIZE] = {0};
+
+  curl_slist* headers = nullptr;
+  for (const auto& h : request.headers) headers = curl_slist_append(headers, h.c_str());
+  // Never let curl add "Expect: 100-continue" or follow redirects on its own.
+  headers = curl_slist_append(headers, "Expect:");
+
+  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "hoist/0.1");
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+  // A transfer that moves less than 1 byte/s for 60 s is dead.
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, state_->cancel);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, request.verify_tls ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, request.verify_tls ? 2L : 0L);
+  if (request.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
+  } else if (request.method != "GET") {
+    curl_slist_free_all(headers);
+    return InternalError("unsupported HTTP method " + request.method);
+  }
+
+  CURLcode rc = curl_easy_perform(curl);
+  long code = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(headers);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+
+  if (!t.sink_status.ok()) return t.sink_status;
+  if (t.too_big) {
+    return ResourceExhaustedError("response from " + request.url + " exceeds " +
+                                  std::to_string(request.max_body) + " bytes");
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return CancelledError("cancelled");
+  if (rc != CURLE_OK) {
+    std::string why = error[0] != '\0' ? std::string(error) : curl_easy_strerror(rc);
+    while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+    return UnavailableError(request.method + " " + request.url + ": " + why);
+  }
+  response.status = static_cast<int>(code);
+  return response;
+}
+
+}  // namespace hoist::registry

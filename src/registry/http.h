@@ -1,0 +1,62 @@
+// One HTTP exchange at a time over a libcurl easy handle. The handle keeps its connections
+// alive between requests, so each worker thread owns one HttpClient and reuses it.
+//
+// Redirects are NOT followed here: the registry layer follows them itself, so that it decides
+// per hop which headers (Authorization) may travel to the new host.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hoist/status.h"
+
+namespace hoist::registry {
+
+struct HttpRequest {
+  std::string method = "GET";  // GET or HEAD (POST for token refresh)
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;                  // POST body
+  bool verify_tls = true;
+  // A 2xx body goes to `sink` when set (streamed, never held whole), else into
+  // HttpResponse::body up to `max_body` bytes; more is ResourceExhausted. Non-2xx bodies are
+  // always kept in memory, truncated to 64 KiB, for error messages.
+  std::function<Status(const char* data, size_t n)> sink;
+  size_t max_body = 4 << 20;
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::vector<std::string>> headers;  // lowercase names
+  std::string body;
+  // First value of a header, or "".
+  std::string Header(const std::string& lowercase_name) const;
+};
+
+class HttpClient {
+ public:
+  // cancel (optional) is polled during transfers; when it becomes true the request fails with
+  // Cancelled.
+  explicit HttpClient(const std::atomic<bool>* cancel = nullptr);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Performs the request. A transport failure (DNS, connect, TLS, reset, stall) is Unavailable
+  // with curl's message; an error returned by the sink ends the transfer and is returned as is.
+  // HTTP error statuses are not errors here: the caller reads `status`.
+  Result<HttpResponse> Do(const HttpRequest& request);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Calls curl_global_init once per process; safe from any thread.
+void InitHttpOnce();
+
+}  // namespace hoist::registry

@@ -1,0 +1,190 @@
+#include "registry/registry.h"
+
+#include <curl/curl.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status_macros.h"
+#include "base/strings.h"
+
+namespace hoist::registry {
+namespace {
+
+constexpr int kMaxRedirects = 10;
+
+bool IsRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// Resolves a Location header against the URL it came from; "" when it is not http(s).
+std::string ResolveLocation(const std::string& base, const std::string& location) {
+  CURLU* u = curl_url();
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK) {
+    char* full = nullptr;
+    if (curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) out = full;
+    curl_free(full);
+  }
+  curl_url_cleanup(u);
+  if (!out.starts_with("https://") && !out.starts_with("http://")) return "";
+  return out;
+}
+
+std::string StripParameters(std::string_view content_type) {
+  return std::string(TrimSpace(content_type.substr(0, content_type.find(';'))));
+}
+
+}  // namespace
+
+Status StatusFromResponse(const HttpResponse& r) {
+  std::string message = "HTTP " + std::to_string(r.status);
+  auto doc = nlohmann::json::parse(r.body, nullptr, false);
+  if (!doc.is_discarded() && doc.is_object() && doc.contains("errors") &&
+      doc["errors"].is_array() && !doc["errors"].empty() && doc["errors"][0].is_object()) {
+    const auto& e = doc["errors"][0];
+    std::string code = e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
+    std::string text =
+        e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+    if (text.size() > 200) text.resize(200);
+    if (!code.empty() || !text.empty()) message += " (" + code + (text.empty() ? "" : ": " + text) + ")";
+  }
+  switch (r.status) {
+    case 401: return UnauthenticatedError(message);
+    case 403: return PermissionDeniedError(message);
+    case 404: return NotFoundError(message);
+    case 408: case 429: return UnavailableError(message);
+    default: break;
+  }
+  if (r.status >= 500) return UnavailableError(message);
+  if (r.status >= 400) return InvalidArgumentError(message);
+  return InternalError("unexpected " + message);
+}
+
+Registry::Registry(std::string name, std::string host, bool insecure, Authorizer* authorizer)
+    : name_(std::move(name)), host_(std::move(host)), insecure_(insecure),
+      authorizer_(authorizer) {}
+
+Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
+                                    HttpRequest request, const std::string& scope) {
+  std::string scheme;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    scheme = scheme_;
+  }
+  bool body_started = false;
+  if (!scheme.empty()) return SendWithScheme(http, scheme, path, request, scope, &body_started);
+
+  auto r = SendWithScheme(http, "https", path, request, scope, &body_started);
+  if (r.ok() || !insecure_ || body_started || r.status().code() != StatusCode::kUnavailable) {
+    if (r.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      scheme_ = "https";
+    }
+    return r;
+  }
+  auto plain = SendWithScheme(http, "http", path, request, scope, &body_started);
+  if (!plain.ok()) {
+    return plain.status().WithContext("https failed (" + r.status().message() + "), then http");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  scheme_ = "http";
+  return plain;
+}
+
+Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::string& scheme,
+                                              const std::string& path, HttpRequest request,
+                                              const std::string& scope, bool* body_started) {
+  const std::string origin = scheme + "://" + host_;
+  std::string url = origin + path;
+  const std::vector<std::string> base_headers = request.headers;
+  request.verify_tls = !insecure_;
+  if (request.sink) {
+    auto inner = request.sink;
+    request.sink = [inner, body_started](const char* d, size_t n) {
+      *body_started = true;
+      return inner(d, n);
+    };
+  }
+  bool answered_challenge = false;
+  for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+    // Credentials only to the registry itself: same scheme, host and port.
+    bool at_registry = url.starts_with(origin + "/");
+    request.url = url;
+    request.headers = base_headers;
+    if (at_registry) {
+      std::string auth = authorizer_->HeaderFor(host_, scope);
+      if (!auth.empty()) request.headers.push_back(std::move(auth));
+    }
+    // TLS is verified everywhere except on the insecure registry itself.
+    request.verify_tls = !(insecure_ && at_registry);
+    ASSIGN_OR_RETURN(HttpResponse r, http.Do(request));
+    if (r.status == 401 && at_registry && !answered_challenge) {
+      answered_challenge = true;
+      RETURN_IF_ERROR(authorizer_->OnUnauthorized(name_, host_, scope, r, http));
+      --hop;  // the retry is not a redirect
+      continue;
+    }
+    if (IsRedirect(r.status)) {
+      std::string location = r.Header("location");
+      std::string next = location.empty() ? "" : ResolveLocation(url, location);
+      if (next.empty()) {
+        return UnavailableError("redirect from " + url + " with an unusable Location");
+      }
+      url = next;
+      continue;
+    }
+    return r;
+  }
+  return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
+                          origin + path);
+}
+
+Repository::Repository(Registry* registry, std::string path)
+    : registry_(registry), path_(std::move(path)) {}
+
+Result<ManifestResponse> Repository::HeadManifest(HttpClient& http, const std::string& reference,
+                                                  const std::string& accept) {
+  return Manifest(http, "HEAD", reference, accept, 0);
+}
+
+Result<ManifestResponse> Repository::GetManifest(HttpClient& http, const std::string& reference,
+                                                 const std::string& accept, size_t max_bytes) {
+  return Manifest(http, "GET", reference, accept, max_bytes);
+}
+
+Result<ManifestResponse> Repository::Manifest(HttpClient& http, const std::string& method,
+                                              const std::string& reference,
+                                              const std::string& accept, size_t max_bytes) {
+  HttpRequest req;
+  req.method = method;
+  req.headers.push_back("Accept: " + accept);
+  req.max_body = max_bytes;
+  ASSIGN_OR_RETURN(HttpResponse r, registry_->Send(http, "/v2/" + path_ + "/manifests/" + reference,
+                                                   std::move(req), scope()));
+  if (r.status != 200) return StatusFromResponse(r);
+  ManifestResponse m;
+  m.content_type = StripParameters(r.Header("content-type"));
+  m.digest_header = r.Header("docker-content-digest");
+  std::string length = r.Header("content-length");
+  if (!length.empty() && length.size() < 19 &&
+      length.find_first_not_of("0123456789") == std::string::npos) {
+    m.content_length = std::stoll(length);
+  }
+  m.body = std::move(r.body);
+  return m;
+}
+
+Status Repository::GetBlob(HttpClient& http, const Digest& digest,
+                           const std::function<Status(const char*, size_t)>& sink) {
+  HttpRequest req;
+  req.method = "GET";
+  req.sink = sink;
+  ASSIGN_OR_RETURN(HttpResponse r,
+                   registry_->Send(http, "/v2/" + path_ + "/blobs/" + digest.String(),
+                                   std::move(req), scope()));
+  if (r.status != 200) return StatusFromResponse(r);
+  return OkStatus();
+}
+
+}  // namespace hoist::registry

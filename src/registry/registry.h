@@ -1,0 +1,90 @@
+// The Docker Registry HTTP API v2 / OCI distribution protocol, client side.
+//
+// Registry: one registry host. Chooses https (or, for loopback and insecure registries, plain
+// http when https fails, as docker does), attaches credentials through the Authorizer, answers
+// a 401 once, and follows redirects itself: Authorization goes only to the registry's own
+// scheme://host:port, never to a CDN it redirects to. Thread-safe.
+//
+// Repository: the calls hoist makes on one repository of a registry.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hoist/digest.h"
+#include "registry/auth.h"
+#include "registry/http.h"
+
+namespace hoist::registry {
+
+class Registry {
+ public:
+  // name: the registry as references name it ("docker.io"); host: where to connect
+  // ("registry-1.docker.io", "127.0.0.1:5000"). insecure: skip TLS verification and fall back
+  // to plain http when https cannot be reached.
+  Registry(std::string name, std::string host, bool insecure, Authorizer* authorizer);
+
+  const std::string& name() const { return name_; }
+  const std::string& host() const { return host_; }
+
+  // Sends `request` to <scheme>://<host><path>. request.url is ignored; `path` starts with
+  // "/v2/". `scope` is the token scope the call needs ("repository:library/alpine:pull").
+  // The final response is returned whatever its status (after auth and redirects).
+  Result<HttpResponse> Send(HttpClient& http, const std::string& path, HttpRequest request,
+                            const std::string& scope);
+
+ private:
+  Result<HttpResponse> SendWithScheme(HttpClient& http, const std::string& scheme,
+                                      const std::string& path, HttpRequest request,
+                                      const std::string& scope, bool* body_started);
+
+  std::string name_;
+  std::string host_;
+  bool insecure_;
+  Authorizer* authorizer_;
+  std::mutex mu_;
+  std::string scheme_;  // "" until the first request succeeds
+};
+
+struct ManifestResponse {
+  std::string content_type;   // as sent, parameters stripped
+  std::string digest_header;  // Docker-Content-Digest, may be empty
+  int64_t content_length = -1;
+  std::string body;  // empty for HEAD
+};
+
+class Repository {
+ public:
+  // path: the repository ("library/alpine"), already validated by the reference parser.
+  Repository(Registry* registry, std::string path);
+
+  const std::string& path() const { return path_; }
+  std::string scope() const { return "repository:" + path_ + ":pull"; }
+
+  // HEAD or GET /v2/<path>/manifests/<reference>. GET bodies over max_bytes are
+  // ResourceExhausted. HTTP errors become Status (404 NotFound, 401 Unauthenticated, ...).
+  Result<ManifestResponse> HeadManifest(HttpClient& http, const std::string& reference,
+                                        const std::string& accept);
+  Result<ManifestResponse> GetManifest(HttpClient& http, const std::string& reference,
+                                       const std::string& accept, size_t max_bytes);
+
+  // GET /v2/<path>/blobs/<digest>, the body streamed to sink.
+  Status GetBlob(HttpClient& http, const Digest& digest,
+                 const std::function<Status(const char*, size_t)>& sink);
+
+ private:
+  Result<ManifestResponse> Manifest(HttpClient& http, const std::string& method,
+                                    const std::string& reference, const std::string& accept,
+                                    size_t max_bytes);
+  Registry* registry_;
+  std::string path_;
+};
+
+// A Status for a non-2xx response: the code follows the HTTP status (401 Unauthenticated,
+// 403 PermissionDenied, 404 NotFound, 429 and 5xx Unavailable), the message carries the
+// registry's own error code and text when it sent the standard JSON error body.
+Status StatusFromResponse(const HttpResponse& response);
+
+}  // namespace hoist::registry

@@ -1,0 +1,94 @@
+// Builds fixture images in memory (tar layers, gzip, configs, manifests, indexes) and pushes
+// them to a registry through its upload API, with no code shared with hoist. Test-only.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hoist/status.h"
+
+namespace hoist::testing {
+
+// One tar entry. `type`: '0' file, '5' directory, '2' symlink, '1' hardlink (others are
+// written as given, with size 0 unless '0' or '7'). Directories given the default mode 0644
+// get 0755 so that they stay traversable.
+// Every member has a default, so partial aggregates like {"a/b", "data"} or
+// {"lnk", "", '2', "target"} are fine.
+struct TarEntry {
+  std::string path{};
+  std::string content{};
+  char type = '0';
+  std::string linkname{};
+  int mode = 0644;
+};
+
+// A ustar archive: 512-byte blocks, uid/gid 0, a fixed mtime, and two zero blocks at the end.
+// Names too long for ustar's name/prefix split get a PAX 'x' header (path=, linkpath=).
+// Deterministic: the same entries give the same bytes.
+std::string MakeTar(const std::vector<TarEntry>& entries);
+// gzip (RFC 1952) of `data`, deterministic (mtime 0).
+std::string Gzip(std::string_view data);
+// "sha256:<hex>" of `bytes`.
+std::string Sha256Digest(std::string_view bytes);
+
+enum class Format { kOci, kDocker };
+
+struct Blob {
+  std::string media_type{};
+  std::string digest{};
+  std::string data{};
+};
+
+struct BuiltImage {
+  std::string manifest;
+  std::string manifest_media_type;
+  std::string manifest_digest;
+  Blob config;
+  std::vector<Blob> layers;  // gzip layers, in order
+  std::vector<std::string> diff_ids;
+  std::string os, architecture, variant;  // the platform written into the config
+};
+
+// Each element of `layers` becomes one gzip layer. The config carries os/architecture
+// [/variant], rootfs.diff_ids, a small `config` (Env, Cmd) and one history entry per layer.
+BuiltImage BuildImage(Format f, const std::vector<std::vector<TarEntry>>& layers,
+                      std::string os = "linux", std::string arch = "amd64",
+                      std::string variant = "");
+
+struct BuiltIndex {
+  std::string manifest;
+  std::string media_type;
+  std::string digest;
+  std::vector<BuiltImage> images;
+};
+
+// An OCI index or Docker manifest list with one entry per image, platform from each image.
+BuiltIndex BuildIndex(Format f, std::vector<BuiltImage> images);
+
+// Pushes over plain http to `host` ("127.0.0.1:PORT"): each blob (HEAD first, skipped when
+// present; else POST /v2/<repo>/blobs/uploads/ then a monolithic PUT <location>&digest=), then
+// PUT /v2/<repo>/manifests/<ref> with the manifest's media type, checking the registry's
+// Docker-Content-Digest. `basic_creds` is "user:pass" (htpasswd registries) or empty.
+Status PushImage(const std::string& host, const std::string& repo, const std::string& ref,
+                 const BuiltImage& img, const std::string& basic_creds = "");
+// Pushes each child image by digest, then the index under `ref`.
+Status PushIndex(const std::string& host, const std::string& repo, const std::string& ref,
+                 const BuiltIndex& idx, const std::string& basic_creds = "");
+// PUTs an arbitrary manifest body with `media_type` as Content-Type (for negative tests);
+// the registry's refusal is returned as an error carrying its status and body.
+Status PushManifest(const std::string& host, const std::string& repo, const std::string& ref,
+                    const std::string& body, const std::string& media_type,
+                    const std::string& basic_creds = "");
+// Pushes one blob (skipped when already present).
+Status PushBlob(const std::string& host, const std::string& repo, const Blob& blob,
+                const std::string& basic_creds = "");
+
+// Writes `img` as an OCI image layout in `dir` (created if missing): oci-layout, blobs and an
+// index.json whose single entry is annotated org.opencontainers.image.ref.name=`tag`.
+Status WriteOciLayout(const std::string& dir, const std::string& tag, const BuiltImage& img);
+
+// True if skopeo is installed (for tests that copy with it).
+bool SkopeoAvailable();
+
+}  // namespace hoist::testing

@@ -1,0 +1,197 @@
+#include "support/registry.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "support/http_client.h"
+
+namespace hoist::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kMarkerPath[] = "/v2/?hoist-log-marker=";
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  out.close();
+  if (!out) return InternalError("write " + path + " failed");
+  return OkStatus();
+}
+
+// YAML double-quoted scalar.
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Parses one access-log line: `... "METHOD URI HTTP/1.1" status ...`. False if it is not one.
+bool ParseAccessLine(std::string_view line, std::string_view* method, std::string_view* uri) {
+  size_t open = line.find("] \"");
+  if (open == std::string_view::npos) return false;
+  std::string_view rest = line.substr(open + 3);
+  size_t sp1 = rest.find(' ');
+  if (sp1 == std::string_view::npos) return false;
+  size_t sp2 = rest.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || rest.substr(sp2 + 1, 5) != "HTTP/") return false;
+  *method = rest.substr(0, sp1);
+  *uri = rest.substr(sp1 + 1, sp2 - sp1 - 1);
+  return true;
+}
+
+}  // namespace
+
+bool TestRegistry::Available() { return ::access(kBinary, X_OK) == 0; }
+
+Result<std::unique_ptr<TestRegistry>> TestRegistry::Start(RegistryOptions opts) {
+  if (!Available()) return FailedPreconditionError(std::string(kBinary) + " is not installed");
+  if (opts.auth == RegistryOptions::Auth::kToken &&
+      (opts.token_realm.empty() || opts.token_service.empty() || opts.token_issuer.empty() ||
+       opts.token_cert_path.empty())) {
+    return InvalidArgumentError("token auth needs realm, service, issuer and cert path");
+  }
+  if (opts.auth == RegistryOptions::Auth::kHtpasswd && opts.user.empty()) {
+    return InvalidArgumentError("htpasswd auth needs a user");
+  }
+  ASSIGN_OR_RETURN(TempDir dir, TempDir::Create("hoist-registry-"));
+  std::unique_ptr<TestRegistry> reg(new TestRegistry(std::move(opts), std::move(dir)));
+  reg->storage_dir_ =
+      reg->opts_.storage_dir.empty() ? reg->dir_.path() + "/storage" : reg->opts_.storage_dir;
+  reg->log_path_ = reg->dir_.path() + "/registry.log";
+
+  if (reg->opts_.auth == RegistryOptions::Auth::kHtpasswd) {
+    ASSIGN_OR_RETURN(std::string line,
+                     RunCommand({"htpasswd", "-Bbn", reg->opts_.user, reg->opts_.password}, 30));
+    line = std::string(TrimSpace(line));
+    if (line.rfind(reg->opts_.user + ":", 0) != 0) {
+      return InternalError("htpasswd printed an unexpected line: " + line);
+    }
+    RETURN_IF_ERROR(WriteFile(reg->dir_.path() + "/htpasswd", line + "\n"));
+  }
+
+  Status last;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    last = reg->Launch();
+    if (last.ok()) return reg;
+    if (last.code() != StatusCode::kUnavailable) break;  // only a lost port is worth a retry
+  }
+  std::string text = reg->log();
+  if (text.size() > 4000) text = "..." + text.substr(text.size() - 4000);
+  return last.WithContext("start registry (log: " + text + ")");
+}
+
+Status TestRegistry::WriteConfig() {
+  unsigned char secret[16];
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  urandom.read(reinterpret_cast<char*>(secret), sizeof(secret));
+  std::string c;
+  c += "version: 0.1\n";
+  c += "log:\n  level: info\n  accesslog:\n    disabled: false\n";
+  c += "storage:\n  filesystem:\n    rootdirectory: " + Quote(storage_dir_) + "\n";
+  c += "  delete:\n    enabled: true\n";
+  c += "  maintenance:\n    uploadpurging:\n      enabled: false\n";
+  c += "http:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n";
+  c += "  secret: " + HexEncode(std::string_view(reinterpret_cast<char*>(secret), sizeof(secret))) +
+       "\n";
+  switch (opts_.auth) {
+    case RegistryOptions::Auth::kNone:
+      break;
+    case RegistryOptions::Auth::kHtpasswd:
+      c += "auth:\n  htpasswd:\n    realm: hoist-test\n    path: " +
+           Quote(dir_.path() + "/htpasswd") + "\n";
+      break;
+    case RegistryOptions::Auth::kToken:
+      c += "auth:\n  token:\n";
+      c += "    realm: " + Quote(opts_.token_realm) + "\n";
+      c += "    service: " + Quote(opts_.token_service) + "\n";
+      c += "    issuer: " + Quote(opts_.token_issuer) + "\n";
+      c += "    rootcertbundle: " + Quote(opts_.token_cert_path) + "\n";
+      break;
+  }
+  if (!opts_.proxy_remote_url.empty()) {
+    c += "proxy:\n  remoteurl: " + Quote(opts_.proxy_remote_url) + "\n";
+  }
+  return WriteFile(dir_.path() + "/config.yml", c);
+}
+
+Status TestRegistry::Launch() {
+  ASSIGN_OR_RETURN(port_, PickFreePort());
+  RETURN_IF_ERROR(WriteConfig());
+  WriteFile(log_path_, "").ok();  // a fresh log per attempt; a failure shows up below
+  ASSIGN_OR_RETURN(ChildProcess child,
+                   ChildProcess::Spawn({kBinary, "serve", dir_.path() + "/config.yml"}, log_path_));
+  child_.emplace(std::move(child));
+
+  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    if (!child_->Running()) {
+      child_.reset();
+      std::string text = log();
+      if (text.find("address already in use") != std::string::npos) {
+        return UnavailableError("port " + std::to_string(port_) + " was taken");
+      }
+      return InternalError("registry exited during start-up");
+    }
+    Result<ClientResponse> r = HttpCall("GET", url() + "/v2/", {}, "", "", 2);
+    if (r.ok() && (r->status == 200 || r->status == 401)) return OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  child_.reset();
+  return InternalError("registry did not answer GET /v2/ within 15 s");
+}
+
+TestRegistry::~TestRegistry() { child_.reset(); }
+
+std::string TestRegistry::log() const {
+  Result<std::string> text = ReadFile(log_path_);
+  return text.ok() ? *text : std::string();
+}
+
+int TestRegistry::CountRequests(std::string_view method, std::string_view path_part) const {
+  // The access log line is written just after the response; a marker request of our own,
+  // once logged, shows that the earlier requests are logged too.
+  const std::string marker = kMarkerPath + std::to_string(markers_.fetch_add(1));
+  Result<ClientResponse> r = HttpCall("GET", url() + marker, {}, "", "", 2);
+  std::string text;
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (int i = 0; i < 200 && r.ok(); ++i) {
+    text = log();
+    if (text.find(marker + " HTTP/") != std::string::npos || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!r.ok()) text = log();
+
+  int count = 0;
+  for (std::string_view line : Split(text, '\n')) {
+    std::string_view m, uri;
+    if (!ParseAccessLine(line, &m, &uri)) continue;
+    if (uri.find(kMarkerPath) == 0) continue;
+    if (m == method && uri.find(path_part) != std::string_view::npos) ++count;
+  }
+  return count;
+}
+
+std::string TestRegistry::BlobDataPath(const Digest& d) const {
+  return storage_dir_ + "/docker/registry/v2/blobs/" + d.algorithm() + "/" + d.hex().substr(0, 2) +
+         "/" + d.hex() + "/data";
+}
+
+}  // namespace hoist::testing

@@ -1,0 +1,197 @@
+// hoist: the command line. Parses arguments, renders progress and maps errors to one stderr
+// line and an exit code; all the work is libhoist's.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hoist/client.h"
+#include "hoist/reference.h"
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+void OnSignal(int) { g_cancel.store(true); }
+
+constexpr int kExitFailure = 1;
+constexpr int kExitCancelled = 130;
+
+int Fail(const hoist::Status& s) {
+  std::fprintf(stderr, "hoist: %s\n", s.message().c_str());
+  return s.code() == hoist::StatusCode::kCancelled ? kExitCancelled : kExitFailure;
+}
+
+std::string ShortId(const hoist::Digest& d) { return d.hex().substr(0, 12); }
+
+// Docker's decimal sizes: "7.8MB".
+std::string HumanSize(int64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+  return buf;
+}
+
+const char* StateText(hoist::ProgressState s) {
+  switch (s) {
+    case hoist::ProgressState::kWaiting: return "Pulling fs layer";
+    case hoist::ProgressState::kDownloading: return "Downloading";
+    case hoist::ProgressState::kVerifying: return "Verifying Checksum";
+    case hoist::ProgressState::kDownloadComplete: return "Download complete";
+    case hoist::ProgressState::kAlreadyExists: return "Already exists";
+  }
+  return "";
+}
+
+nlohmann::json DescriptorJson(const hoist::Descriptor& d) {
+  nlohmann::json j = {{"mediaType", d.media_type}, {"digest", d.digest.String()}, {"size", d.size}};
+  if (!d.urls.empty()) j["urls"] = d.urls;
+  if (!d.annotations.empty()) j["annotations"] = d.annotations;
+  return j;
+}
+
+nlohmann::json PlatformJson(const hoist::Platform& p) {
+  nlohmann::json j = {{"os", p.os}, {"architecture", p.architecture}};
+  if (!p.variant.empty()) j["variant"] = p.variant;
+  return j;
+}
+
+struct Globals {
+  std::string store;
+  std::vector<std::string> insecure;
+  std::string creds;
+};
+
+hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
+  hoist::ClientOptions o;
+  o.store_dir = g.store.empty() ? hoist::DefaultStoreDir() : g.store;
+  o.insecure_registries = g.insecure;
+  o.credentials = g.creds;
+  if (o.credentials.empty()) {
+    if (const char* env = std::getenv("HOIST_CREDS"); env != nullptr) o.credentials = env;
+  }
+  return hoist::Client::Open(std::move(o));
+}
+
+int Pull(const Globals& g, const std::string& ref_text, const std::string& platform, int jobs,
+         bool quiet) {
+  auto ref = hoist::Reference::Parse(ref_text);
+  if (!ref.ok()) return Fail(ref.status().WithContext("pull " + ref_text));
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("pull " + ref_text));
+  if (!quiet) {
+    std::printf("%s: Pulling from %s\n",
+                ref->digest() ? ref->digest()->String().c_str() : ref->tag().c_str(),
+                ref->path().c_str());
+    std::fflush(stdout);
+  }
+  hoist::PullOptions options;
+  options.platform = platform;
+  options.jobs = jobs;
+  options.cancel = &g_cancel;
+  if (!quiet) {
+    options.progress = [](const hoist::ProgressEvent& e) {
+      // One line per state change; byte counts are for progress bars, not for this output.
+      std::printf("%s: %s\n", ShortId(e.descriptor.digest).c_str(), StateText(e.state));
+      std::fflush(stdout);
+    };
+  }
+  auto image = (*client)->Pull(ref_text, options);
+  if (!image.ok()) return Fail(image.status());
+  std::string pinned = ref->Name() + (ref->tag().empty() ? "" : ":" + ref->tag()) + "@" +
+                       image->repo_digest.String();
+  if (quiet) {
+    std::printf("%s\n", pinned.c_str());
+    return 0;
+  }
+  std::printf("Digest: %s\n", image->repo_digest.String().c_str());
+  std::printf("Status: %s for %s\n",
+              image->downloaded ? "Downloaded newer image" : "Image is up to date",
+              ref->Familiar().c_str());
+  std::printf("%s\n", ref->String().c_str());
+  return 0;
+}
+
+int Images(const Globals& g) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("images"));
+  auto images = (*client)->Images();
+  if (!images.ok()) return Fail(images.status().WithContext("images"));
+  std::printf("%-60s %-19s %s\n", "REFERENCE", "DIGEST", "SIZE");
+  for (const auto& i : *images) {
+    std::printf("%-60s %-19s %s\n", i.reference.c_str(), i.digest.Short().c_str(),
+                HumanSize(i.size).c_str());
+  }
+  return 0;
+}
+
+int Inspect(const Globals& g, const std::string& ref_text) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("inspect " + ref_text));
+  auto image = (*client)->Inspect(ref_text);
+  if (!image.ok()) return Fail(image.status());
+  nlohmann::json j;
+  j["reference"] = image->reference;
+  j["digest"] = image->manifest.digest.String();
+  j["repoDigest"] = image->repo_digest.String();
+  j["mediaType"] = image->manifest.media_type;
+  j["platform"] = PlatformJson(image->platform);
+  if (!image->config.digest.empty()) {
+    j["config"] = DescriptorJson(image->config);
+    j["configData"] = nlohmann::json::parse(image->config_json, nullptr, false);
+  }
+  j["layers"] = nlohmann::json::array();
+  for (const auto& l : image->layers) j["layers"].push_back(DescriptorJson(l));
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hoist: pull container images from registries into a verified local store"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--store", g.store,
+                 "Store directory (default: $HOIST_STORE, /var/lib/hoist for root, else "
+                 "${XDG_DATA_HOME:-~/.local/share}/hoist)");
+
+  std::string ref, platform;
+  int jobs = 4;
+  bool quiet = false;
+  auto* pull = app.add_subcommand("pull", "Pull an image from a registry into the store");
+  pull->add_option("--platform", platform, "os/arch[/variant] (default: this host's)");
+  pull->add_option("--jobs", jobs, "Blobs transferred at once")->check(CLI::Range(1, 64));
+  pull->add_option("--insecure-registry", g.insecure,
+                   "HOST[:PORT] reached without TLS verification (and over http if https fails)");
+  pull->add_option("--creds", g.creds, "USER:PASSWORD for the registry (or $HOIST_CREDS)");
+  pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
+  pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
+      ->required();
+
+  auto* images = app.add_subcommand("images", "List the images in the store");
+
+  std::string inspect_ref;
+  auto* inspect = app.add_subcommand("inspect", "Print an image of the store as JSON");
+  inspect->add_option("REF", inspect_ref, "Image reference")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  if (*pull) return Pull(g, ref, platform, jobs, quiet);
+  if (*images) return Images(g);
+  if (*inspect) return Inspect(g, inspect_ref);
+  return kExitFailure;
+}
