@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ca-certificates python3
+  build-essential cmake pkg-config ca-certificates python3 curl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev

@@ -15,6 +15,7 @@
 #include "content/store.h"
 #include "hoist/reference.h"
 #include "manifest/config.h"
+#include "manifest/convert.h"
 #include "manifest/manifest.h"
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
@@ -28,6 +29,9 @@ namespace {
 // Index annotation recording what the reference resolved to when that differs from the
 // image manifest (a multi-platform index).
 constexpr char kRepoDigestAnnotation[] = "io.hoist.repo.digest";
+// Index annotation naming the registry's own manifest when the record points to a rendition
+// of it (the OCI form of a Docker schema2 manifest).
+constexpr char kManifestDigestAnnotation[] = "io.hoist.manifest.digest";
 
 // The name an image is recorded under: name:tag, or name@digest when pulled by digest.
 std::string RecordName(const Reference& ref) {
@@ -93,7 +97,7 @@ struct Client::Impl {
                                     const Digest& digest, std::string* media_type,
                                     bool* downloaded);
   Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
-                   Progress& progress, bool* downloaded);
+                   Progress* progress, bool* downloaded);
   Result<Image> Load(const std::string& name, const Descriptor& record);
 };
 
@@ -130,20 +134,24 @@ Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
 }
 
 Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient& http,
-                               const Descriptor& d, Progress& progress, bool* downloaded) {
+                               const Descriptor& d, Progress* progress, bool* downloaded) {
+  // The config is fetched like a layer but, as in docker, gets no progress lines.
+  auto report = [&](ProgressState state, int64_t current = 0) {
+    if (progress != nullptr) progress->Report(d, state, current);
+  };
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
   if (writer->already_committed()) {
-    progress.Report(d, ProgressState::kAlreadyExists);
+    report(ProgressState::kAlreadyExists);
     return OkStatus();
   }
-  progress.Report(d, ProgressState::kDownloading);
+  report(ProgressState::kDownloading);
   RETURN_IF_ERROR(repo.GetBlob(http, d.digest, [&](const char* data, size_t n) {
     return writer->Write(data, n);
   }));
-  progress.Report(d, ProgressState::kVerifying, writer->written());
+  report(ProgressState::kVerifying, writer->written());
   RETURN_IF_ERROR(writer->Commit());
   *downloaded = true;
-  progress.Report(d, ProgressState::kDownloadComplete, d.size);
+  report(ProgressState::kDownloadComplete, d.size);
   return OkStatus();
 }
 
@@ -222,7 +230,8 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
       unique.size(), options.jobs, &cancel, [&](size_t i, registry::HttpClient& worker_http) {
         if (outside->load()) return CancelledError("cancelled");
         bool got = false;
-        Status s = FetchBlob(repo, worker_http, unique[i], progress, &got)
+        Status s = FetchBlob(repo, worker_http, unique[i], i < first_layer ? nullptr : &progress,
+                             &got)
                        .WithContext((i < first_layer ? "config " : "blob ") +
                                     unique[i].digest.String());
         if (got) {
@@ -235,7 +244,6 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
 
   // 4. The image record, last: nothing points at a blob that is not verified and in place.
   Descriptor record = manifest_desc;
-  if (top != manifest_desc.digest) record.annotations[kRepoDigestAnnotation] = top.String();
   if (decoded.kind == manifest::Kind::kImageManifest) {
     ASSIGN_OR_RETURN(std::string config, store->ReadBlob(decoded.manifest.config.digest,
                                                          manifest::kMaxManifestBytes));
@@ -247,6 +255,17 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
     }
     record.platform = cfg.platform;
   }
+  if (decoded.media_type == manifest::kDockerManifest) {
+    // An OCI layout lists OCI manifests: record the OCI rendition of a Docker manifest (same
+    // blobs), and remember the registry's own manifest, which stays the image's identity.
+    ASSIGN_OR_RETURN(std::string oci, manifest::DockerToOciManifest(decoded));
+    ASSIGN_OR_RETURN(record.digest, content::DigestOf("sha256", oci));
+    RETURN_IF_ERROR(store->WriteBlob(record.digest, oci));
+    record.media_type = manifest::kOciManifest;
+    record.size = static_cast<int64_t>(oci.size());
+    record.annotations[kManifestDigestAnnotation] = manifest_desc.digest.String();
+  }
+  if (top != manifest_desc.digest) record.annotations[kRepoDigestAnnotation] = top.String();
   RETURN_IF_ERROR(store->PutRef(RecordName(ref), record).WithContext("record"));
   ASSIGN_OR_RETURN(Image image, Load(RecordName(ref), record));
   image.downloaded = downloaded;
@@ -257,13 +276,21 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
 Result<Image> Client::Impl::Load(const std::string& name, const Descriptor& record) {
   Image image;
   image.reference = name;
-  image.manifest = record;
-  image.repo_digest = record.digest;
+  Digest manifest_digest = record.digest;
+  if (auto it = record.annotations.find(kManifestDigestAnnotation);
+      it != record.annotations.end()) {
+    ASSIGN_OR_RETURN(manifest_digest, Digest::Parse(it->second));
+  }
+  image.repo_digest = manifest_digest;
   if (auto it = record.annotations.find(kRepoDigestAnnotation); it != record.annotations.end()) {
     ASSIGN_OR_RETURN(image.repo_digest, Digest::Parse(it->second));
   }
-  ASSIGN_OR_RETURN(std::string bytes, store->ReadBlob(record.digest, manifest::kMaxManifestBytes));
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(record.media_type, bytes));
+  ASSIGN_OR_RETURN(std::string bytes, store->ReadBlob(manifest_digest, manifest::kMaxManifestBytes));
+  ASSIGN_OR_RETURN(manifest::Decoded decoded,
+                   manifest::Decode(manifest_digest == record.digest ? record.media_type : "",
+                                    bytes));
+  image.manifest = Descriptor{decoded.media_type, manifest_digest,
+                              static_cast<int64_t>(bytes.size()), {}, {}, record.platform};
   if (decoded.kind == manifest::Kind::kImageManifest) {
     image.config = decoded.manifest.config;
     image.layers = decoded.manifest.layers;
@@ -310,16 +337,14 @@ Result<std::vector<ImageSummary>> Client::Images() {
   ASSIGN_OR_RETURN(std::vector<Descriptor> records, impl_->store->ListRefs());
   std::vector<ImageSummary> out;
   for (const auto& r : records) {
-    ImageSummary s;
     auto name = r.annotations.find(content::kRefNameAnnotation);
+    ImageSummary s;
     s.reference = name == r.annotations.end() ? "" : name->second;
-    s.digest = r.digest;
-    s.size = r.size;
     auto image = impl_->Load(s.reference, r);
-    if (image.ok()) {
-      s.size += std::max<int64_t>(0, image->config.size);
-      for (const auto& l : image->layers) s.size += std::max<int64_t>(0, l.size);
-    }
+    if (!image.ok()) return image.status().WithContext("images: " + s.reference);
+    s.digest = image->manifest.digest;
+    s.size = image->manifest.size + std::max<int64_t>(0, image->config.size);
+    for (const auto& l : image->layers) s.size += std::max<int64_t>(0, l.size);
     out.push_back(std::move(s));
   }
   return out;

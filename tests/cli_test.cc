@@ -1,0 +1,260 @@
+// The hoist command line against the real registry: output, exit codes, error lines,
+// concurrent processes sharing a store, and skopeo as an independent client on both sides.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "content/store.h"
+#include "support/image_builder.h"
+#include "support/process.h"
+#include "support/registry.h"
+
+namespace hoist {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::BuiltImage;
+using testing::Format;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the hoist binary with `args`; stdout and stderr captured separately.
+CliRun Hoist(const std::vector<std::string>& args, const std::string& dir) {
+  std::string cmd = std::string("timeout 120 ") + HOIST_CLI;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " >" + dir + "/out 2>" + dir + "/err";
+  int rc = std::system(cmd.c_str());
+  CliRun r;
+  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  std::ifstream out(dir + "/out"), err(dir + "/err");
+  r.out.assign(std::istreambuf_iterator<char>(out), {});
+  r.err.assign(std::istreambuf_iterator<char>(err), {});
+  return r;
+}
+
+int CountLines(const std::string& text, const std::string& needle) {
+  int n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+BuiltImage TwoLayers(Format f, const std::string& word) {
+  return testing::BuildImage(f, {{{"etc/", "", '5'}, {"etc/word", word}},
+                                 {{"data", std::string(200000, word[0])}}});
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::TestRegistry::Available()) GTEST_SKIP() << "docker-registry not installed";
+    auto dir = testing::TempDir::Create("hoist-cli-");
+    ASSERT_TRUE(dir.ok());
+    dir_.emplace(std::move(dir).value());
+    store_ = dir_->path() + "/store";
+    auto reg = testing::TestRegistry::Start();
+    ASSERT_TRUE(reg.ok()) << reg.status().message();
+    reg_ = std::move(reg).value();
+  }
+  std::string Ref(const std::string& repo_tag) { return reg_->host() + "/" + repo_tag; }
+
+  std::optional<testing::TempDir> dir_;
+  std::string store_;
+  std::unique_ptr<testing::TestRegistry> reg_;
+};
+
+TEST_F(CliTest, PullPrintsDockerLikeProgressThenUpToDate) {
+  BuiltImage img = TwoLayers(Format::kOci, "progress");
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", img).ok());
+
+  CliRun first = Hoist({"--store", store_, "pull", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_EQ(first.err, "");
+  EXPECT_EQ(first.out.rfind("1: Pulling from app\n", 0), 0u) << first.out;
+  for (const auto& layer : img.layers) {
+    std::string id = layer.digest.substr(7, 12);
+    EXPECT_EQ(CountLines(first.out, id + ": Pulling fs layer"), 1) << first.out;
+    EXPECT_EQ(CountLines(first.out, id + ": Downloading"), 1);
+    EXPECT_EQ(CountLines(first.out, id + ": Verifying Checksum"), 1);
+    EXPECT_EQ(CountLines(first.out, id + ": Download complete"), 1);
+  }
+  EXPECT_EQ(CountLines(first.out, "Digest: " + img.manifest_digest), 1);
+  EXPECT_EQ(CountLines(first.out, "Status: Downloaded newer image for " + Ref("app:1")), 1);
+
+  CliRun second = Hoist({"--store", store_, "pull", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(CountLines(second.out, ": Already exists"), 2) << second.out;
+  EXPECT_EQ(CountLines(second.out, "Downloading"), 0);
+  EXPECT_EQ(CountLines(second.out, "Status: Image is up to date for " + Ref("app:1")), 1);
+
+  CliRun quiet = Hoist({"--store", store_, "pull", "-q", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(quiet.exit_code, 0);
+  EXPECT_EQ(quiet.out, Ref("app:1") + "@" + img.manifest_digest + "\n");
+
+  // $HOIST_STORE is the default store.
+  setenv("HOIST_STORE", store_.c_str(), 1);
+  CliRun images = Hoist({"images"}, dir_->path());
+  unsetenv("HOIST_STORE");
+  ASSERT_EQ(images.exit_code, 0) << images.err;
+  EXPECT_EQ(CountLines(images.out, Ref("app:1")), 1) << images.out;
+
+  CliRun inspect = Hoist({"--store", store_, "inspect", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  auto j = nlohmann::json::parse(inspect.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << inspect.out;
+  EXPECT_EQ(j["digest"], img.manifest_digest);
+  EXPECT_EQ(j["config"]["digest"], img.config.digest);
+  EXPECT_EQ(j["configData"]["rootfs"]["diff_ids"].size(), 2u);
+  EXPECT_EQ(j["layers"].size(), 2u);
+  EXPECT_EQ(j["platform"]["architecture"], "amd64");
+}
+
+TEST_F(CliTest, FailureIsOneStderrLineAndNonZeroExit) {
+  BuiltImage img = TwoLayers(Format::kDocker, "broken");
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "broken", img).ok());
+  auto layer = Digest::Parse(img.layers[0].digest);
+  ASSERT_TRUE(layer.ok());
+  std::ofstream(reg_->BlobDataPath(*layer), std::ios::trunc | std::ios::binary)
+      << std::string(img.layers[0].data.size(), 'z');
+
+  CliRun r = Hoist({"--store", store_, "pull", Ref("app:broken")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(CountLines(r.err, ""), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("hoist: pull " + Ref("app:broken") + ": blob " + img.layers[0].digest +
+                            ": digest mismatch: got sha256:",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_FALSE(fs::exists(store_ + "/blobs/sha256/" + img.layers[0].digest.substr(7)));
+
+  CliRun bad = Hoist({"--store", store_, "pull", "Bad/Name"}, dir_->path());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(bad.err.rfind("hoist: pull Bad/Name: invalid reference", 0), 0u) << bad.err;
+  EXPECT_EQ(CountLines(bad.err, ""), 1);
+
+  CliRun missing = Hoist({"--store", store_, "pull", Ref("nosuch:1")}, dir_->path());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.err.rfind("hoist: pull " + Ref("nosuch:1") + ": ", 0), 0u) << missing.err;
+  EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
+}
+
+TEST_F(CliTest, ConcurrentProcessesLeaveAnIntactStore) {
+  // Two images sharing their first layer, pulled by several processes at once.
+  auto base = std::vector<testing::TarEntry>{{"shared", std::string(300000, 's')}};
+  BuiltImage a = testing::BuildImage(Format::kOci, {base, {{"a", std::string(100000, 'a')}}});
+  BuiltImage b = testing::BuildImage(Format::kOci, {base, {{"b", std::string(100000, 'b')}}});
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "a", "1", a).ok());
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "b", "1", b).ok());
+
+  std::vector<testing::ChildProcess> children;
+  for (int i = 0; i < 4; ++i) {
+    auto child = testing::ChildProcess::Spawn(
+        {HOIST_CLI, "--store", store_, "pull", "-q", Ref(i % 2 ? "a:1" : "b:1")},
+        dir_->path() + "/child" + std::to_string(i) + ".log");
+    ASSERT_TRUE(child.ok());
+    children.push_back(std::move(child).value());
+  }
+  for (int i = 0; i < 4; ++i) {
+    int status = 0;
+    ASSERT_EQ(waitpid(children[i].pid(), &status, 0), children[i].pid());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << std::ifstream(dir_->path() + "/child" + std::to_string(i) + ".log").rdbuf();
+  }
+  // Every blob verifies; both records are there; nothing is left in ingest.
+  auto store = content::Store::Open(store_);
+  ASSERT_TRUE(store.ok());
+  for (const BuiltImage* img : {&a, &b}) {
+    for (const auto& blob : img->layers) {
+      auto d = Digest::Parse(blob.digest);
+      auto bytes = (*store)->ReadBlob(*d, 1 << 24);
+      ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+      EXPECT_EQ(*bytes, blob.data);
+    }
+  }
+  auto refs = (*store)->ListRefs();
+  ASSERT_TRUE(refs.ok());
+  EXPECT_EQ(refs->size(), 2u);
+  for (auto& e : fs::recursive_directory_iterator(store_ + "/ingest")) {
+    EXPECT_FALSE(e.is_regular_file()) << e.path();
+  }
+}
+
+TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
+  if (!testing::SkopeoAvailable()) GTEST_SKIP() << "skopeo not installed";
+  BuiltImage img = TwoLayers(Format::kOci, "skopeo");
+  const std::string layout = dir_->path() + "/layout";
+  ASSERT_TRUE(testing::WriteOciLayout(layout, "v1", img).ok());
+  std::ofstream(dir_->path() + "/policy.json")
+      << R"({"default":[{"type":"insecureAcceptAnything"}]})";
+  // skopeo writes the image twice: as is (OCI), and converted to Docker schema2 by itself.
+  for (const std::string format : {"oci", "v2s2"}) {
+    SCOPED_TRACE(format);
+    std::string ref = Ref("skopeo/" + format + ":v1");
+    auto copy = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
+                                     "--format", format, "--dest-tls-verify=false",
+                                     "oci:" + layout + ":v1", "docker://" + ref},
+                                    60);
+    ASSERT_TRUE(copy.ok()) << copy.status().message();
+    auto remote = testing::RunCommand(
+        {"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, 60);
+    ASSERT_TRUE(remote.ok()) << remote.status().message();
+
+    CliRun pull = Hoist({"--store", store_, "pull", "-q", ref}, dir_->path());
+    ASSERT_EQ(pull.exit_code, 0) << pull.err;
+    std::string digest = pull.out.substr(pull.out.find('@') + 1);
+    digest.pop_back();
+    EXPECT_EQ(digest, testing::Sha256Digest(*remote)) << "hoist's digest is skopeo's bytes'";
+
+    // skopeo reads the store: the registry's manifest itself for OCI, its OCI rendition (same
+    // config and layer blobs) for Docker schema2, which an OCI layout cannot list.
+    auto local = testing::RunCommand({"skopeo", "inspect", "oci:" + store_ + ":" + ref}, 60);
+    ASSERT_TRUE(local.ok()) << local.status().message();
+    auto j = nlohmann::json::parse(*local, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << *local;
+    auto remote_json = nlohmann::json::parse(*remote);
+    std::vector<std::string> remote_layers;
+    for (const auto& l : remote_json["layers"]) remote_layers.push_back(l["digest"]);
+    EXPECT_EQ(j["Layers"].get<std::vector<std::string>>(), remote_layers);
+    auto raw = testing::RunCommand({"skopeo", "inspect", "--raw", "oci:" + store_ + ":" + ref}, 60);
+    ASSERT_TRUE(raw.ok());
+    auto config = testing::RunCommand(
+        {"skopeo", "inspect", "--config", "--raw", "oci:" + store_ + ":" + ref}, 60);
+    ASSERT_TRUE(config.ok()) << config.status().message();
+    EXPECT_EQ(testing::Sha256Digest(*config), remote_json["config"]["digest"]);
+    // A full copy out of the store reads and checks every blob.
+    auto out = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
+                                    "oci:" + store_ + ":" + ref,
+                                    "dir:" + dir_->path() + "/copy-" + format},
+                                   60);
+    EXPECT_TRUE(out.ok()) << out.status().message();
+    if (testing::FindExecutable("umoci")) {
+      auto stat = testing::RunCommand({"umoci", "stat", "--image", store_ + ":" + ref}, 60);
+      EXPECT_TRUE(stat.ok()) << stat.status().message();
+      auto ls = testing::RunCommand({"umoci", "ls", "--layout", store_}, 60);
+      ASSERT_TRUE(ls.ok()) << ls.status().message();
+      EXPECT_NE(ls->find(ref), std::string::npos) << *ls;
+    }
+    if (format == "oci") {
+      EXPECT_EQ(j["Digest"], digest);
+      EXPECT_EQ(*raw, *remote) << "the store holds the registry's manifest bytes";
+    } else {
+      EXPECT_NE(raw->find("application/vnd.oci.image.manifest.v1+json"), std::string::npos);
+      // hoist itself still names the image by the registry's digest.
+      CliRun inspect = Hoist({"--store", store_, "inspect", ref}, dir_->path());
+      ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+      EXPECT_EQ(nlohmann::json::parse(inspect.out)["digest"], digest);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hoist
