@@ -213,27 +213,30 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
     manifest_desc.size = static_cast<int64_t>(bytes.size());
   }
 
-  // 3. Every blob of the image, in parallel: config first, then layers.
-  std::vector<Descriptor> blobs = manifest::Children(decoded);
-  std::vector<Descriptor> unique;
-  std::set<Digest> seen;
-  for (const auto& b : blobs) {
-    if (seen.insert(b.digest).second) unique.push_back(b);
-  }
+  // 3. Every blob of the image not yet in the store, in parallel: config first, then layers.
+  // Docker's lines: a layer already here is "Already exists", the others "Pulling fs layer".
   Progress progress(options.progress);
   size_t first_layer = decoded.kind == manifest::Kind::kImageManifest ? 1 : 0;
-  for (size_t i = first_layer; i < unique.size(); ++i) {
-    progress.Report(unique[i], ProgressState::kWaiting);
+  std::vector<Descriptor> blobs = manifest::Children(decoded);
+  std::vector<std::pair<Descriptor, bool>> missing;  // blob, is a layer
+  std::set<Digest> seen;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    bool layer = i >= first_layer;
+    if (store->Has(blobs[i].digest)) {
+      if (layer) progress.Report(blobs[i], ProgressState::kAlreadyExists);
+    } else if (seen.insert(blobs[i].digest).second) {
+      if (layer) progress.Report(blobs[i], ProgressState::kWaiting);
+      missing.emplace_back(blobs[i], layer);
+    }
   }
   std::mutex mu;
   Status status = transfer::ForEachParallel(
-      unique.size(), options.jobs, &cancel, [&](size_t i, registry::HttpClient& worker_http) {
+      missing.size(), options.jobs, &cancel, [&](size_t i, registry::HttpClient& worker_http) {
         if (outside->load()) return CancelledError("cancelled");
+        const auto& [blob, layer] = missing[i];
         bool got = false;
-        Status s = FetchBlob(repo, worker_http, unique[i], i < first_layer ? nullptr : &progress,
-                             &got)
-                       .WithContext((i < first_layer ? "config " : "blob ") +
-                                    unique[i].digest.String());
+        Status s = FetchBlob(repo, worker_http, blob, layer ? &progress : nullptr, &got)
+                       .WithContext((layer ? "blob " : "config ") + blob.digest.String());
         if (got) {
           std::lock_guard<std::mutex> lock(mu);
           downloaded = true;

@@ -93,6 +93,7 @@ TEST_F(CliTest, PullPrintsDockerLikeProgressThenUpToDate) {
   CliRun second = Hoist({"--store", store_, "pull", Ref("app:1")}, dir_->path());
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_EQ(CountLines(second.out, ": Already exists"), 2) << second.out;
+  EXPECT_EQ(CountLines(second.out, "Pulling fs layer"), 0) << second.out;
   EXPECT_EQ(CountLines(second.out, "Downloading"), 0);
   EXPECT_EQ(CountLines(second.out, "Status: Image is up to date for " + Ref("app:1")), 1);
 
