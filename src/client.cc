@@ -231,8 +231,8 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
   }
   std::mutex mu;
   Status status = transfer::ForEachParallel(
-      missing.size(), options.jobs, &cancel, [&](size_t i, registry::HttpClient& worker_http) {
-        if (outside->load()) return CancelledError("cancelled");
+      missing.size(), options.jobs, &cancel, outside,
+      [&](size_t i, registry::HttpClient& worker_http) {
         const auto& [blob, layer] = missing[i];
         bool got = false;
         Status s = FetchBlob(repo, worker_http, blob, layer ? &progress : nullptr, &got)

@@ -420,5 +420,72 @@ TEST_F(PullTest, ConcurrentPullsInOneProcessShareTheStore) {
   ExpectImage(*client->Inspect((*reg)->host() + "/b:1"), b, store_);
 }
 
+// A fixture registry serving one image; blob requests wait until `release` is set.
+TEST_F(PullTest, CancelStopsTransfersInFlight) {
+  BuiltImage img = SmallImage(Format::kOci, "slow");
+  std::atomic<bool> release{false};
+  auto server = testing::FixtureServer::Start([&](const testing::HttpRequest& r) {
+    if (r.target.find("/manifests/") != std::string::npos) {
+      return testing::HttpResponse{
+          200, {{"Content-Type", img.manifest_media_type}, {"Docker-Content-Digest", img.manifest_digest}},
+          img.manifest};
+    }
+    for (int i = 0; i < 1000 && !release.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return testing::HttpResponse{503, {}, ""};
+  });
+  ASSERT_TRUE(server.ok());
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel.store(true);
+  });
+  PullOptions o;
+  o.cancel = &cancel;
+  auto start = std::chrono::steady_clock::now();
+  auto r = NewClient()->Pull((*server)->host() + "/slow:1", o);
+  auto took = std::chrono::steady_clock::now() - start;
+  release.store(true);
+  canceller.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled) << r.status().message();
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_TRUE(IngestEmpty(store_));
+  EXPECT_TRUE(NewClient()->Images()->empty());
+}
+
+// The distribution registry no longer stores schema1; a fixture serves one the way old
+// registries did, and hoist pulls its layers base first.
+TEST_F(PullTest, Schema1ImageFromAFixtureRegistry) {
+  BuiltImage img = SmallImage(Format::kDocker, "schema1");
+  std::string base_id(64, '1'), top_id(64, '2');
+  std::string manifest = R"({"schemaVersion":1,"name":"old","tag":"1","architecture":"amd64",
+    "fsLayers":[{"blobSum":")" + img.layers[1].digest + R"("},{"blobSum":")" + img.layers[0].digest + R"("}],
+    "history":[{"v1Compatibility":"{\"id\":\")" + top_id + R"(\",\"parent\":\")" + base_id + R"(\"}"},
+               {"v1Compatibility":"{\"id\":\")" + base_id + R"(\"}"}]})";
+  std::map<std::string, std::string> blobs = {{img.layers[0].digest, img.layers[0].data},
+                                              {img.layers[1].digest, img.layers[1].data}};
+  auto server = testing::FixtureServer::Start([&](const testing::HttpRequest& r) {
+    if (r.target.find("/manifests/") != std::string::npos) {
+      return testing::HttpResponse{
+          200, {{"Content-Type", "application/vnd.docker.distribution.manifest.v1+json"}}, manifest};
+    }
+    std::string digest = r.target.substr(r.target.rfind('/') + 1);
+    if (!blobs.count(digest)) return testing::HttpResponse{404, {}, ""};
+    return testing::HttpResponse{200, {}, blobs[digest]};
+  });
+  ASSERT_TRUE(server.ok());
+  auto r = NewClient()->Pull((*server)->host() + "/old:1");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->manifest.media_type, "application/vnd.docker.distribution.manifest.v1+json");
+  EXPECT_EQ(r->repo_digest.String(), testing::Sha256Digest(manifest));
+  ASSERT_EQ(r->layers.size(), 2u);
+  EXPECT_EQ(r->layers[0].digest.String(), img.layers[0].digest) << "base layer first";
+  EXPECT_EQ(r->layers[1].digest.String(), img.layers[1].digest);
+  auto blobs_stored = StoredBlobs(store_);
+  EXPECT_TRUE(blobs_stored.count(img.layers[0].digest) && blobs_stored.count(img.layers[1].digest));
+}
+
 }  // namespace
 }  // namespace hoist

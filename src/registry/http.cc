@@ -62,9 +62,17 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+struct CancelFlags {
+  const std::atomic<bool>* a;
+  const std::atomic<bool>* b;
+  bool Set() const {
+    return (a != nullptr && a->load(std::memory_order_relaxed)) ||
+           (b != nullptr && b->load(std::memory_order_relaxed));
+  }
+};
+
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* cancel = static_cast<const std::atomic<bool>*>(user);
-  return cancel != nullptr && cancel->load(std::memory_order_relaxed) ? 1 : 0;
+  return static_cast<const CancelFlags*>(user)->Set() ? 1 : 0;
 }
 
 }  // namespace
@@ -81,13 +89,14 @@ std::string HttpResponse::Header(const std::string& name) const {
 
 struct HttpClient::State {
   CURL* curl = nullptr;
-  const std::atomic<bool>* cancel = nullptr;
+  CancelFlags cancel;
 };
 
-HttpClient::HttpClient(const std::atomic<bool>* cancel) : state_(std::make_unique<State>()) {
+HttpClient::HttpClient(const std::atomic<bool>* cancel, const std::atomic<bool>* also_cancel)
+    : state_(std::make_unique<State>()) {
   InitHttpOnce();
   state_->curl = curl_easy_init();
-  state_->cancel = cancel;
+  state_->cancel = CancelFlags{cancel, also_cancel};
 }
 
 HttpClient::~HttpClient() {
@@ -97,6 +106,7 @@ HttpClient::~HttpClient() {
 Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   CURL* curl = state_->curl;
   if (curl == nullptr) return InternalError("curl_easy_init failed");
+  if (state_->cancel.Set()) return CancelledError("cancelled");
   curl_easy_reset(curl);
 
   HttpResponse response;
@@ -125,7 +135,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, state_->cancel);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &state_->cancel);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, request.verify_tls ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, request.verify_tls ? 2L : 0L);
   if (request.method == "HEAD") {

@@ -39,9 +39,10 @@ struct HttpResponse {
 
 class HttpClient {
  public:
-  // cancel (optional) is polled during transfers; when it becomes true the request fails with
-  // Cancelled.
-  explicit HttpClient(const std::atomic<bool>* cancel = nullptr);
+  // The flags (optional) are polled during transfers; when either becomes true the request
+  // fails with Cancelled. Typically: the caller's cancel flag, and a pull's first-error flag.
+  explicit HttpClient(const std::atomic<bool>* cancel = nullptr,
+                      const std::atomic<bool>* also_cancel = nullptr);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;

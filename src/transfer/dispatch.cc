@@ -8,14 +8,15 @@
 namespace hoist::transfer {
 
 Status ForEachParallel(size_t count, int jobs, std::atomic<bool>* cancel,
+                       const std::atomic<bool>* outside,
                        const std::function<Status(size_t, registry::HttpClient&)>& fn) {
   std::atomic<size_t> next{0};
   std::mutex mu;
   Status first_error;
 
   auto worker = [&] {
-    registry::HttpClient http(cancel);
-    while (!cancel->load()) {
+    registry::HttpClient http(cancel, outside);
+    while (!cancel->load() && (outside == nullptr || !outside->load())) {
       size_t i = next.fetch_add(1);
       if (i >= count) return;
       Status s = fn(i, http);
@@ -38,6 +39,7 @@ Status ForEachParallel(size_t count, int jobs, std::atomic<bool>* cancel,
   if (n > 0) worker();
   for (auto& t : threads) t.join();
   if (!first_error.ok()) return first_error;
+  if (outside != nullptr && outside->load()) return CancelledError("cancelled");
   if (cancel->load() && next.load() < count) return CancelledError("cancelled");
   return OkStatus();
 }

@@ -11,7 +11,7 @@ namespace {
 TEST(ForEachParallel, RunsEveryItemWithinTheBound) {
   std::atomic<bool> cancel{false};
   std::atomic<int> running{0}, peak{0}, done{0};
-  Status s = ForEachParallel(20, 3, &cancel, [&](size_t, registry::HttpClient&) {
+  Status s = ForEachParallel(20, 3, &cancel, nullptr, [&](size_t, registry::HttpClient&) {
     int now = ++running;
     int p = peak.load();
     while (now > p && !peak.compare_exchange_weak(p, now)) {}
@@ -28,7 +28,7 @@ TEST(ForEachParallel, RunsEveryItemWithinTheBound) {
 TEST(ForEachParallel, FirstErrorCancelsTheRest) {
   std::atomic<bool> cancel{false};
   std::atomic<int> started{0};
-  Status s = ForEachParallel(100, 2, &cancel, [&](size_t i, registry::HttpClient&) -> Status {
+  Status s = ForEachParallel(100, 2, &cancel, nullptr, [&](size_t i, registry::HttpClient&) -> Status {
     ++started;
     if (i == 3) return DataLossError("item 3 broke");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -42,9 +42,21 @@ TEST(ForEachParallel, FirstErrorCancelsTheRest) {
 
 TEST(ForEachParallel, ZeroItems) {
   std::atomic<bool> cancel{false};
-  EXPECT_TRUE(ForEachParallel(0, 4, &cancel, [](size_t, registry::HttpClient&) {
+  EXPECT_TRUE(ForEachParallel(0, 4, &cancel, nullptr, [](size_t, registry::HttpClient&) {
     return InternalError("never");
   }).ok());
+}
+
+TEST(ForEachParallel, OutsideCancelStopsEverything) {
+  std::atomic<bool> cancel{false}, outside{false};
+  std::atomic<int> started{0};
+  Status s = ForEachParallel(100, 2, &cancel, &outside, [&](size_t i, registry::HttpClient&) {
+    ++started;
+    if (i == 5) outside.store(true);
+    return OkStatus();
+  });
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_LT(started.load(), 100);
 }
 
 }  // namespace
