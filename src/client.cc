@@ -22,6 +22,7 @@
 #include "registry/auth.h"
 #include "registry/registry.h"
 #include "transfer/dispatch.h"
+#include "unpack/layer.h"
 
 namespace hoist {
 namespace {
@@ -98,6 +99,8 @@ struct Client::Impl {
                                     bool* downloaded);
   Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
                    Progress* progress, bool* downloaded);
+  Status FetchLayer(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+                    const Digest& diff_id, Progress& progress, bool* downloaded);
   Result<Image> Load(const std::string& name, const Descriptor& record);
 };
 
@@ -152,6 +155,51 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
   RETURN_IF_ERROR(writer->Commit());
   *downloaded = true;
   report(ProgressState::kDownloadComplete, d.size);
+  return OkStatus();
+}
+
+// A layer: downloaded (unless stored) and extracted in the same pass. Lock order, in every
+// process: the layer's lock (inside LayerUnpacker::Open), then the blob's (OpenWriter).
+Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient& http,
+                                const Descriptor& d, const Digest& diff_id, Progress& progress,
+                                bool* downloaded) {
+  unpack::LayerLimits limits;
+  limits.max_uncompressed = options.max_layer_bytes;
+  ASSIGN_OR_RETURN(auto layer, unpack::LayerUnpacker::Open(store->layout(), FileSystem::Default(),
+                                                           diff_id, d.media_type, limits));
+  ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
+  if (writer->already_committed()) {
+    if (layer->already_exists()) {
+      progress.Report(d, ProgressState::kAlreadyExists);
+      return OkStatus();
+    }
+    writer.reset();  // the blob is verified and read-only: its lock is not needed
+    progress.Report(d, ProgressState::kExtracting);
+    RETURN_IF_ERROR(unpack::FeedFile(store->layout().BlobFile(d.digest),
+                                     [&](const char* data, size_t n) { return layer->Feed(data, n); }));
+    RETURN_IF_ERROR(layer->Finish());
+  } else {
+    progress.Report(d, ProgressState::kDownloading);
+    // If extraction fails, the rest of the blob is still read (bounded by its declared size)
+    // and hashed, so that bytes that are not the blob are reported as such, not as whatever
+    // the inflater or tar reader made of them.
+    Status extract;
+    RETURN_IF_ERROR(repo.GetBlob(http, d.digest, [&](const char* data, size_t n) -> Status {
+      RETURN_IF_ERROR(writer->Write(data, n));
+      if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+      return OkStatus();
+    }));
+    progress.Report(d, ProgressState::kVerifying, writer->written());
+    // Both digests before anything becomes visible: the blob's, then the diff_id.
+    RETURN_IF_ERROR(writer->Verify());
+    RETURN_IF_ERROR(extract);
+    RETURN_IF_ERROR(layer->Finish());
+    RETURN_IF_ERROR(writer->Commit());
+    *downloaded = true;
+    progress.Report(d, ProgressState::kDownloadComplete, d.size);
+  }
+  RETURN_IF_ERROR(layer->Commit());
+  progress.Report(d, ProgressState::kPullComplete, d.size);
   return OkStatus();
 }
 
@@ -213,51 +261,63 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
     manifest_desc.size = static_cast<int64_t>(bytes.size());
   }
 
-  // 3. Every blob of the image not yet in the store, in parallel: config first, then layers.
-  // Docker's lines: a layer already here is "Already exists", the others "Pulling fs layer".
+  // 3. The config first (its diff_ids name the layers), then every layer not yet in the store
+  // and extracted, in parallel. Docker's lines: a layer already here is "Already exists",
+  // the others "Pulling fs layer".
   Progress progress(options.progress);
-  size_t first_layer = decoded.kind == manifest::Kind::kImageManifest ? 1 : 0;
-  std::vector<Descriptor> blobs = manifest::Children(decoded);
-  std::vector<std::pair<Descriptor, bool>> missing;  // blob, is a layer
+  std::vector<Descriptor> layers = manifest::Children(decoded);
+  std::vector<Digest> diff_ids;  // empty for schema1, whose layers are stored, not extracted
+  if (decoded.kind == manifest::Kind::kImageManifest) {
+    layers.erase(layers.begin());  // the config
+    const Descriptor& config = decoded.manifest.config;
+    RETURN_IF_ERROR(FetchBlob(repo, http, config, nullptr, &downloaded)
+                        .WithContext("config " + config.digest.String()));
+    ASSIGN_OR_RETURN(std::string config_bytes,
+                     store->ReadBlob(config.digest, manifest::kMaxManifestBytes));
+    ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(config_bytes));
+    if (cfg.diff_ids.size() != layers.size()) {
+      return DataLossError("config " + config.digest.String() + " lists " +
+                           std::to_string(cfg.diff_ids.size()) + " diff_ids for " +
+                           std::to_string(layers.size()) + " layers");
+    }
+    diff_ids = cfg.diff_ids;
+    manifest_desc.platform = cfg.platform;
+  }
+  struct Work {
+    Descriptor layer;
+    std::optional<Digest> diff_id;
+  };
+  std::vector<Work> missing;
   std::set<Digest> seen;
-  for (size_t i = 0; i < blobs.size(); ++i) {
-    bool layer = i >= first_layer;
-    if (store->Has(blobs[i].digest)) {
-      if (layer) progress.Report(blobs[i], ProgressState::kAlreadyExists);
-    } else if (seen.insert(blobs[i].digest).second) {
-      if (layer) progress.Report(blobs[i], ProgressState::kWaiting);
-      missing.emplace_back(blobs[i], layer);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::optional<Digest> diff_id;
+    if (!diff_ids.empty()) diff_id = diff_ids[i];
+    if (store->Has(layers[i].digest) &&
+        (!diff_id || unpack::LayerExists(store->layout(), *diff_id))) {
+      progress.Report(layers[i], ProgressState::kAlreadyExists);
+    } else if (seen.insert(layers[i].digest).second) {
+      progress.Report(layers[i], ProgressState::kWaiting);
+      missing.push_back({layers[i], diff_id});
     }
   }
   std::mutex mu;
   Status status = transfer::ForEachParallel(
       missing.size(), options.jobs, &cancel, outside,
       [&](size_t i, registry::HttpClient& worker_http) {
-        const auto& [blob, layer] = missing[i];
+        const Work& w = missing[i];
         bool got = false;
-        Status s = FetchBlob(repo, worker_http, blob, layer ? &progress : nullptr, &got)
-                       .WithContext((layer ? "blob " : "config ") + blob.digest.String());
+        Status s = w.diff_id ? FetchLayer(repo, worker_http, w.layer, *w.diff_id, progress, &got)
+                             : FetchBlob(repo, worker_http, w.layer, &progress, &got);
         if (got) {
           std::lock_guard<std::mutex> lock(mu);
           downloaded = true;
         }
-        return s;
+        return s.WithContext("blob " + w.layer.digest.String());
       });
   RETURN_IF_ERROR(status);
 
   // 4. The image record, last: nothing points at a blob that is not verified and in place.
   Descriptor record = manifest_desc;
-  if (decoded.kind == manifest::Kind::kImageManifest) {
-    ASSIGN_OR_RETURN(std::string config, store->ReadBlob(decoded.manifest.config.digest,
-                                                         manifest::kMaxManifestBytes));
-    ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(config));
-    if (cfg.diff_ids.size() != decoded.manifest.layers.size()) {
-      return DataLossError("config " + decoded.manifest.config.digest.String() + " lists " +
-                           std::to_string(cfg.diff_ids.size()) + " diff_ids for " +
-                           std::to_string(decoded.manifest.layers.size()) + " layers");
-    }
-    record.platform = cfg.platform;
-  }
   if (decoded.media_type == manifest::kDockerManifest) {
     // An OCI layout lists OCI manifests: record the OCI rendition of a Docker manifest (same
     // blobs), and remember the registry's own manifest, which stays the image's identity.

@@ -29,6 +29,8 @@ struct ClientOptions {
   std::vector<std::string> insecure_registries;
   // "user:password" sent to any registry that asks (basic auth or a token server's realm).
   std::string credentials;
+  // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
+  uint64_t max_layer_bytes = 64ULL << 30;
 };
 
 struct PullOptions {
@@ -50,7 +52,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Resolves the reference, fetches and verifies every blob of the image for the platform
-  // into the store, then records the reference. Errors name the reference, the step and the
+  // into the store, extracts each layer (in the same pass as its download) into the store's
+  // per-layer directories, then records the reference. Errors name the reference, the step and the
   // cause: "pull 127.0.0.1:5000/app:1: blob sha256:…: digest mismatch: got sha256:…".
   Result<Image> Pull(std::string_view reference, const PullOptions& options = {});
 

@@ -13,7 +13,9 @@ enum class ProgressState {
   kDownloading,       // bytes are arriving (current/total updated)
   kVerifying,         // all bytes in, checking size and digest
   kDownloadComplete,  // verified and committed to the store
-  kAlreadyExists,     // already in the store: nothing to transfer
+  kAlreadyExists,     // already in the store (and extracted): nothing to do
+  kExtracting,        // extracting a stored blob that was not extracted yet
+  kPullComplete,      // the layer is extracted and committed in the store
 };
 
 struct ProgressEvent {

@@ -32,10 +32,29 @@ std::string Layout::LayerDir(const Digest& diff_id) const {
   return Join("layers/" + diff_id.algorithm() + "/" + diff_id.hex());
 }
 
+std::string Layout::LayerAlgorithmDir(const std::string& algorithm) const {
+  return Join("layers/" + algorithm);
+}
+std::string Layout::LayerRootfs(const Digest& diff_id) const {
+  return LayerDir(diff_id) + "/rootfs";
+}
+std::string Layout::LayerInfoFile(const Digest& diff_id) const {
+  return LayerDir(diff_id) + "/layer.json";
+}
+std::string Layout::LayerStagingDir(const Digest& diff_id) const {
+  return Join("layers/staging/" + diff_id.algorithm() + "-" + diff_id.hex());
+}
+
+std::string Layout::EmptyLayerDir() const { return Join("layers/empty"); }
+std::string Layout::MountDir(const std::string& id) const { return Join("mounts/" + id); }
+
 std::string Layout::LocksDir() const { return Join("locks"); }
 std::string Layout::BlobLockFile(const Digest& d) const {
   return Join("locks/" + d.algorithm() + "-" + d.hex() + ".lock");
 }
 std::string Layout::IndexLockFile() const { return Join("locks/index.lock"); }
+std::string Layout::LayerLockFile(const Digest& diff_id) const {
+  return Join("locks/layer-" + diff_id.algorithm() + "-" + diff_id.hex() + ".lock");
+}
 
 }  // namespace hoist::content

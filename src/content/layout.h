@@ -6,10 +6,15 @@
 //                                 (annotation org.opencontainers.image.ref.name = full reference)
 //   blobs/<alg>/<hex>             verified, read-only blobs (manifests, configs, layers)
 //   ingest/<alg>-<hex>/           partial downloads: data (+ later: recorded offset); resumable
-//   layers/sha256/<diff-id-hex>/  one extracted layer each
+//   layers/sha256/<diff-id-hex>/  one extracted layer each, committed by rename:
+//     rootfs/                       the layer's files (an overlayfs lowerdir when root)
+//     layer.json                    {"diffID", "whiteouts": "overlay"|"oci", "size", ...}
+//   layers/staging/<alg>-<hex>/   a layer being extracted (same shape), under its layer lock
+//   layers/empty/                 an empty directory: the bottom lowerdir of a one-layer mount
+//   mounts/<id>/{upper,work}/     overlayfs upper and work dirs of `hoist mount --rw`
 //   locks/                        advisory file locks shared by all hoist processes:
-//                                 <alg>-<hex>.lock (one blob's writer), index.lock (index.json,
-//                                 oci-layout)
+//                                 <alg>-<hex>.lock (one blob's writer), layer-<alg>-<hex>.lock
+//                                 (one layer's extraction), index.lock (index.json, oci-layout)
 //
 // Temporary files: index.json.tmp and oci-layout.tmp, written only under locks/index.lock and
 // renamed over their target.
@@ -47,10 +52,17 @@ class Layout {
 
   std::string LayersDir() const;                      // STORE/layers
   std::string LayerDir(const Digest& diff_id) const;  // STORE/layers/<alg>/<hex>
+  std::string LayerAlgorithmDir(const std::string& algorithm) const;  // STORE/layers/<alg>
+  std::string LayerRootfs(const Digest& diff_id) const;    // STORE/layers/<alg>/<hex>/rootfs
+  std::string LayerInfoFile(const Digest& diff_id) const;  // STORE/layers/<alg>/<hex>/layer.json
+  std::string LayerStagingDir(const Digest& diff_id) const;  // STORE/layers/staging/<alg>-<hex>
+  std::string EmptyLayerDir() const;                          // STORE/layers/empty
+  std::string MountDir(const std::string& id) const;          // STORE/mounts/<id>
 
   std::string LocksDir() const;                     // STORE/locks
   std::string BlobLockFile(const Digest& d) const;  // STORE/locks/<alg>-<hex>.lock
   std::string IndexLockFile() const;                // STORE/locks/index.lock
+  std::string LayerLockFile(const Digest& diff_id) const;  // STORE/locks/layer-<alg>-<hex>.lock
 
  private:
   std::string Join(const std::string& name) const { return root_ + "/" + name; }

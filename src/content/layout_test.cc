@@ -21,6 +21,10 @@ TEST(Layout, Names) {
   EXPECT_EQ(l.IngestDataFile(d), "/s/ingest/sha256-" + hex + "/data");
   EXPECT_EQ(l.LayersDir(), "/s/layers");
   EXPECT_EQ(l.LayerDir(d), "/s/layers/sha256/" + hex);
+  EXPECT_EQ(l.LayerRootfs(d), "/s/layers/sha256/" + hex + "/rootfs");
+  EXPECT_EQ(l.LayerInfoFile(d), "/s/layers/sha256/" + hex + "/layer.json");
+  EXPECT_EQ(l.LayerStagingDir(d), "/s/layers/staging/sha256-" + hex);
+  EXPECT_EQ(l.LayerLockFile(d), "/s/locks/layer-sha256-" + hex + ".lock");
   EXPECT_EQ(l.LocksDir(), "/s/locks");
   EXPECT_EQ(l.BlobLockFile(d), "/s/locks/sha256-" + hex + ".lock");
   EXPECT_EQ(l.IndexLockFile(), "/s/locks/index.lock");

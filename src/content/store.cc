@@ -274,6 +274,7 @@ Status Writer::Write(const void* data, size_t n) {
   if (already_committed_ || committed_) {
     return FailedPreconditionError("blob already committed");
   }
+  if (got_) return FailedPreconditionError("write after verify");
   if (expected_size_ >= 0 &&
       static_cast<uint64_t>(written_) + n > static_cast<uint64_t>(expected_size_)) {
     return Fail(DataLossError("size exceeds expected " + std::to_string(expected_size_)));
@@ -285,17 +286,23 @@ Status Writer::Write(const void* data, size_t n) {
   return OkStatus();
 }
 
-Status Writer::Commit() {
+Status Writer::Verify() {
   if (!failure_.ok()) return failure_;
   if (already_committed_ || committed_) return OkStatus();
-  Status s = fs_->Fsync(data_);
-  if (!s.ok()) return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)));
   if (expected_size_ >= 0 && written_ != expected_size_) {
     return Fail(DataLossError("size mismatch: got " + std::to_string(written_) + ", want " +
                               std::to_string(expected_size_)));
   }
-  Digest got = digester_.Finish();
-  if (got != digest_) return Fail(DataLossError("digest mismatch: got " + got.String()));
+  if (!got_) got_ = digester_.Finish();
+  if (*got_ != digest_) return Fail(DataLossError("digest mismatch: got " + got_->String()));
+  return OkStatus();
+}
+
+Status Writer::Commit() {
+  RETURN_IF_ERROR(Verify());
+  if (already_committed_ || committed_) return OkStatus();
+  Status s = fs_->Fsync(data_);
+  if (!s.ok()) return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)));
   s = fs_->Fchmod(data_, kBlobMode);
   if (!s.ok()) return Fail(std::move(s));
   data_.reset();

@@ -98,6 +98,11 @@ class Writer {
   Status Write(std::string_view bytes) { return Write(bytes.data(), bytes.size()); }
   int64_t written() const { return written_; }
 
+  // Checks size and digest of what was written (the same DataLoss errors as Commit), without
+  // committing: for a caller that must know whether the bytes were the blob before deciding
+  // what went wrong. The digest is computed once; a later Commit reuses it.
+  Status Verify();
+
   // fsyncs the data, checks size ("size mismatch: got N, want M") and digest ("digest
   // mismatch: got sha256:…"), both DataLoss, makes it read-only (0444), renames it to
   // blobs/<alg>/<hex> and fsyncs that directory. On any failure the ingest data is removed
@@ -123,6 +128,7 @@ class Writer {
   int64_t written_ = 0;
   bool committed_ = false;
   Status failure_;  // the first error; later calls return it
+  std::optional<Digest> got_;  // the digest of what was written, once all of it is
 };
 
 }  // namespace hoist::content

@@ -50,6 +50,8 @@ const char* StateText(hoist::ProgressState s) {
     case hoist::ProgressState::kVerifying: return "Verifying Checksum";
     case hoist::ProgressState::kDownloadComplete: return "Download complete";
     case hoist::ProgressState::kAlreadyExists: return "Already exists";
+    case hoist::ProgressState::kExtracting: return "Extracting";
+    case hoist::ProgressState::kPullComplete: return "Pull complete";
   }
   return "";
 }

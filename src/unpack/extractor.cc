@@ -1,0 +1,702 @@
+#include "unpack/extractor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "base/status_macros.h"
+
+// fchmodat2 (Linux 6.6) is the only way to chmod a name without following a symlink and
+// without going through /proc; older kernels answer ENOSYS.
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+namespace hoist::unpack {
+namespace {
+
+constexpr char kWhiteoutPrefix[] = ".wh.";
+constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
+constexpr char kOpaqueMarker[] = ".wh..wh..opq";
+constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
+
+const char* TypeName(EntryType t) {
+  switch (t) {
+    case EntryType::kRegular:
+      return "regular file";
+    case EntryType::kHardlink:
+      return "hardlink";
+    case EntryType::kSymlink:
+      return "symlink";
+    case EntryType::kCharDevice:
+      return "character device";
+    case EntryType::kBlockDevice:
+      return "block device";
+    case EntryType::kDirectory:
+      return "directory";
+    case EntryType::kFifo:
+      return "fifo";
+  }
+  return "entry";
+}
+
+enum class XattrRule { kApply, kIgnore };
+
+// The allowlist. Everything else — trusted.* (which would let an image forge overlayfs
+// metadata such as trusted.overlay.opaque or .redirect), security.selinux (the host labels
+// files), system.* — is never applied, and counted in skipped_xattrs().
+XattrRule ClassifyXattr(const std::string& name) {
+  if (name.starts_with("user.") || name == "security.capability") return XattrRule::kApply;
+  return XattrRule::kIgnore;
+}
+
+// mtime as the kernel wants it, atime = mtime (tar keeps no useful atime).
+void EntryTimes(int64_t sec, int64_t nsec, struct timespec ts[2]) {
+  ts[0].tv_sec = static_cast<time_t>(sec);
+  ts[0].tv_nsec = (nsec >= 0 && nsec < 1000000000) ? static_cast<long>(nsec) : 0;
+  ts[1] = ts[0];
+}
+
+// The depth of a member name once ".." is taken into account (lexically; for ordering only).
+size_t Depth(const std::vector<std::string>& components) {
+  size_t depth = 0;
+  for (const std::string& c : components) {
+    if (c == "..") {
+      if (depth > 0) --depth;
+    } else {
+      ++depth;
+    }
+  }
+  return depth;
+}
+
+struct DirCloser {
+  void operator()(DIR* d) const { closedir(d); }
+};
+
+// The names in a directory (not "." or ".."), read from a duplicate of dir_fd.
+Result<std::vector<std::string>> ListDir(int dir_fd) {
+  int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoError(errno, "dup");
+  std::unique_ptr<DIR, DirCloser> dir(fdopendir(dup_fd));
+  if (!dir) {
+    int err = errno;
+    close(dup_fd);
+    return ErrnoError(err, "opendir");
+  }
+  rewinddir(dir.get());
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    struct dirent* d = readdir(dir.get());
+    if (d == nullptr) {
+      if (errno != 0) return ErrnoError(errno, "readdir");
+      break;
+    }
+    std::string name = d->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  return names;
+}
+
+Status WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write");
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return OkStatus();
+}
+
+// Opens parent/name as a directory for reading, never following a symlink at name.
+Result<UniqueFd> OpenDirNoFollow(int parent_fd, const std::string& name) {
+  UniqueFd fd(openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return ErrnoError(errno, "open " + name);
+  return fd;
+}
+
+// A readable fd of the directory that `opath_fd` (O_PATH) refers to.
+Result<UniqueFd> ReopenDir(int opath_fd) {
+  UniqueFd fd(openat(opath_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoError(errno, "open directory");
+  return fd;
+}
+
+// Sets the mode of parent/name (a fifo or device just created there) without following a
+// symlink. Without fchmodat2, a fifo is opened (non-blocking, O_NOFOLLOW) and fchmod'ed; a
+// device keeps the mode mknodat gave it (less the umask): opening a device could have
+// side effects.
+Status SetNodeMode(int parent_fd, const std::string& name, mode_t mode, bool is_fifo) {
+  if (syscall(SYS_fchmodat2, parent_fd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW) == 0) {
+    return OkStatus();
+  }
+  if (errno != ENOSYS) return ErrnoError(errno, "chmod " + name);
+  if (!is_fifo) return OkStatus();
+  UniqueFd fd(
+      openat(parent_fd, name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return ErrnoError(errno, "open " + name);
+  if (fchmod(fd.get(), mode) != 0) return ErrnoError(errno, "chmod " + name);
+  return OkStatus();
+}
+
+}  // namespace
+
+size_t Extractor::DirentKeyHash::operator()(const DirentKey& k) const {
+  size_t h = std::hash<std::string>()(k.name);
+  h ^= std::hash<uint64_t>()(static_cast<uint64_t>(k.ino)) + 0x9e3779b97f4a7c15ULL + (h << 6) +
+       (h >> 2);
+  h ^= std::hash<uint64_t>()(static_cast<uint64_t>(k.dev)) + 0x9e3779b97f4a7c15ULL + (h << 6) +
+       (h >> 2);
+  return h;
+}
+
+Extractor::Extractor(int root_fd, ExtractOptions options)
+    : options_(options), is_root_(geteuid() == 0) {
+  root_.reset(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
+  struct stat st;
+  if (!root_ || fstat(root_.get(), &st) != 0) {
+    status_ = ErrnoError(errno, "extract: root directory");
+  } else if (!S_ISDIR(st.st_mode)) {
+    status_ = InvalidArgumentError("extract: root is not a directory");
+  }
+}
+
+Extractor::~Extractor() = default;
+
+Status Extractor::Fail(Status s, const std::string& member) {
+  file_.reset();
+  in_entry_ = false;
+  status_ = std::move(s).WithContext("extract " + member);
+  return status_;
+}
+
+Status Extractor::OnEntry(const TarEntry& e) {
+  if (!status_.ok()) return status_;
+  if (in_entry_) return Fail(InternalError("entry started before the last one ended"), e.path);
+  in_entry_ = true;
+  entry_ = e;
+  file_.reset();
+  discard_data_ = false;
+  received_ = 0;
+  Status s = ApplyEntry(e);
+  if (!s.ok()) return Fail(std::move(s), e.path);
+  return OkStatus();
+}
+
+Status Extractor::OnData(const char* data, size_t n) {
+  if (!status_.ok()) return status_;
+  if (!in_entry_) return Fail(InternalError("data outside an entry"), entry_.path);
+  if (!file_ || discard_data_) return OkStatus();  // not a stored file: nothing to keep
+  if (n > static_cast<uint64_t>(entry_.size - received_)) {
+    return Fail(DataLossError("more data than the entry's size " + std::to_string(entry_.size)),
+                entry_.path);
+  }
+  if (n > options_.max_total_bytes - total_bytes_) {
+    return Fail(ResourceExhaustedError("layer exceeds " + std::to_string(options_.max_total_bytes) +
+                                       " bytes of file data"),
+                entry_.path);
+  }
+  Status s = WriteAll(file_.get(), data, n);
+  if (!s.ok()) return Fail(std::move(s), entry_.path);
+  received_ += static_cast<int64_t>(n);
+  total_bytes_ += n;
+  return OkStatus();
+}
+
+Status Extractor::OnEntryEnd() {
+  if (!status_.ok()) return status_;
+  if (!in_entry_) return Fail(InternalError("entry end outside an entry"), entry_.path);
+  if (file_) {
+    Status s = EndRegularFile();
+    if (!s.ok()) return Fail(std::move(s), entry_.path);
+  }
+  in_entry_ = false;
+  return OkStatus();
+}
+
+Status Extractor::Finish() {
+  if (!status_.ok()) return status_;
+  if (in_entry_) return Fail(InternalError("finish inside an entry"), entry_.path);
+  std::vector<const PendingDir*> dirs;
+  dirs.reserve(pending_dirs_.size());
+  for (const auto& [key, dir] : pending_dirs_) dirs.push_back(&dir);
+  std::stable_sort(dirs.begin(), dirs.end(), [](const PendingDir* a, const PendingDir* b) {
+    return Depth(a->components) > Depth(b->components);
+  });
+  for (const PendingDir* d : dirs) {
+    std::string member;
+    for (const std::string& c : d->components) member += (member.empty() ? "" : "/") + c;
+    if (member.empty()) member = ".";
+    UniqueFd fd;
+    if (d->components.empty()) {
+      fd.reset(openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!fd) return Fail(ErrnoError(errno, "open root"), member);
+    } else {
+      std::span<const std::string> comps(d->components);
+      Result<UniqueFd> parent =
+          OpenDirInRoot(root_.get(), comps.first(comps.size() - 1), false, options_.resolve);
+      if (!parent.ok()) {
+        if (parent.status().code() == StatusCode::kNotFound) continue;  // removed since
+        return Fail(parent.status(), member);
+      }
+      fd.reset(openat(parent->get(), comps.back().c_str(),
+                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd) {
+        // Replaced since by something that is not a directory: nothing to apply.
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;
+        return Fail(ErrnoError(errno, "open"), member);
+      }
+    }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Fail(ErrnoError(errno, "stat"), member);
+    auto it = pending_dirs_.find({st.st_dev, st.st_ino});
+    if (it == pending_dirs_.end() || &it->second != d) continue;  // another directory now
+    if (fchmod(fd.get(), d->mode & 07777) != 0) return Fail(ErrnoError(errno, "chmod"), member);
+    struct timespec ts[2];
+    EntryTimes(d->mtime_sec, d->mtime_nsec, ts);
+    if (futimens(fd.get(), ts) != 0) return Fail(ErrnoError(errno, "set times"), member);
+  }
+  pending_dirs_.clear();
+  return OkStatus();
+}
+
+Status Extractor::ApplyEntry(const TarEntry& e) {
+  ASSIGN_OR_RETURN(std::vector<std::string> comps, SplitMemberPath(e.path));
+  for (const auto& [name, value] : e.xattrs) {
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      return DataLossError("invalid xattr name");
+    }
+  }
+  if (comps.empty()) {
+    if (e.type != EntryType::kDirectory) {
+      return DataLossError(std::string("a ") + TypeName(e.type) +
+                           " cannot replace the root directory");
+    }
+    return ApplyRootDirectory(e);
+  }
+  const std::string& name = comps.back();
+  if (name == "..") return DataLossError("member name ends in \"..\"");
+  if (name.starts_with(kWhiteoutPrefix)) {
+    discard_data_ = true;
+    if (name != kOpaqueMarker) {
+      if (name.starts_with(kWhiteoutMetaPrefix)) return OkStatus();  // aufs metadata: ignored
+      std::string target = name.substr(sizeof(kWhiteoutPrefix) - 1);
+      if (target.empty() || target == "." || target == "..") {
+        return DataLossError("invalid whiteout " + name);
+      }
+    }
+    if (options_.whiteouts != WhiteoutMode::kOciFiles) return ApplyWhiteout(comps);
+    // kOciFiles: the marker itself is kept, as an empty regular file.
+    TarEntry marker = e;
+    marker.type = EntryType::kRegular;
+    marker.size = 0;
+    entry_ = marker;
+    return CreateEntry(marker, comps);
+  }
+  return CreateEntry(e, comps);
+}
+
+Status Extractor::CreateEntry(const TarEntry& e, std::span<const std::string> components) {
+  const std::string& name = components.back();
+  ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(components.size() - 1), true));
+  switch (e.type) {
+    case EntryType::kDirectory:
+      return CreateDirectory(parent, name, e, components);
+    case EntryType::kRegular:
+      return BeginRegularFile(parent, name, e);
+    case EntryType::kSymlink:
+      return CreateSymlink(parent, name, e);
+    case EntryType::kHardlink:
+      return CreateHardlink(parent, name, e);
+    case EntryType::kCharDevice:
+    case EntryType::kBlockDevice:
+    case EntryType::kFifo:
+      return CreateNode(parent, name, e);
+  }
+  return DataLossError("unknown entry type");
+}
+
+Result<Extractor::Parent> Extractor::ResolveParent(std::span<const std::string> components,
+                                                   bool create) {
+  Parent p;
+  ASSIGN_OR_RETURN(p.fd, OpenDirInRoot(root_.get(), components, create, options_.resolve));
+  struct stat st;
+  if (fstat(p.fd.get(), &st) != 0) return ErrnoError(errno, "stat parent directory");
+  p.dev = st.st_dev;
+  p.ino = st.st_ino;
+  return p;
+}
+
+void Extractor::MarkWritten(const Parent& parent, const std::string& name) {
+  written_.insert(DirentKey{parent.dev, parent.ino, name});
+}
+
+bool Extractor::WasWritten(dev_t dev, ino_t ino, const std::string& name) const {
+  return written_.contains(DirentKey{dev, ino, name});
+}
+
+Status Extractor::ApplyRootDirectory(const TarEntry& e) {
+  UniqueFd fd(openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoError(errno, "open root");
+  RETURN_IF_ERROR(SetOwner(fd.get(), e));
+  if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  RETURN_IF_ERROR(SetXattrs(fd.get(), e));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
+  pending_dirs_[{st.st_dev, st.st_ino}] = PendingDir{{}, e.mode, e.mtime_sec, e.mtime_nsec};
+  return OkStatus();
+}
+
+Status Extractor::CreateDirectory(const Parent& parent, const std::string& name, const TarEntry& e,
+                                  std::span<const std::string> components) {
+  ASSIGN_OR_RETURN(bool exists, ClearForNew(parent.fd.get(), name, true));
+  if (!exists && mkdirat(parent.fd.get(), name.c_str(), 0700) != 0) {
+    return ErrnoError(errno, "mkdir");
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenDirNoFollow(parent.fd.get(), name));
+  MarkWritten(parent, name);
+  RETURN_IF_ERROR(SetOwner(fd.get(), e));
+  // Owner-writable until Finish(), so the layer can fill it whatever its final mode.
+  if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  RETURN_IF_ERROR(SetXattrs(fd.get(), e));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
+  pending_dirs_[{st.st_dev, st.st_ino}] =
+      PendingDir{{components.begin(), components.end()}, e.mode, e.mtime_sec, e.mtime_nsec};
+  return OkStatus();
+}
+
+Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name,
+                                   const TarEntry& e) {
+  if (e.size < 0) return DataLossError("negative size");
+  if (static_cast<uint64_t>(e.size) > options_.max_total_bytes - total_bytes_) {
+    return ResourceExhaustedError("layer exceeds " + std::to_string(options_.max_total_bytes) +
+                                  " bytes of file data");
+  }
+  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+  (void)unused;
+  file_.reset(openat(parent.fd.get(), name.c_str(),
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!file_) return ErrnoError(errno, "create");
+  MarkWritten(parent, name);
+  return OkStatus();
+}
+
+Status Extractor::EndRegularFile() {
+  UniqueFd fd = std::move(file_);
+  if (!discard_data_ && received_ != entry_.size) {
+    return DataLossError("got " + std::to_string(received_) + " of " + std::to_string(entry_.size) +
+                         " bytes");
+  }
+  // Owner before mode (chown clears setuid/setgid), xattrs after both (chown drops
+  // security.capability), times last.
+  RETURN_IF_ERROR(SetOwner(fd.get(), entry_));
+  if (fchmod(fd.get(), entry_.mode & 07777) != 0) return ErrnoError(errno, "chmod");
+  RETURN_IF_ERROR(SetXattrs(fd.get(), entry_));
+  struct timespec ts[2];
+  EntryTimes(entry_.mtime_sec, entry_.mtime_nsec, ts);
+  if (futimens(fd.get(), ts) != 0) return ErrnoError(errno, "set times");
+  return OkStatus();
+}
+
+Status Extractor::CreateSymlink(const Parent& parent, const std::string& name, const TarEntry& e) {
+  if (e.linkname.empty()) return DataLossError("symlink with an empty target");
+  if (e.linkname.find('\0') != std::string::npos) {
+    return DataLossError("symlink target contains a NUL byte");
+  }
+  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+  (void)unused;
+  if (symlinkat(e.linkname.c_str(), parent.fd.get(), name.c_str()) != 0) {
+    return ErrnoError(errno, "symlink");
+  }
+  MarkWritten(parent, name);
+  RETURN_IF_ERROR(SetOwnerAt(parent.fd.get(), name, e));
+  // No mode (symlinks have none) and no xattrs (user.* is not allowed on symlinks).
+  struct timespec ts[2];
+  EntryTimes(e.mtime_sec, e.mtime_nsec, ts);
+  if (utimensat(parent.fd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoError(errno, "set times");
+  }
+  return OkStatus();
+}
+
+Status Extractor::CreateHardlink(const Parent& parent, const std::string& name, const TarEntry& e) {
+  ASSIGN_OR_RETURN(std::vector<std::string> target, SplitMemberPath(e.linkname));
+  if (target.empty() || target.back() == "..") {
+    return DataLossError("hardlink to a directory (" + e.linkname + ")");
+  }
+  Result<Parent> tparent =
+      ResolveParent(std::span<const std::string>(target).first(target.size() - 1), false);
+  if (!tparent.ok()) {
+    if (tparent.status().code() == StatusCode::kNotFound) {
+      return DataLossError("hardlink target " + e.linkname + " does not exist");
+    }
+    return tparent.status();
+  }
+  const std::string& tname = target.back();
+  struct stat tst;
+  if (fstatat(tparent->fd.get(), tname.c_str(), &tst, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return DataLossError("hardlink target " + e.linkname + " does not exist");
+    return ErrnoError(errno, "stat hardlink target " + e.linkname);
+  }
+  if (S_ISDIR(tst.st_mode)) return DataLossError("hardlink to a directory (" + e.linkname + ")");
+  struct stat st;
+  if (fstatat(parent.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_dev == tst.st_dev && st.st_ino == tst.st_ino) {
+    MarkWritten(parent, name);  // already that very file (e.g. a link to itself)
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+  (void)unused;
+  // flags 0: a symlink target is linked itself, never followed.
+  if (linkat(tparent->fd.get(), tname.c_str(), parent.fd.get(), name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return DataLossError("hardlink target " + e.linkname + " is gone");
+    return ErrnoError(errno, "link to " + e.linkname);
+  }
+  MarkWritten(parent, name);
+  return OkStatus();
+}
+
+Status Extractor::CreateNode(const Parent& parent, const std::string& name, const TarEntry& e) {
+  const bool is_fifo = e.type == EntryType::kFifo;
+  if (!is_fifo && !is_root_) {
+    ++skipped_devices_;
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+  (void)unused;
+  mode_t type = is_fifo ? S_IFIFO : e.type == EntryType::kCharDevice ? S_IFCHR : S_IFBLK;
+  dev_t dev = is_fifo ? 0 : makedev(e.dev_major, e.dev_minor);
+  if (mknodat(parent.fd.get(), name.c_str(), type | (e.mode & 0777), dev) != 0) {
+    if (!is_fifo && errno == EPERM) {  // e.g. root in a user namespace
+      ++skipped_devices_;
+      return OkStatus();
+    }
+    return ErrnoError(errno, "mknod");
+  }
+  MarkWritten(parent, name);
+  RETURN_IF_ERROR(SetOwnerAt(parent.fd.get(), name, e));
+  RETURN_IF_ERROR(SetNodeMode(parent.fd.get(), name, e.mode & 07777, is_fifo));
+  struct timespec ts[2];
+  EntryTimes(e.mtime_sec, e.mtime_nsec, ts);
+  if (utimensat(parent.fd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoError(errno, "set times");
+  }
+  return OkStatus();
+}
+
+Status Extractor::ApplyWhiteout(std::span<const std::string> components) {
+  if (options_.whiteouts == WhiteoutMode::kOverlay) return WhiteoutOverlay(components);
+  return WhiteoutLower(components);
+}
+
+Status Extractor::WhiteoutLower(std::span<const std::string> components) {
+  const std::string& marker = components.back();
+  Result<Parent> parent = ResolveParent(components.first(components.size() - 1), false);
+  if (!parent.ok()) {
+    // Nothing below a missing directory to remove.
+    if (parent.status().code() == StatusCode::kNotFound) return OkStatus();
+    return parent.status();
+  }
+  if (marker == kOpaqueMarker) {
+    ASSIGN_OR_RETURN(UniqueFd dir, ReopenDir(parent->fd.get()));
+    ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
+    (void)empty;
+    return OkStatus();
+  }
+  std::string target = marker.substr(sizeof(kWhiteoutPrefix) - 1);
+  if (WasWritten(parent->dev, parent->ino, target)) return OkStatus();  // this layer's own
+  struct stat st;
+  if (fstatat(parent->fd.get(), target.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return OkStatus();
+    return ErrnoError(errno, "stat whiteout target " + target);
+  }
+  if (!S_ISDIR(st.st_mode)) {  // a symlink is removed itself, never its target
+    if (unlinkat(parent->fd.get(), target.c_str(), 0) != 0) {
+      return ErrnoError(errno, "remove " + target);
+    }
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent->fd.get(), target));
+  ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
+  if (empty && unlinkat(parent->fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
+    return ErrnoError(errno, "remove " + target);
+  }
+  return OkStatus();
+}
+
+Status Extractor::WhiteoutOverlay(std::span<const std::string> components) {
+  const std::string& marker = components.back();
+  ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(components.size() - 1), true));
+  if (marker == kOpaqueMarker) {
+    ASSIGN_OR_RETURN(UniqueFd dir, ReopenDir(parent.fd.get()));
+    if (fsetxattr(dir.get(), kOverlayOpaqueXattr, "y", 1, 0) != 0) {
+      int err = errno;
+      if (err == EPERM || err == ENOTSUP) {
+        return FailedPreconditionError(std::string("overlay opaque marker needs root and ") +
+                                       "trusted xattrs: " + strerror(err));
+      }
+      return ErrnoError(err, "set overlay opaque marker");
+    }
+    return OkStatus();
+  }
+  std::string target = marker.substr(sizeof(kWhiteoutPrefix) - 1);
+  RETURN_IF_ERROR(RemoveAllAt(parent.fd.get(), target));
+  if (mknodat(parent.fd.get(), target.c_str(), S_IFCHR, makedev(0, 0)) != 0) {
+    int err = errno;
+    if (err == EPERM) {
+      return FailedPreconditionError("overlay whiteout " + target +
+                                     " needs root: " + strerror(err));
+    }
+    return ErrnoError(err, "create overlay whiteout " + target);
+  }
+  MarkWritten(parent, target);
+  return OkStatus();
+}
+
+Result<bool> Extractor::ClearForNew(int parent_fd, const std::string& name, bool keep_directory) {
+  struct stat st;
+  if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoError(errno, "stat " + name);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (keep_directory) return true;
+    RETURN_IF_ERROR(RemoveAllAt(parent_fd, name));
+    return false;
+  }
+  if (unlinkat(parent_fd, name.c_str(), 0) != 0) return ErrnoError(errno, "remove " + name);
+  return false;
+}
+
+Status Extractor::RemoveAllAt(int parent_fd, const std::string& name) {
+  struct stat st;
+  if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return OkStatus();
+    return ErrnoError(errno, "stat " + name);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError(errno, "remove " + name);
+    }
+    return OkStatus();
+  }
+  {
+    ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent_fd, name));
+    RETURN_IF_ERROR(MakeOwnerWritable(dir.get()));
+    ASSIGN_OR_RETURN(std::vector<std::string> children, ListDir(dir.get()));
+    for (const std::string& child : children) {
+      RETURN_IF_ERROR(RemoveAllAt(dir.get(), child).WithContext(name));
+    }
+  }
+  if (unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoError(errno, "remove " + name);
+  }
+  return OkStatus();
+}
+
+Result<bool> Extractor::PurgeLower(int dir_fd) {
+  struct stat dst;
+  if (fstat(dir_fd, &dst) != 0) return ErrnoError(errno, "stat directory");
+  RETURN_IF_ERROR(MakeOwnerWritable(dir_fd));
+  ASSIGN_OR_RETURN(std::vector<std::string> children, ListDir(dir_fd));
+  bool empty = true;
+  for (const std::string& child : children) {
+    struct stat st;
+    if (fstatat(dir_fd, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoError(errno, "stat " + child);
+    }
+    const bool written = WasWritten(dst.st_dev, dst.st_ino, child);
+    if (!S_ISDIR(st.st_mode)) {
+      if (written) {
+        empty = false;
+      } else if (unlinkat(dir_fd, child.c_str(), 0) != 0) {
+        return ErrnoError(errno, "remove " + child);
+      }
+      continue;
+    }
+    // A directory: lower content below it goes in any case; it stays if this layer wrote it
+    // or anything inside it.
+    bool child_empty;
+    {
+      ASSIGN_OR_RETURN(UniqueFd sub, OpenDirNoFollow(dir_fd, child));
+      Result<bool> r = PurgeLower(sub.get());
+      if (!r.ok()) return r.status().WithContext(child);
+      child_empty = *r;
+    }
+    if (written || !child_empty) {
+      empty = false;
+    } else if (unlinkat(dir_fd, child.c_str(), AT_REMOVEDIR) != 0) {
+      return ErrnoError(errno, "remove " + child);
+    }
+  }
+  return empty;
+}
+
+Status Extractor::MakeOwnerWritable(int dir_fd) {
+  if (is_root_) return OkStatus();
+  struct stat st;
+  if (fstat(dir_fd, &st) != 0) return ErrnoError(errno, "stat directory");
+  if ((st.st_mode & S_IRWXU) == S_IRWXU) return OkStatus();
+  if (fchmod(dir_fd, (st.st_mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  return OkStatus();
+}
+
+Status Extractor::SetOwner(int fd, const TarEntry& e) {
+  if (!options_.preserve_owner) return OkStatus();
+  if (e.uid < 0 || e.uid >= 0xFFFFFFFFLL || e.gid < 0 || e.gid >= 0xFFFFFFFFLL) {
+    return DataLossError("uid/gid out of range");
+  }
+  if (fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)) != 0) {
+    return ErrnoError(errno, "chown");
+  }
+  return OkStatus();
+}
+
+Status Extractor::SetOwnerAt(int parent_fd, const std::string& name, const TarEntry& e) {
+  if (!options_.preserve_owner) return OkStatus();
+  if (e.uid < 0 || e.uid >= 0xFFFFFFFFLL || e.gid < 0 || e.gid >= 0xFFFFFFFFLL) {
+    return DataLossError("uid/gid out of range");
+  }
+  if (fchownat(parent_fd, name.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+               AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoError(errno, "chown");
+  }
+  return OkStatus();
+}
+
+Status Extractor::SetXattrs(int fd, const TarEntry& e) {
+  for (const auto& [name, value] : e.xattrs) {
+    if (ClassifyXattr(name) != XattrRule::kApply) {
+      ++skipped_xattrs_;
+      continue;
+    }
+    if (fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
+      int err = errno;
+      if (err == ENOTSUP || (err == EPERM && !is_root_)) {
+        ++skipped_xattrs_;
+        continue;
+      }
+      return ErrnoError(err, "set xattr " + name);
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace hoist::unpack

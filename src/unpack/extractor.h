@@ -1,0 +1,187 @@
+// The extractor: applies a layer's tar entries, one at a time as the tar reader streams them,
+// to a root directory — safely. Every entry is hostile. Its name is resolved inside the root
+// afresh for each entry (path.h), the last component is handled with *at() calls that never
+// follow a symlink, and metadata calls never follow symlinks either, so nothing outside the
+// root can be read, written, linked, chmod'ed or removed, whatever symlinks, "..", absolute
+// names or hardlinks the archive contains.
+//
+// The entry rules:
+//   - A later entry replaces an earlier one (or one from a lower layer): what was there is
+//     removed first (a directory recursively, by fd, never following symlinks), unless both
+//     are directories, which merge (content kept, metadata updated).
+//   - Regular files stream: created O_EXCL|O_NOFOLLOW, data written as it arrives, then
+//     owner, mode (after the owner, so setuid/setgid survive), allowed xattrs, mtime.
+//   - Directories are kept owner-writable while the layer extracts; their final mode and
+//     mtime are applied by Finish(), deepest first.
+//   - Hardlink targets are resolved inside the root like any name; a missing target or a
+//     directory is DataLoss; a symlink target is linked itself.
+//   - Symlink targets are data: stored as given, never resolved or followed by the extractor.
+//   - Devices are created only when running as root (else skipped and counted), fifos always.
+//   - xattrs: user.* and security.capability are applied (to regular files and directories);
+//     trusted.* and security.selinux are DataLoss (a hostile image must be visible); any
+//     other name is ignored and counted.
+//   - Whiteouts (".wh.NAME", and ".wh..wh..opq" for an opaque directory) per WhiteoutMode.
+//     ".wh..wh.*" names other than the opaque marker (old aufs metadata) are ignored.
+//   - An entry naming the root itself (".", "/") may only be a directory: its metadata is
+//     applied to the root. A name ending in ".." is DataLoss.
+//
+// Errors carry "extract <member name>: " in front. After the first error every call returns
+// that error; the root is then left half-extracted (the caller discards its staging dir).
+//
+// Not thread-safe; one Extractor per layer. Several Extractors may run in parallel on
+// different roots (the process umask is never changed).
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "hoist/status.h"
+#include "unpack/path.h"
+#include "unpack/tar_entry.h"
+#include "unpack/tar_reader.h"
+
+namespace hoist::unpack {
+
+enum class WhiteoutMode {
+  // Flattened root filesystem (`hoist unpack`): a whiteout deletes the lower path; an opaque
+  // marker removes the directory's content that came from lower layers.
+  kApply,
+  // One layer's directory for overlayfs (needs root): a whiteout becomes a 0/0 character
+  // device at the path; an opaque marker becomes trusted.overlay.opaque=y on the directory.
+  kOverlay,
+  // One layer's directory without privileges: the .wh. files are kept as empty regular files.
+  kOciFiles,
+};
+
+struct ExtractOptions {
+  WhiteoutMode whiteouts = WhiteoutMode::kApply;
+  // chown to the entry's numeric uid/gid. Off by default unless running as root.
+  bool preserve_owner = geteuid() == 0;
+  // Cap on the bytes of file data written for one layer (ResourceExhausted beyond).
+  uint64_t max_total_bytes = 64ULL << 30;
+  // How names are resolved inside the root; tests force the user-space walk with kWalk.
+  ResolveMethod resolve = ResolveMethod::kAuto;
+};
+
+class Extractor : public TarHandler {
+ public:
+  // root_fd: an open fd (O_PATH is enough) of the existing root directory, which may already
+  // hold lower layers (kApply). The Extractor keeps its own duplicate of it.
+  Extractor(int root_fd, ExtractOptions options);
+  Extractor(const Extractor&) = delete;
+  Extractor& operator=(const Extractor&) = delete;
+  ~Extractor();
+
+  // The tar reader's callbacks: OnEntry for each header, then OnData for the entry's
+  // bytes (regular files; `size` bytes in all, in chunks of any size), then OnEntryEnd.
+  Status OnEntry(const TarEntry& e) override;
+  Status OnData(const char* data, size_t n) override;
+  Status OnEntryEnd() override;
+
+  // After the last entry: applies the deferred directory modes and mtimes, deepest first.
+  Status Finish();
+
+  // Device entries skipped because devices cannot be created here (not root).
+  uint64_t skipped_devices() const { return skipped_devices_; }
+  // xattrs not applied: names outside the allowlist, or the file system refused them
+  // (ENOTSUP, or EPERM when not root).
+  uint64_t skipped_xattrs() const { return skipped_xattrs_; }
+  // Bytes of file data written so far (counted against max_total_bytes).
+  uint64_t bytes_written() const { return total_bytes_; }
+
+ private:
+  // A directory entry "name" inside the directory (dev, ino): the key of the set of paths
+  // this layer wrote. Keys are by real directory inode, so aliases through symlinks match.
+  struct DirentKey {
+    dev_t dev;
+    ino_t ino;
+    std::string name;
+    bool operator==(const DirentKey&) const = default;
+  };
+  struct DirentKeyHash {
+    size_t operator()(const DirentKey& k) const;
+  };
+  // An entry's parent directory, resolved inside the root.
+  struct Parent {
+    UniqueFd fd;  // O_PATH|O_DIRECTORY
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  // A directory whose final mode and mtime Finish() applies. It is found again by its
+  // member name and only touched if it is still the same inode.
+  struct PendingDir {
+    std::vector<std::string> components;
+    uint32_t mode = 0;
+    int64_t mtime_sec = 0;
+    int64_t mtime_nsec = 0;
+  };
+
+  Status Fail(Status s, const std::string& member);
+  Status ApplyEntry(const TarEntry& e);
+  Status CreateEntry(const TarEntry& e, std::span<const std::string> components);
+  Status ApplyRootDirectory(const TarEntry& e);
+  Status ApplyWhiteout(std::span<const std::string> components);
+  Status WhiteoutLower(std::span<const std::string> components);    // kApply
+  Status WhiteoutOverlay(std::span<const std::string> components);  // kOverlay
+
+  Status CreateDirectory(const Parent& parent, const std::string& name, const TarEntry& e,
+                         std::span<const std::string> components);
+  Status BeginRegularFile(const Parent& parent, const std::string& name, const TarEntry& e);
+  Status EndRegularFile();
+  Status CreateSymlink(const Parent& parent, const std::string& name, const TarEntry& e);
+  Status CreateHardlink(const Parent& parent, const std::string& name, const TarEntry& e);
+  Status CreateNode(const Parent& parent, const std::string& name, const TarEntry& e);
+
+  Result<Parent> ResolveParent(std::span<const std::string> parent_components, bool create);
+  // Makes room for a new entry at parent/name: removes what is there, except an existing
+  // directory when `keep_directory` (returns true then).
+  Result<bool> ClearForNew(int parent_fd, const std::string& name, bool keep_directory);
+  // Removes parent/name, recursively if a directory; never follows symlinks. Missing is OK.
+  Status RemoveAllAt(int parent_fd, const std::string& name);
+  // Removes every child of dir_fd (opened O_RDONLY) that this layer did not write, recursing
+  // into directories; a directory is kept if this layer wrote it or anything below it.
+  // Returns whether dir_fd is empty afterwards.
+  Result<bool> PurgeLower(int dir_fd);
+  // Lets the owner write into the directory when not root (a lower layer may have left it
+  // 0555). Root needs no such help.
+  Status MakeOwnerWritable(int dir_fd);
+
+  Status SetOwner(int fd, const TarEntry& e);
+  Status SetOwnerAt(int parent_fd, const std::string& name, const TarEntry& e);
+  Status SetXattrs(int fd, const TarEntry& e);
+  void MarkWritten(const Parent& parent, const std::string& name);
+  bool WasWritten(dev_t dev, ino_t ino, const std::string& name) const;
+
+  UniqueFd root_;  // our duplicate of the root fd
+  ExtractOptions options_;
+  bool is_root_;   // geteuid() == 0 at construction: may create devices
+  Status status_;  // the first error (or an unusable root); sticky
+
+  // The entry in progress (between OnEntry and OnEntryEnd).
+  bool in_entry_ = false;
+  TarEntry entry_;             // its header (metadata is applied at OnEntryEnd for files)
+  UniqueFd file_;              // the regular file being written, if any
+  bool discard_data_ = false;  // data of this entry is not stored (whiteout markers)
+  int64_t received_ = 0;       // data bytes received for the entry
+
+  uint64_t total_bytes_ = 0;
+  uint64_t skipped_devices_ = 0;
+  uint64_t skipped_xattrs_ = 0;
+  // Every name this layer created or updated (not whiteouts it applied): whiteouts and opaque
+  // markers of kApply remove only what is NOT in here, i.e. content of lower layers.
+  std::unordered_set<DirentKey, DirentKeyHash> written_;
+  // Directories whose final mode/mtime Finish() applies, by (dev, ino).
+  std::map<std::pair<dev_t, ino_t>, PendingDir> pending_dirs_;
+};
+
+}  // namespace hoist::unpack
