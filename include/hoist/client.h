@@ -33,6 +33,18 @@ struct ClientOptions {
   uint64_t max_layer_bytes = 64ULL << 30;
 };
 
+struct UnpackOptions {
+  // Write an OCI runtime bundle (DEST/rootfs and DEST/config.json generated from the image
+  // config, as `umoci unpack` does) instead of a bare root filesystem.
+  bool bundle = false;
+};
+
+struct MountOptions {
+  // An overlay upper and work dir under the store make the mount writable; `Unmount` removes
+  // them (the changes are scratch, like a container run with --rm).
+  bool writable = false;
+};
+
 struct PullOptions {
   std::string platform;  // "os/arch[/variant]"; empty: the host's
   int jobs = 4;          // blobs transferred at once
@@ -62,6 +74,21 @@ class Client {
 
   // An image recorded in the store (no network).
   Result<Image> Inspect(std::string_view reference);
+
+  // Writes the root filesystem of an image of the store into `dest`, which must not exist or
+  // be an empty directory: the layers applied in order, whiteouts applied, hardlinks across
+  // layers resolved. Built in a staging directory beside `dest` and renamed into place, so
+  // `dest` appears complete or not at all. Owners are kept when running as root.
+  Status Unpack(std::string_view reference, const std::string& dest,
+                const UnpackOptions& options = {});
+
+  // Mounts the image's layer directories as an overlay at `target` (an existing directory):
+  // read-only, or writable with MountOptions::writable. Root only (FailedPrecondition
+  // otherwise); the layers must have been extracted by a pull run as root.
+  Status Mount(std::string_view reference, const std::string& target,
+               const MountOptions& options = {});
+  // Unmounts what Mount mounted at `target` and removes its upper and work dirs.
+  Status Unmount(const std::string& target);
 
  private:
   struct Impl;

@@ -73,6 +73,7 @@ struct Globals {
   std::string store;
   std::vector<std::string> insecure;
   std::string creds;
+  uint64_t max_layer_size = 0;  // 0: the library's default
 };
 
 hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
@@ -80,6 +81,7 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   o.store_dir = g.store.empty() ? hoist::DefaultStoreDir() : g.store;
   o.insecure_registries = g.insecure;
   o.credentials = g.creds;
+  if (g.max_layer_size != 0) o.max_layer_bytes = g.max_layer_size;
   if (o.credentials.empty()) {
     if (const char* env = std::getenv("HOIST_CREDS"); env != nullptr) o.credentials = env;
   }
@@ -179,6 +181,9 @@ int main(int argc, char** argv) {
                    "HOST[:PORT] reached without TLS verification (and over http if https fails)");
   pull->add_option("--creds", g.creds, "USER:PASSWORD for the registry (or $HOIST_CREDS)");
   pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
+  pull->add_option("--max-layer-size", g.max_layer_size,
+                   "Refuse a layer whose tar is larger than this (e.g. 16GiB; default 64GiB)")
+      ->transform(CLI::AsSizeValue(false));
   pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
       ->required();
 
@@ -188,6 +193,29 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "Print an image of the store as JSON");
   inspect->add_option("REF", inspect_ref, "Image reference")->required();
 
+  std::string unpack_ref, unpack_dest;
+  bool bundle = false;
+  auto* unpack = app.add_subcommand("unpack", "Write an image's root filesystem into a directory");
+  unpack->add_flag("--bundle", bundle,
+                   "Write an OCI runtime bundle (DEST/rootfs and DEST/config.json)");
+  unpack->add_option("--max-layer-size", g.max_layer_size,
+                     "Refuse a layer whose tar is larger than this (default 64GiB)")
+      ->transform(CLI::AsSizeValue(false));
+  unpack->add_option("REF", unpack_ref, "Image reference (pulled already)")->required();
+  unpack->add_option("DEST", unpack_dest, "Destination: absent or an empty directory")
+      ->required();
+
+  std::string mount_ref, mount_target;
+  bool rw = false;
+  auto* mount = app.add_subcommand("mount", "Mount an image's layers as an overlay (root only)");
+  mount->add_flag("--rw", rw, "Writable, with scratch upper and work dirs in the store");
+  mount->add_option("REF", mount_ref, "Image reference (pulled already, as root)")->required();
+  mount->add_option("TARGET", mount_target, "An existing directory")->required();
+
+  std::string umount_target;
+  auto* umount = app.add_subcommand("umount", "Unmount what `hoist mount` mounted");
+  umount->add_option("TARGET", umount_target, "The mount point")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   std::signal(SIGINT, OnSignal);
@@ -195,5 +223,22 @@ int main(int argc, char** argv) {
   if (*pull) return Pull(g, ref, platform, jobs, quiet);
   if (*images) return Images(g);
   if (*inspect) return Inspect(g, inspect_ref);
+  if (*unpack || *mount || *umount) {
+    auto client = OpenClient(g);
+    if (!client.ok()) return Fail(client.status());
+    hoist::Status s;
+    if (*unpack) {
+      hoist::UnpackOptions o;
+      o.bundle = bundle;
+      s = (*client)->Unpack(unpack_ref, unpack_dest, o);
+    } else if (*mount) {
+      hoist::MountOptions o;
+      o.writable = rw;
+      s = (*client)->Mount(mount_ref, mount_target, o);
+    } else {
+      s = (*client)->Unmount(umount_target);
+    }
+    return s.ok() ? 0 : Fail(s);
+  }
   return kExitFailure;
 }
