@@ -17,6 +17,9 @@
 #include "base/fs.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
+#include "config/credentials.h"
+#include "config/endpoint.h"
+#include "config/registries_conf.h"
 #include "content/digester.h"
 #include "content/index_file.h"
 #include "content/store.h"
@@ -78,29 +81,52 @@ std::string DefaultStoreDir() {
 struct Client::Impl {
   ClientOptions options;
   std::unique_ptr<content::Store> store;
-  std::unique_ptr<registry::CredentialSource> credentials;
+  config::RegistriesConf registries_conf;
+  config::TlsPolicy tls;
+  std::unique_ptr<config::DockerCredentials> docker_credentials;  // login, logout, describe
+  std::unique_ptr<registry::CredentialSource> static_credentials;  // --creds, when given
+  registry::CredentialSource* credentials = nullptr;                // the one in use
   std::unique_ptr<registry::Authorizer> authorizer;
   std::mutex mu;
-  std::map<std::string, std::unique_ptr<registry::Registry>> registries;  // by domain
+  std::map<std::string, std::unique_ptr<registry::Registry>> registries;  // by name|host
 
-  registry::Registry* RegistryFor(const Reference& ref) {
+  // The Registry for a host, created once per client (it remembers http vs https).
+  // name: the registry whose credentials apply (the reference's, or a mirror's host).
+  Result<registry::Registry*> RegistryFor(const std::string& name, const std::string& host,
+                                          bool configured_insecure) {
     std::lock_guard<std::mutex> lock(mu);
-    auto& r = registries[ref.domain()];
+    auto& r = registries[name + "|" + host];
     if (!r) {
-      std::string host = ref.RegistryHost();
-      bool insecure = registry::IsLoopbackHost(host) ||
-                      std::find(options.insecure_registries.begin(),
-                                options.insecure_registries.end(),
-                                ref.domain()) != options.insecure_registries.end() ||
-                      std::find(options.insecure_registries.begin(),
-                                options.insecure_registries.end(),
-                                host) != options.insecure_registries.end();
-      r = std::make_unique<registry::Registry>(ref.domain(), host, insecure, authorizer.get());
+      ASSIGN_OR_RETURN(registry::Endpoint endpoint,
+                       config::MakeEndpoint(name, host, configured_insecure, tls));
+      r = std::make_unique<registry::Registry>(name, host, std::move(endpoint), authorizer.get());
     }
     return r.get();
   }
 
+  // The repositories to try for `ref`, in order (mirrors first), per registries.conf.
+  struct Source {
+    std::unique_ptr<registry::Repository> repo;
+    std::string describe;  // "mirror 127.0.0.1:5001" / "127.0.0.1:5000"
+  };
+  Result<std::vector<Source>> SourcesFor(const Reference& ref) {
+    ASSIGN_OR_RETURN(auto routes, registries_conf.RoutesFor(ref));
+    std::vector<Source> out;
+    for (const auto& route : routes) {
+      const std::string name = route.endpoint.mirror ? route.host : ref.domain();
+      ASSIGN_OR_RETURN(registry::Registry * reg,
+                       RegistryFor(name, route.host, route.endpoint.insecure));
+      out.push_back({std::make_unique<registry::Repository>(reg, route.repository),
+                     (route.endpoint.mirror ? "mirror " : "") + route.host});
+    }
+    return out;
+  }
+
   Result<Image> Pull(const Reference& ref, const PullOptions& options);
+  Result<Image> PullFrom(const Reference& ref, registry::Repository& repo,
+                         const PullOptions& options);
+  Status Download(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+                  const std::function<Status(const char*, size_t)>& sink);
   // The manifest with this digest, from the store, or fetched, verified and stored first
   // (then *downloaded is set). *media_type: the document's media type.
   Result<std::string> FetchManifest(registry::Repository& repo, registry::HttpClient& http,
@@ -147,6 +173,27 @@ Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
   return bytes;
 }
 
+// A blob's bytes to sink: from its `urls` first when it has some (foreign layers; plain
+// http(s), never with registry credentials; skipped when the client refuses foreign URLs),
+// then from the registry.
+Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& http,
+                              const Descriptor& d,
+                              const std::function<Status(const char*, size_t)>& sink) {
+  if (!d.urls.empty() && options.allow_foreign_urls) {
+    bool started = false;
+    auto counting = [&](const char* data, size_t n) {
+      started = true;
+      return sink(data, n);
+    };
+    for (const std::string& url : d.urls) {
+      Status s = registry::GetUrl(http, url, counting);
+      if (s.ok()) return s;
+      if (started) return s.WithContext("foreign URL " + url);  // bytes already consumed
+    }
+  }
+  return repo.GetBlob(http, d.digest, sink);
+}
+
 Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient& http,
                                const Descriptor& d, Progress* progress, bool* downloaded) {
   // The config is fetched like a layer but, as in docker, gets no progress lines.
@@ -159,7 +206,7 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     return OkStatus();
   }
   report(ProgressState::kDownloading);
-  RETURN_IF_ERROR(repo.GetBlob(http, d.digest, [&](const char* data, size_t n) {
+  RETURN_IF_ERROR(Download(repo, http, d, [&](const char* data, size_t n) {
     return writer->Write(data, n);
   }));
   report(ProgressState::kVerifying, writer->written());
@@ -195,7 +242,7 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
     // and hashed, so that bytes that are not the blob are reported as such, not as whatever
     // the inflater or tar reader made of them.
     Status extract;
-    RETURN_IF_ERROR(repo.GetBlob(http, d.digest, [&](const char* data, size_t n) -> Status {
+    RETURN_IF_ERROR(Download(repo, http, d, [&](const char* data, size_t n) -> Status {
       RETURN_IF_ERROR(writer->Write(data, n));
       if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
       return OkStatus();
@@ -214,7 +261,32 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   return OkStatus();
 }
 
+// Mirrors first, then the registry: a mirror that cannot be reached, fails (5xx) or does not
+// have the image (404) is passed over with a notice. The image keeps the reference's name
+// and digest whichever endpoint served it.
 Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& options) {
+  ASSIGN_OR_RETURN(std::vector<Source> sources, SourcesFor(ref));
+  for (size_t i = 0; i < sources.size(); ++i) {
+    auto image = PullFrom(ref, *sources[i].repo, options);
+    bool fall_back = !image.ok() && i + 1 < sources.size() &&
+                     (image.status().code() == StatusCode::kUnavailable ||
+                      image.status().code() == StatusCode::kNotFound);
+    if (!fall_back) {
+      if (!image.ok() && sources.size() > 1) {
+        return image.status().WithContext(sources[i].describe);
+      }
+      return image;
+    }
+    if (options.notice) {
+      options.notice(sources[i].describe + " failed (" + image.status().message() +
+                     "); trying " + sources[i + 1].describe);
+    }
+  }
+  return InternalError("no endpoint to pull from");
+}
+
+Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository& repo,
+                                     const PullOptions& options) {
   Platform want;
   if (options.platform.empty()) {
     want = manifest::HostPlatform();
@@ -224,7 +296,6 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
   std::atomic<bool> cancel{false};
   std::atomic<bool> never{false};
   const std::atomic<bool>* outside = options.cancel != nullptr ? options.cancel : &never;
-  registry::Repository repo(RegistryFor(ref), ref.path());
   registry::HttpClient http(outside);
 
   // 1. Resolve: what does the reference name, by digest? A HEAD answers that in one request
@@ -424,9 +495,29 @@ Client::~Client() = default;
 Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
   if (options.store_dir.empty()) options.store_dir = DefaultStoreDir();
   auto impl = std::make_unique<Impl>();
-  ASSIGN_OR_RETURN(auto cred, registry::StaticCredentials::ParseUserPassword(options.credentials));
-  impl->credentials = std::make_unique<registry::StaticCredentials>(std::move(cred));
-  impl->authorizer = std::make_unique<registry::Authorizer>(impl->credentials.get());
+  impl->docker_credentials =
+      std::make_unique<config::DockerCredentials>(config::CredentialFiles::Default());
+  impl->credentials = impl->docker_credentials.get();
+  if (!options.credentials.empty()) {
+    ASSIGN_OR_RETURN(auto cred,
+                     registry::StaticCredentials::ParseUserPassword(options.credentials));
+    impl->static_credentials = std::make_unique<registry::StaticCredentials>(std::move(cred));
+    impl->credentials = impl->static_credentials.get();
+  }
+  impl->authorizer = std::make_unique<registry::Authorizer>(impl->credentials);
+  if (options.registries_conf.empty()) {
+    ASSIGN_OR_RETURN(impl->registries_conf, config::RegistriesConf::Load());
+  } else {
+    ASSIGN_OR_RETURN(impl->registries_conf, config::RegistriesConf::LoadFile(options.registries_conf));
+  }
+  switch (options.tls_verify) {
+    case ClientOptions::TlsVerify::kDefault: impl->tls.mode = config::TlsPolicy::Mode::kDefault; break;
+    case ClientOptions::TlsVerify::kAlways: impl->tls.mode = config::TlsPolicy::Mode::kAlways; break;
+    case ClientOptions::TlsVerify::kNever: impl->tls.mode = config::TlsPolicy::Mode::kNever; break;
+  }
+  impl->tls.insecure_registries = options.insecure_registries;
+  impl->tls.cert_dir = options.cert_dir;
+  impl->tls.certs_dirs = options.certs_dirs;
   auto store = content::Store::Open(options.store_dir);
   if (!store.ok()) return store.status().WithContext("store " + options.store_dir);
   impl->store = std::move(store).value();
@@ -611,6 +702,82 @@ Status Client::Unmount(const std::string& target) {
   std::error_code ec;
   std::filesystem::remove_all(impl_->store->layout().MountDir(*id), ec);
   return OkStatus();
+}
+
+namespace {
+
+// The registry a login names: "docker.io" for Docker Hub however it is written
+// ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"), else host[:port].
+Result<std::string> LoginRegistry(std::string_view text) {
+  std::string name(text.empty() ? "docker.io" : text);
+  if (auto scheme = name.find("://"); scheme != std::string::npos) name = name.substr(scheme + 3);
+  name = name.substr(0, name.find('/'));
+  if (name == "index.docker.io" || name == "registry-1.docker.io") name = "docker.io";
+  auto ref = Reference::Parse(name + "/x");
+  if (!ref.ok() || ref->domain() != name) {
+    return InvalidArgumentError("invalid registry \"" + std::string(text) + "\"");
+  }
+  return name;
+}
+
+}  // namespace
+
+Status Client::Login(const std::string& registry_text, const std::string& user,
+                     const std::string& password) {
+  const std::string context = "login " + (registry_text.empty() ? "docker.io" : registry_text);
+  auto name = LoginRegistry(registry_text);
+  if (!name.ok()) return name.status().WithContext(context);
+  if (user.empty() || password.empty()) {
+    return InvalidArgumentError(context + ": a user name and a password are needed");
+  }
+  auto ref = Reference::Parse(*name + "/x");
+  registry::Credential cred{user, password, ""};
+  // Checked with these credentials alone, against the registry's own endpoint (not mirrors).
+  registry::StaticCredentials only(cred);
+  registry::Authorizer authorizer(&only);
+  auto endpoint = config::MakeEndpoint(*name, ref->RegistryHost(), false, impl_->tls);
+  if (!endpoint.ok()) return endpoint.status().WithContext(context);
+  registry::Registry reg(*name, ref->RegistryHost(), *endpoint, &authorizer);
+  registry::HttpClient http;
+  auto r = reg.Send(http, "/v2/", registry::HttpRequest{}, "");
+  if (!r.ok()) return r.status().WithContext(context);
+  if (r->status == 401) return UnauthenticatedError(context + ": credentials rejected");
+  if (r->status != 200) return registry::StatusFromResponse(*r).WithContext(context);
+  return impl_->docker_credentials->Store(*name, cred).WithContext(context);
+}
+
+Status Client::Logout(const std::string& registry_text) {
+  const std::string context = "logout " + (registry_text.empty() ? "docker.io" : registry_text);
+  auto name = LoginRegistry(registry_text);
+  if (!name.ok()) return name.status().WithContext(context);
+  return impl_->docker_credentials->Erase(*name).WithContext(context);
+}
+
+Result<std::string> Client::DescribeConfig(std::string_view text) {
+  const std::string context = "config " + std::string(text);
+  auto ref = Reference::Parse(text);
+  if (!ref.ok()) return ref.status().WithContext(context);
+  std::string out = "reference: " + ref->String() + "\n";
+  auto routes = impl_->registries_conf.RoutesFor(*ref);
+  if (!routes.ok()) return routes.status().WithContext(context);
+  auto settings = impl_->registries_conf.SettingsFor(*ref);
+  out += "registries.conf entry: " +
+         (settings.prefix.empty() ? std::string("none") : settings.prefix + " (" + settings.source + ")") +
+         "\nendpoints, in order:\n";
+  int n = 0;
+  for (const auto& route : *routes) {
+    const std::string name = route.endpoint.mirror ? route.host : ref->domain();
+    out += "  " + std::to_string(++n) + ". " + (route.endpoint.mirror ? "mirror " : "registry ") +
+           route.host + "/" + route.repository + "\n     tls: " +
+           config::DescribeEndpoint(name, route.host, route.endpoint.insecure, impl_->tls) +
+           "\n     credentials: " +
+           (impl_->static_credentials ? std::string("--creds") : impl_->docker_credentials->Describe(name)) +
+           "\n";
+  }
+  out += "registries.conf files read:";
+  if (impl_->registries_conf.files().empty()) out += " none";
+  for (const auto& f : impl_->registries_conf.files()) out += " " + f;
+  return out + "\n";
 }
 
 }  // namespace hoist

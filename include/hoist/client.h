@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,8 +28,29 @@ struct ClientOptions {
   // Registries (host[:port]) reached without TLS verification, and over plain http when https
   // fails. Loopback registries (localhost, 127.0.0.0/8, ::1) always are, as in docker.
   std::vector<std::string> insecure_registries;
-  // "user:password" sent to any registry that asks (basic auth or a token server's realm).
+  // "user:password" sent to any registry that asks (basic auth or a token server's realm),
+  // instead of the user's own credentials. Empty: docker's config.json ($DOCKER_CONFIG, else
+  // ~/.docker) with its credential helpers, and podman's auth.json ($REGISTRY_AUTH_FILE,
+  // $XDG_RUNTIME_DIR/containers/auth.json).
   std::string credentials;
+  // TLS verification for every registry, as skopeo's --tls-verify: kDefault follows each
+  // registry's settings (loopback and insecure registries: unverified HTTPS, then plain HTTP;
+  // others: verified HTTPS only); kAlways verifies HTTPS everywhere, loopback included, never
+  // plain HTTP; kNever skips verification and allows plain HTTP everywhere.
+  enum class TlsVerify { kDefault, kAlways, kNever };
+  TlsVerify tls_verify = TlsVerify::kDefault;
+  // A directory of *.crt CAs and *.cert/*.key client pairs used for every registry instead of
+  // /etc/docker/certs.d/<host:port> and /etc/containers/certs.d/<host:port> (skopeo's --cert-dir).
+  std::string cert_dir;
+  // The certs.d base directories searched for <host:port>/ (empty: the system's).
+  std::vector<std::string> certs_dirs;
+  // A containers-registries.conf(5) file to read instead of the usual lookup
+  // ($HOIST_REGISTRIES_CONF, ${XDG_CONFIG_HOME:-~/.config}/containers/registries.conf,
+  // /etc/containers/registries.conf).
+  std::string registries_conf;
+  // Foreign (non-distributable) layers are fetched from their `urls`, never with registry
+  // credentials; false refuses them.
+  bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;
 };
@@ -50,6 +72,9 @@ struct PullOptions {
   int jobs = 4;          // blobs transferred at once
   ProgressCallback progress;
   const std::atomic<bool>* cancel = nullptr;  // set to true to stop the pull (Cancelled)
+  // One line for things the user should know that are not errors, e.g.
+  // "mirror 10.0.0.1:5000 failed (HTTP 503); trying registry-1.docker.io".
+  std::function<void(const std::string&)> notice;
 };
 
 // The store used when none is given: $HOIST_STORE, else /var/lib/hoist for root, else
@@ -89,6 +114,16 @@ class Client {
                const MountOptions& options = {});
   // Unmounts what Mount mounted at `target` and removes its upper and work dirs.
   Status Unmount(const std::string& target);
+
+  // `docker login`: checks user and password against the registry's /v2/ (basic auth or a
+  // token from its realm) and stores them in docker's config.json (or its credential
+  // helper). registry: "docker.io", "ghcr.io", "127.0.0.1:5000".
+  Status Login(const std::string& registry, const std::string& user, const std::string& password);
+  // `docker logout`: removes the stored credentials. NotFound when there were none.
+  Status Logout(const std::string& registry);
+  // The effective settings for a reference, one per line: endpoints in order (mirrors, then the
+  // registry), TLS, where credentials come from (never the secret), and the files read.
+  Result<std::string> DescribeConfig(std::string_view reference);
 
  private:
   struct Impl;

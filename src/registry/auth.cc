@@ -216,14 +216,31 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
   if (!scope.empty()) query += std::string(query.empty() ? "" : "&") + "scope=" + UrlEncode(scope);
 
   HttpRequest req;
-  req.method = "GET";
-  req.url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + query;
   req.max_body = 1 << 20;
-  if (cred && may_send_credentials && !cred->username.empty()) {
-    req.headers.push_back("Authorization: Basic " +
-                          Base64Encode(cred->username + ":" + cred->password));
+  HttpResponse r;
+  bool answered = false;
+  if (cred && may_send_credentials && !cred->identity_token.empty()) {
+    // OAuth2 refresh-token grant (docker's identity tokens): a form POST to the realm.
+    req.method = "POST";
+    req.url = realm;
+    req.headers = {"Content-Type: application/x-www-form-urlencoded"};
+    req.body = "grant_type=refresh_token&client_id=hoist&refresh_token=" +
+               UrlEncode(cred->identity_token) + (query.empty() ? "" : "&" + query);
+    ASSIGN_OR_RETURN(r, http.Do(req));
+    // A token server without OAuth2 support answers 404/405: fall back to GET, as docker.
+    answered = r.status != 404 && r.status != 405;
   }
-  ASSIGN_OR_RETURN(HttpResponse r, http.Do(req));
+  if (!answered) {
+    req.method = "GET";
+    req.url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + query;
+    req.body.clear();
+    req.headers.clear();
+    if (cred && may_send_credentials && !cred->username.empty() && !cred->password.empty()) {
+      req.headers.push_back("Authorization: Basic " +
+                            Base64Encode(cred->username + ":" + cred->password));
+    }
+    ASSIGN_OR_RETURN(r, http.Do(req));
+  }
   if (r.status == 401 || r.status == 403) {
     return UnauthenticatedError("token server " + UrlAuthority(realm) + " refused (HTTP " +
                                 std::to_string(r.status) + ")");

@@ -22,6 +22,10 @@ struct HttpRequest {
   std::vector<std::string> headers;  // "Name: value"
   std::string body;                  // POST body
   bool verify_tls = true;
+  // Extra trusted CAs (PEM), in addition to the system's; client certificate and key files.
+  std::string extra_ca_pem;
+  std::string client_cert;
+  std::string client_key;
   // A 2xx body goes to `sink` when set (streamed, never held whole), else into
   // HttpResponse::body up to `max_body` bytes; more is ResourceExhausted. Non-2xx bodies are
   // always kept in memory, truncated to 64 KiB, for error messages.
@@ -59,5 +63,8 @@ class HttpClient {
 
 // Calls curl_global_init once per process; safe from any thread.
 void InitHttpOnce();
+
+// The system's CA bundle (PEM), read once; "" when there is none.
+const std::string& SystemCaBundle();
 
 }  // namespace hoist::registry

@@ -61,8 +61,8 @@ Status StatusFromResponse(const HttpResponse& r) {
   return InternalError("unexpected " + message);
 }
 
-Registry::Registry(std::string name, std::string host, bool insecure, Authorizer* authorizer)
-    : name_(std::move(name)), host_(std::move(host)), insecure_(insecure),
+Registry::Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer)
+    : name_(std::move(name)), host_(std::move(host)), endpoint_(std::move(endpoint)),
       authorizer_(authorizer) {}
 
 Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
@@ -76,7 +76,7 @@ Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
   if (!scheme.empty()) return SendWithScheme(http, scheme, path, request, scope, &body_started);
 
   auto r = SendWithScheme(http, "https", path, request, scope, &body_started);
-  if (r.ok() || !insecure_ || body_started || r.status().code() != StatusCode::kUnavailable) {
+  if (r.ok() || !endpoint_.insecure || body_started || r.status().code() != StatusCode::kUnavailable) {
     if (r.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       scheme_ = "https";
@@ -98,7 +98,6 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
   const std::string origin = scheme + "://" + host_;
   std::string url = origin + path;
   const std::vector<std::string> base_headers = request.headers;
-  request.verify_tls = !insecure_;
   if (request.sink) {
     auto inner = request.sink;
     request.sink = [inner, body_started](const char* d, size_t n) {
@@ -116,8 +115,12 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
       std::string auth = authorizer_->HeaderFor(host_, scope);
       if (!auth.empty()) request.headers.push_back(std::move(auth));
     }
-    // TLS is verified everywhere except on the insecure registry itself.
-    request.verify_tls = !(insecure_ && at_registry);
+    // TLS is verified everywhere except on the insecure registry itself, and the registry's
+    // own CAs and client certificate are for the registry only.
+    request.verify_tls = !(endpoint_.insecure && at_registry);
+    request.extra_ca_pem = at_registry ? endpoint_.extra_ca_pem : "";
+    request.client_cert = at_registry ? endpoint_.client_cert : "";
+    request.client_key = at_registry ? endpoint_.client_key : "";
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(request));
     if (r.status == 401 && at_registry && !answered_challenge) {
       answered_challenge = true;
@@ -138,6 +141,28 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
   }
   return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
                           origin + path);
+}
+
+Status GetUrl(HttpClient& http, const std::string& start,
+              const std::function<Status(const char*, size_t)>& sink) {
+  if (!start.starts_with("https://") && !start.starts_with("http://")) {
+    return InvalidArgumentError("URL \"" + start + "\" is not http(s)");
+  }
+  std::string url = start;
+  for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+    HttpRequest req;
+    req.url = url;
+    req.sink = sink;
+    ASSIGN_OR_RETURN(HttpResponse r, http.Do(req));
+    if (IsRedirect(r.status)) {
+      url = ResolveLocation(url, r.Header("location"));
+      if (url.empty()) return UnavailableError("redirect from " + start + " to a non-http(s) URL");
+      continue;
+    }
+    if (r.status != 200) return StatusFromResponse(r).WithContext("GET " + url);
+    return OkStatus();
+  }
+  return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " + start);
 }
 
 Repository::Repository(Registry* registry, std::string path)

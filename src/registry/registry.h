@@ -19,12 +19,20 @@
 
 namespace hoist::registry {
 
+// How to reach one registry host.
+struct Endpoint {
+  // Skip TLS verification, and fall back to plain http when https cannot be reached.
+  bool insecure = false;
+  std::string extra_ca_pem;  // CAs trusted for this host besides the system's (certs.d)
+  std::string client_cert;   // client certificate and key files (certs.d), or empty
+  std::string client_key;
+};
+
 class Registry {
  public:
-  // name: the registry as references name it ("docker.io"); host: where to connect
-  // ("registry-1.docker.io", "127.0.0.1:5000"). insecure: skip TLS verification and fall back
-  // to plain http when https cannot be reached.
-  Registry(std::string name, std::string host, bool insecure, Authorizer* authorizer);
+  // name: the registry as credentials are looked up ("docker.io", a mirror's host:port);
+  // host: where to connect ("registry-1.docker.io", "127.0.0.1:5000").
+  Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer);
 
   const std::string& name() const { return name_; }
   const std::string& host() const { return host_; }
@@ -42,7 +50,7 @@ class Registry {
 
   std::string name_;
   std::string host_;
-  bool insecure_;
+  Endpoint endpoint_;
   Authorizer* authorizer_;
   std::mutex mu_;
   std::string scheme_;  // "" until the first request succeeds
@@ -81,6 +89,11 @@ class Repository {
   Registry* registry_;
   std::string path_;
 };
+
+// GET of a plain http(s) URL (a foreign layer's `urls`), following up to 10 redirects, never
+// with credentials of any registry; the 2xx body goes to sink.
+Status GetUrl(HttpClient& http, const std::string& url,
+              const std::function<Status(const char*, size_t)>& sink);
 
 // A Status for a non-2xx response: the code follows the HTTP status (401 Unauthenticated,
 // 403 PermissionDenied, 404 NotFound, 429 and 5xx Unavailable), the message carries the

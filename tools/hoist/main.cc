@@ -1,5 +1,8 @@
 // hoist: the command line. Parses arguments, renders progress and maps errors to one stderr
 // line and an exit code; all the work is libhoist's.
+#include <termios.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -73,6 +76,8 @@ struct Globals {
   std::string store;
   std::vector<std::string> insecure;
   std::string creds;
+  std::string tls_verify;  // "", "true", "false"
+  std::string cert_dir;
   uint64_t max_layer_size = 0;  // 0: the library's default
 };
 
@@ -82,6 +87,9 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   o.insecure_registries = g.insecure;
   o.credentials = g.creds;
   if (g.max_layer_size != 0) o.max_layer_bytes = g.max_layer_size;
+  if (g.tls_verify == "true") o.tls_verify = hoist::ClientOptions::TlsVerify::kAlways;
+  if (g.tls_verify == "false") o.tls_verify = hoist::ClientOptions::TlsVerify::kNever;
+  o.cert_dir = g.cert_dir;
   if (o.credentials.empty()) {
     if (const char* env = std::getenv("HOIST_CREDS"); env != nullptr) o.credentials = env;
   }
@@ -104,6 +112,7 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   options.platform = platform;
   options.jobs = jobs;
   options.cancel = &g_cancel;
+  options.notice = [](const std::string& line) { std::fprintf(stderr, "hoist: %s\n", line.c_str()); };
   if (!quiet) {
     options.progress = [](const hoist::ProgressEvent& e) {
       // One line per state change; byte counts are for progress bars, not for this output.
@@ -124,6 +133,48 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
               image->downloaded ? "Downloaded newer image" : "Image is up to date",
               ref->Familiar().c_str());
   std::printf("%s\n", ref->String().c_str());
+  return 0;
+}
+
+// A line from the terminal, without echo when `secret`.
+std::string Prompt(const char* what, bool secret) {
+  std::fprintf(stderr, "%s", what);
+  termios old{};
+  bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+  if (tty && secret) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (tty && secret) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::fprintf(stderr, "\n");
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+int Login(const Globals& g, const std::string& registry, std::string user, std::string password,
+          bool password_stdin) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("login " + registry));
+  if (password_stdin) {
+    if (user.empty()) {
+      return Fail(hoist::InvalidArgumentError("login: --password-stdin needs --username"));
+    }
+    std::getline(std::cin, password);
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+      password.pop_back();
+    }
+  } else {
+    if (user.empty()) user = Prompt("Username: ", false);
+    if (password.empty()) password = Prompt("Password: ", true);
+  }
+  hoist::Status s = (*client)->Login(registry, user, password);
+  if (!s.ok()) return Fail(s);
+  std::printf("Login Succeeded\n");
   return 0;
 }
 
@@ -181,6 +232,12 @@ int main(int argc, char** argv) {
                    "HOST[:PORT] reached without TLS verification (and over http if https fails)");
   pull->add_option("--creds", g.creds, "USER:PASSWORD for the registry (or $HOIST_CREDS)");
   pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
+  pull->add_option("--tls-verify", g.tls_verify,
+                   "true: verify TLS everywhere, loopback included, and never use plain http; "
+                   "false: verify nowhere and allow plain http (default: per registry)")
+      ->check(CLI::IsMember({"true", "false"}));
+  pull->add_option("--cert-dir", g.cert_dir,
+                   "Use *.crt CAs and *.cert/*.key client pairs from DIR for every registry");
   pull->add_option("--max-layer-size", g.max_layer_size,
                    "Refuse a layer whose tar is larger than this (e.g. 16GiB; default 64GiB)")
       ->transform(CLI::AsSizeValue(false));
@@ -216,6 +273,29 @@ int main(int argc, char** argv) {
   auto* umount = app.add_subcommand("umount", "Unmount what `hoist mount` mounted");
   umount->add_option("TARGET", umount_target, "The mount point")->required();
 
+  std::string login_registry, login_user, login_password;
+  bool password_stdin = false;
+  auto* login = app.add_subcommand("login", "Store credentials for a registry, as docker login");
+  login->add_option("-u,--username", login_user, "User name");
+  login->add_option("-p,--password", login_password, "Password (prefer --password-stdin)");
+  login->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
+  login->add_option("--tls-verify", g.tls_verify, "true or false (see pull)")
+      ->check(CLI::IsMember({"true", "false"}));
+  login->add_option("--cert-dir", g.cert_dir, "CA and client certificates for the registry");
+  login->add_option("REGISTRY", login_registry, "Registry (default: docker.io)");
+
+  std::string logout_registry;
+  auto* logout = app.add_subcommand("logout", "Remove stored credentials for a registry");
+  logout->add_option("REGISTRY", logout_registry, "Registry (default: docker.io)");
+
+  std::string config_ref;
+  auto* config = app.add_subcommand(
+      "config", "Print the effective registry settings for a reference (never a secret)");
+  config->add_option("--tls-verify", g.tls_verify, "true or false (see pull)")
+      ->check(CLI::IsMember({"true", "false"}));
+  config->add_option("--cert-dir", g.cert_dir, "CA and client certificates for every registry");
+  config->add_option("REF", config_ref, "Image reference")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   std::signal(SIGINT, OnSignal);
@@ -223,6 +303,22 @@ int main(int argc, char** argv) {
   if (*pull) return Pull(g, ref, platform, jobs, quiet);
   if (*images) return Images(g);
   if (*inspect) return Inspect(g, inspect_ref);
+  if (*login) return Login(g, login_registry, login_user, login_password, password_stdin);
+  if (*logout || *config) {
+    auto client = OpenClient(g);
+    if (!client.ok()) return Fail(client.status());
+    if (*logout) {
+      hoist::Status s = (*client)->Logout(logout_registry);
+      if (!s.ok()) return Fail(s);
+      std::printf("Removing login credentials for %s\n",
+                  logout_registry.empty() ? "docker.io" : logout_registry.c_str());
+      return 0;
+    }
+    auto text = (*client)->DescribeConfig(config_ref);
+    if (!text.ok()) return Fail(text.status());
+    std::printf("%s", text->c_str());
+    return 0;
+  }
   if (*unpack || *mount || *umount) {
     auto client = OpenClient(g);
     if (!client.ok()) return Fail(client.status());
