@@ -114,7 +114,13 @@ Status Client::Impl::Download(registry::Repository &repo, registry::HttpClient &
       if (started) return s.WithContext("foreign URL " + url);  // bytes already consumed
     }
   }
-  return repo.GetBlob(http, d.digest, sink);
+  Status s = repo.GetBlob(http, d.digest, sink);
+  if (!s.ok() && !d.urls.empty() && !options.allow_foreign_urls) {
+    return PermissionDeniedError("foreign layer: fetching it from its URLs is refused by "
+                                 "configuration, and the registry does not serve it (" +
+                                 s.message() + ")");
+  }
+  return s;
 }
 
 Status Client::Impl::FetchBlob(registry::Repository &repo, registry::HttpClient &http,

@@ -163,6 +163,11 @@ Status Client::Mount(std::string_view text, const std::string &target,
                                      " was extracted without root (OCI whiteout files); pull it "
                                      "again as root to mount it");
     }
+    if (j.contains("lowerHardlinks")) {
+      return FailedPreconditionError(context + ": layer " + it->String() +
+                                     " hardlinks files of lower layers, which separate overlay "
+                                     "layers cannot share; use hoist unpack");
+    }
     lowerdirs.push_back(Absolute(layout.LayerRootfs(*it)));
   }
   if (lowerdirs.size() < 2) {

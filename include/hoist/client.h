@@ -49,7 +49,8 @@ struct ClientOptions {
   // /etc/containers/registries.conf).
   std::string registries_conf;
   // Foreign (non-distributable) layers are fetched from their `urls`, never with registry
-  // credentials; false refuses them.
+  // credentials. false: their urls are never used; such a layer must come from the registry
+  // itself, and a pull whose registry does not serve it is refused (PermissionDenied).
   bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;

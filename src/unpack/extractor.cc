@@ -440,18 +440,23 @@ Status Extractor::CreateHardlink(const Parent& parent, const std::string& name, 
   if (target.empty() || target.back() == "..") {
     return DataLossError("hardlink to a directory (" + e.linkname + ")");
   }
+  auto missing = [&]() -> Status {
+    if (!options_.defer_missing_hardlinks) {
+      return DataLossError("hardlink target " + e.linkname + " does not exist");
+    }
+    lower_hardlinks_.emplace_back(e.path, e.linkname);
+    return OkStatus();
+  };
   Result<Parent> tparent =
       ResolveParent(std::span<const std::string>(target).first(target.size() - 1), false);
   if (!tparent.ok()) {
-    if (tparent.status().code() == StatusCode::kNotFound) {
-      return DataLossError("hardlink target " + e.linkname + " does not exist");
-    }
+    if (tparent.status().code() == StatusCode::kNotFound) return missing();
     return tparent.status();
   }
   const std::string& tname = target.back();
   struct stat tst;
   if (fstatat(tparent->fd.get(), tname.c_str(), &tst, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return DataLossError("hardlink target " + e.linkname + " does not exist");
+    if (errno == ENOENT) return missing();
     return ErrnoError(errno, "stat hardlink target " + e.linkname);
   }
   if (S_ISDIR(tst.st_mode)) return DataLossError("hardlink to a directory (" + e.linkname + ")");

@@ -71,6 +71,10 @@ struct ExtractOptions {
   uint64_t max_total_bytes = 64ULL << 30;
   // How names are resolved inside the root; tests force the user-space walk with kWalk.
   ResolveMethod resolve = ResolveMethod::kAuto;
+  // When each layer is extracted into a directory of its own, a hardlink may name a file of a
+  // lower layer, which that directory cannot hold. With this set, a hardlink whose target is
+  // not in the root is skipped and listed in lower_hardlinks() instead of being DataLoss.
+  bool defer_missing_hardlinks = false;
 };
 
 class Extractor : public TarHandler {
@@ -98,6 +102,11 @@ class Extractor : public TarHandler {
   uint64_t skipped_xattrs() const { return skipped_xattrs_; }
   // Bytes of file data written so far (counted against max_total_bytes).
   uint64_t bytes_written() const { return total_bytes_; }
+  // Hardlinks skipped under ExtractOptions::defer_missing_hardlinks: (path, target) as in the
+  // archive.
+  const std::vector<std::pair<std::string, std::string>>& lower_hardlinks() const {
+    return lower_hardlinks_;
+  }
 
  private:
   // A directory entry "name" inside the directory (dev, ino): the key of the set of paths
@@ -176,6 +185,7 @@ class Extractor : public TarHandler {
 
   uint64_t total_bytes_ = 0;
   uint64_t skipped_devices_ = 0;
+  std::vector<std::pair<std::string, std::string>> lower_hardlinks_;
   uint64_t skipped_xattrs_ = 0;
   // Every name this layer created or updated (not whiteouts it applied): whiteouts and opaque
   // markers of kApply remove only what is NOT in here, i.e. content of lower layers.

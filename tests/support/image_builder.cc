@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -43,23 +44,31 @@ void PadToBlock(std::string& out) {
   if (out.size() % kBlock != 0) out.append(kBlock - out.size() % kBlock, '\0');
 }
 
+// Owner, mtime and device numbers of a header; the defaults are those of a plain entry.
+struct HeaderMeta {
+  int uid = 0;
+  int gid = 0;
+  long long mtime = kFixedMtime;
+  unsigned dev_major = 0, dev_minor = 0;
+};
+
 std::string Header(std::string_view name, std::string_view prefix, char type, int mode, size_t size,
-                   std::string_view linkname) {
+                   std::string_view linkname, const HeaderMeta& meta = {}) {
   std::string h(kBlock, '\0');
   PutString(h, 0, 100, name);
   PutOctal(h, 100, 8, static_cast<unsigned>(mode) & 07777);
-  PutOctal(h, 108, 8, 0);
-  PutOctal(h, 116, 8, 0);
+  PutOctal(h, 108, 8, static_cast<unsigned>(meta.uid));
+  PutOctal(h, 116, 8, static_cast<unsigned>(meta.gid));
   PutOctal(h, 124, 12, size);
-  PutOctal(h, 136, 12, kFixedMtime);
+  PutOctal(h, 136, 12, static_cast<unsigned long long>(meta.mtime));
   h[156] = type;
   PutString(h, 157, 100, linkname);
   PutString(h, 257, 6, std::string_view("ustar\0", 6));
   PutString(h, 263, 2, "00");
-  PutString(h, 265, 32, "root");
-  PutString(h, 297, 32, "root");
-  PutOctal(h, 329, 8, 0);
-  PutOctal(h, 337, 8, 0);
+  if (meta.uid == 0) PutString(h, 265, 32, "root");
+  if (meta.gid == 0) PutString(h, 297, 32, "root");
+  PutOctal(h, 329, 8, meta.dev_major);
+  PutOctal(h, 337, 8, meta.dev_minor);
   PutString(h, 345, 155, prefix);
   std::memset(&h[148], ' ', 8);
   unsigned sum = 0;
@@ -142,10 +151,11 @@ std::string MakeTar(const std::vector<TarEntry>& entries) {
     std::string_view prefix, name;
     bool fits = SplitUstarName(e.path, &prefix, &name);
     bool long_link = e.linkname.size() > 100;
-    if (!fits || long_link) {
+    if (!fits || long_link || !e.pax.empty()) {
       std::string records;
       if (!fits) records += PaxRecord("path", e.path);
       if (long_link) records += PaxRecord("linkpath", e.linkname);
+      for (const auto& [key, value] : e.pax) records += PaxRecord(key, value);
       std::string pax_name = "PaxHeaders/" + e.path.substr(0, 80);
       out += Header(pax_name, "", 'x', 0644, records.size(), "");
       out += records;
@@ -155,8 +165,15 @@ std::string MakeTar(const std::vector<TarEntry>& entries) {
         name = std::string_view(e.path).substr(0, 100);
       }
     }
+    HeaderMeta meta;
+    meta.uid = e.uid;
+    meta.gid = e.gid;
+    if (e.mtime >= 0) meta.mtime = e.mtime;
+    meta.dev_major = e.dev_major;
+    meta.dev_minor = e.dev_minor;
     out += Header(name, prefix, e.type, mode, size,
-                  std::string_view(e.linkname).substr(0, std::min<size_t>(e.linkname.size(), 100)));
+                  std::string_view(e.linkname).substr(0, std::min<size_t>(e.linkname.size(), 100)),
+                  meta);
     if (has_data) {
       out += e.content;
       PadToBlock(out);
@@ -182,34 +199,61 @@ std::string Gzip(std::string_view data) {
   return rc == Z_STREAM_END ? out : std::string();
 }
 
+std::string Zstd(std::string_view data) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
+  if (ZSTD_isError(n)) return {};
+  out.resize(n);
+  return out;
+}
+
 std::string Sha256Digest(std::string_view bytes) { return "sha256:" + HexEncode(Sha256Raw(bytes)); }
+
+Blob GzipLayer(Format f, std::string_view tar) {
+  std::string gz = Gzip(tar);
+  std::string digest = Sha256Digest(gz);
+  return Blob{f == Format::kOci ? "application/vnd.oci.image.layer.v1.tar+gzip"
+                                : "application/vnd.docker.image.rootfs.diff.tar.gzip",
+              std::move(digest), std::move(gz)};
+}
 
 BuiltImage BuildImage(Format f, const std::vector<std::vector<TarEntry>>& layers, std::string os,
                       std::string arch, std::string variant) {
+  std::vector<Blob> blobs;
+  std::vector<std::string> diff_ids;
+  for (const auto& entries : layers) {
+    std::string tar = MakeTar(entries);
+    diff_ids.push_back(Sha256Digest(tar));
+    blobs.push_back(GzipLayer(f, tar));
+  }
+  return BuildImageFromBlobs(f, std::move(blobs), std::move(diff_ids), ImageConfigSpec{},
+                             std::move(os), std::move(arch), std::move(variant));
+}
+
+BuiltImage BuildImageFromBlobs(Format f, std::vector<Blob> layers,
+                               std::vector<std::string> diff_ids, const ImageConfigSpec& spec,
+                               std::string os, std::string arch, std::string variant) {
   const bool oci = f == Format::kOci;
   BuiltImage img;
   img.os = std::move(os);
   img.architecture = std::move(arch);
   img.variant = std::move(variant);
+  img.layers = std::move(layers);
+  img.diff_ids = std::move(diff_ids);
   json history = json::array();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    std::string tar = MakeTar(layers[i]);
-    img.diff_ids.push_back(Sha256Digest(tar));
-    std::string gz = Gzip(tar);
-    Blob layer{oci ? "application/vnd.oci.image.layer.v1.tar+gzip"
-                   : "application/vnd.docker.image.rootfs.diff.tar.gzip",
-               Sha256Digest(gz), std::move(gz)};
-    img.layers.push_back(std::move(layer));
+  for (size_t i = 0; i < img.layers.size(); ++i) {
     history.push_back(
         {{"created", kCreated}, {"created_by", "hoist test layer " + std::to_string(i)}});
   }
+  json container_config = {{"Env", spec.env}, {"Cmd", spec.cmd}};
+  if (!spec.entrypoint.empty()) container_config["Entrypoint"] = spec.entrypoint;
+  if (!spec.working_dir.empty()) container_config["WorkingDir"] = spec.working_dir;
+  if (!spec.user.empty()) container_config["User"] = spec.user;
   json config = {
       {"architecture", img.architecture},
       {"os", img.os},
       {"created", kCreated},
-      {"config",
-       {{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
-        {"Cmd", {"/bin/sh"}}}},
+      {"config", container_config},
       {"rootfs", {{"type", "layers"}, {"diff_ids", img.diff_ids}}},
       {"history", history},
   };

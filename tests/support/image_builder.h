@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hoist/status.h"
@@ -21,14 +22,25 @@ struct TarEntry {
   char type = '0';
   std::string linkname{};
   int mode = 0644;
+  // Numeric owner (uname/gname are "root" for 0, empty otherwise).
+  int uid = 0;
+  int gid = 0;
+  long long mtime = -1;                   // seconds; -1: the archive's fixed mtime (2024-01-01)
+  unsigned dev_major = 0, dev_minor = 0;  // '3' and '4' entries
+  // Extra PAX records written in an 'x' header before the entry, in this order: xattrs as
+  // {"SCHILY.xattr.user.name", "value"}, or anything else a test wants the reader to see.
+  std::vector<std::pair<std::string, std::string>> pax{};
 };
 
-// A ustar archive: 512-byte blocks, uid/gid 0, a fixed mtime, and two zero blocks at the end.
-// Names too long for ustar's name/prefix split get a PAX 'x' header (path=, linkpath=).
+// A ustar archive: 512-byte blocks, each entry's uid/gid/mtime (default 0/0 and a fixed
+// mtime), and two zero blocks at the end. Names too long for ustar's name/prefix split get a
+// PAX 'x' header (path=, linkpath=), which also carries the entry's extra `pax` records.
 // Deterministic: the same entries give the same bytes.
 std::string MakeTar(const std::vector<TarEntry>& entries);
 // gzip (RFC 1952) of `data`, deterministic (mtime 0).
 std::string Gzip(std::string_view data);
+// One zstd frame of `data` (level 3), deterministic; empty on failure.
+std::string Zstd(std::string_view data);
 // "sha256:<hex>" of `bytes`.
 std::string Sha256Digest(std::string_view bytes);
 
@@ -55,6 +67,27 @@ struct BuiltImage {
 BuiltImage BuildImage(Format f, const std::vector<std::vector<TarEntry>>& layers,
                       std::string os = "linux", std::string arch = "amd64",
                       std::string variant = "");
+
+// What the image config's `config` object says (empty fields are left out, except Env and
+// Cmd, which BuildImage always writes).
+struct ImageConfigSpec {
+  std::vector<std::string> env = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  std::vector<std::string> entrypoint{};
+  std::vector<std::string> cmd = {"/bin/sh"};
+  std::string working_dir{};
+  std::string user{};
+};
+
+// An image from layer blobs made by the caller (any media type and bytes) and the diff_ids
+// its config lists, which are taken as given (so a test can make them lie). The layers keep
+// their media types; the manifest and config media types follow `f`.
+BuiltImage BuildImageFromBlobs(Format f, std::vector<Blob> layers,
+                               std::vector<std::string> diff_ids, const ImageConfigSpec& spec = {},
+                               std::string os = "linux", std::string arch = "amd64",
+                               std::string variant = "");
+// The gzip layer blob of a tar for format `f` (OCI or Docker media type).
+Blob GzipLayer(Format f, std::string_view tar);
 
 struct BuiltIndex {
   std::string manifest;

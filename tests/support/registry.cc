@@ -1,15 +1,16 @@
 #include "support/registry.h"
 
+#include <curl/curl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "support/http_client.h"
 
 namespace hoist::testing {
 namespace {
@@ -61,6 +62,42 @@ bool ParseAccessLine(std::string_view line, std::string_view* method, std::strin
 
 bool TestRegistry::Available() { return ::access(kBinary, X_OK) == 0; }
 
+std::string TestRegistry::host() const {
+  const std::string& a = opts_.listen_address;
+  bool ipv6 = a.find(':') != std::string::npos;
+  return (ipv6 ? "[" + a + "]" : a) + ":" + std::to_string(port_);
+}
+
+Result<int> TestRegistry::Probe(const std::string& path) const {
+  static std::once_flag init_once;
+  std::call_once(init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return InternalError("curl_easy_init failed");
+  CURL* h = curl.get();
+  const std::string target = url() + path;
+  curl_easy_setopt(h, CURLOPT_URL, target.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 2L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 2L);
+  curl_easy_setopt(
+      h, CURLOPT_WRITEFUNCTION,
+      +[](char*, size_t size, size_t n, void*) -> size_t { return size * n; });
+  if (tls()) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    if (!opts_.tls_probe_cert_path.empty()) {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, opts_.tls_probe_cert_path.c_str());
+      curl_easy_setopt(h, CURLOPT_SSLKEY, opts_.tls_probe_key_path.c_str());
+    }
+  }
+  CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK) return UnavailableError(target + ": " + curl_easy_strerror(rc));
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  return static_cast<int>(status);
+}
+
 Result<std::unique_ptr<TestRegistry>> TestRegistry::Start(RegistryOptions opts) {
   if (!Available()) return FailedPreconditionError(std::string(kBinary) + " is not installed");
   if (opts.auth == RegistryOptions::Auth::kToken &&
@@ -70,6 +107,14 @@ Result<std::unique_ptr<TestRegistry>> TestRegistry::Start(RegistryOptions opts) 
   }
   if (opts.auth == RegistryOptions::Auth::kHtpasswd && opts.user.empty()) {
     return InvalidArgumentError("htpasswd auth needs a user");
+  }
+  if (opts.tls_cert_path.empty() != opts.tls_key_path.empty()) {
+    return InvalidArgumentError("TLS needs both a certificate and a key");
+  }
+  if (!opts.tls_client_ca_path.empty() &&
+      (opts.tls_cert_path.empty() || opts.tls_probe_cert_path.empty() ||
+       opts.tls_probe_key_path.empty())) {
+    return InvalidArgumentError("client certificates need TLS and a probe certificate and key");
   }
   ASSIGN_OR_RETURN(TempDir dir, TempDir::Create("hoist-registry-"));
   std::unique_ptr<TestRegistry> reg(new TestRegistry(std::move(opts), std::move(dir)));
@@ -108,9 +153,16 @@ Status TestRegistry::WriteConfig() {
   c += "storage:\n  filesystem:\n    rootdirectory: " + Quote(storage_dir_) + "\n";
   c += "  delete:\n    enabled: true\n";
   c += "  maintenance:\n    uploadpurging:\n      enabled: false\n";
-  c += "http:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n";
+  c += "http:\n  addr: " + Quote(host()) + "\n";
   c += "  secret: " + HexEncode(std::string_view(reinterpret_cast<char*>(secret), sizeof(secret))) +
        "\n";
+  if (tls()) {
+    c += "  tls:\n    certificate: " + Quote(opts_.tls_cert_path) + "\n";
+    c += "    key: " + Quote(opts_.tls_key_path) + "\n";
+    if (!opts_.tls_client_ca_path.empty()) {
+      c += "    clientcas:\n      - " + Quote(opts_.tls_client_ca_path) + "\n";
+    }
+  }
   switch (opts_.auth) {
     case RegistryOptions::Auth::kNone:
       break;
@@ -126,8 +178,16 @@ Status TestRegistry::WriteConfig() {
       c += "    rootcertbundle: " + Quote(opts_.token_cert_path) + "\n";
       break;
   }
+  if (!opts_.manifest_urls_allow.empty()) {
+    c += "validation:\n  manifests:\n    urls:\n      allow:\n";
+    for (const std::string& re : opts_.manifest_urls_allow) c += "        - " + Quote(re) + "\n";
+  }
   if (!opts_.proxy_remote_url.empty()) {
     c += "proxy:\n  remoteurl: " + Quote(opts_.proxy_remote_url) + "\n";
+    if (!opts_.proxy_username.empty()) {
+      c += "  username: " + Quote(opts_.proxy_username) + "\n";
+      c += "  password: " + Quote(opts_.proxy_password) + "\n";
+    }
   }
   return WriteFile(dir_.path() + "/config.yml", c);
 }
@@ -136,8 +196,18 @@ Status TestRegistry::Launch() {
   ASSIGN_OR_RETURN(port_, PickFreePort());
   RETURN_IF_ERROR(WriteConfig());
   WriteFile(log_path_, "").ok();  // a fresh log per attempt; a failure shows up below
-  ASSIGN_OR_RETURN(ChildProcess child,
-                   ChildProcess::Spawn({kBinary, "serve", dir_.path() + "/config.yml"}, log_path_));
+  // The registry reads REGISTRY_* variables as configuration overrides, and podman's
+  // REGISTRY_AUTH_FILE is one that tests set: the child gets none of them (`env` then execs
+  // the registry, so the child's pid stays the registry's).
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view var(*e);
+    if (var.starts_with("REGISTRY_")) {
+      argv.push_back("--unset=" + std::string(var.substr(0, var.find('='))));
+    }
+  }
+  argv.insert(argv.end(), {kBinary, "serve", dir_.path() + "/config.yml"});
+  ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(argv, log_path_));
   child_.emplace(std::move(child));
 
   const auto deadline = Clock::now() + std::chrono::seconds(15);
@@ -150,8 +220,8 @@ Status TestRegistry::Launch() {
       }
       return InternalError("registry exited during start-up");
     }
-    Result<ClientResponse> r = HttpCall("GET", url() + "/v2/", {}, "", "", 2);
-    if (r.ok() && (r->status == 200 || r->status == 401)) return OkStatus();
+    Result<int> status = Probe("/v2/");
+    if (status.ok() && (*status == 200 || *status == 401)) return OkStatus();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   child_.reset();
@@ -169,7 +239,7 @@ int TestRegistry::CountRequests(std::string_view method, std::string_view path_p
   // The access log line is written just after the response; a marker request of our own,
   // once logged, shows that the earlier requests are logged too.
   const std::string marker = kMarkerPath + std::to_string(markers_.fetch_add(1));
-  Result<ClientResponse> r = HttpCall("GET", url() + marker, {}, "", "", 2);
+  Result<int> r = Probe(marker);
   std::string text;
   const auto deadline = Clock::now() + std::chrono::seconds(2);
   for (int i = 0; i < 200 && r.ok(); ++i) {

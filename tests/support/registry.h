@@ -1,6 +1,8 @@
 // TestRegistry: the real CNCF distribution registry (Debian's /usr/bin/docker-registry, 2.8)
-// started as a child process on 127.0.0.1:<free port>, with filesystem storage and optional
-// htpasswd or token auth, or as a pull-through cache. Test-only.
+// started as a child process on 127.0.0.1:<free port> (or another local address), with
+// filesystem storage, optional htpasswd or token auth, optional TLS (and client certificates),
+// or as a pull-through cache. The child gets none of this process's REGISTRY_* variables
+// (the registry would read them as configuration). Test-only.
 #pragma once
 
 #include <atomic>
@@ -8,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hoist/digest.h"
 #include "hoist/status.h"
@@ -25,11 +28,27 @@ struct RegistryOptions {
   std::string storage_dir;
   // Non-empty: run as a pull-through cache of this registry URL ("http://127.0.0.1:PORT").
   std::string proxy_remote_url;
+  // With proxy_remote_url: the account used at the remote registry (proxy.username/password).
+  std::string proxy_username, proxy_password;
+
+  // The local address to listen on (any address of this machine; "127.0.0.1" by default).
+  std::string listen_address = "127.0.0.1";
+  // Non-empty: serve https with this PEM certificate and key (http.tls); url() is then https.
+  std::string tls_cert_path, tls_key_path;
+  // Non-empty (with TLS): require client certificates issued by this PEM CA
+  // (http.tls.clientcas). The harness's own requests (the readiness probe, CountRequests)
+  // then present tls_probe_cert_path/tls_probe_key_path, which must be given.
+  std::string tls_client_ca_path;
+  std::string tls_probe_cert_path, tls_probe_key_path;
+  // Regular expressions a layer's `urls` must match for a manifest to be accepted
+  // (validation.manifests.urls.allow). Empty: the registry refuses manifests with urls.
+  std::vector<std::string> manifest_urls_allow;
 };
 
 class TestRegistry {
  public:
-  // Starts the registry and waits (≤ 15 s) until GET /v2/ answers 200 or 401. Retries on a
+  // Starts the registry and waits (≤ 15 s) until GET /v2/ answers 200 or 401 (over TLS
+  // without verifying the server: the probe checks readiness, not the certificate). Retries on a
   // port lost to a race a few times. FailedPrecondition if the binary is missing.
   static Result<std::unique_ptr<TestRegistry>> Start(RegistryOptions opts = {});
   // True if /usr/bin/docker-registry exists and is executable.
@@ -38,8 +57,10 @@ class TestRegistry {
 
   ~TestRegistry();  // SIGTERM, up to 5 s, SIGKILL, reap; removes its temp dirs
 
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string url() const { return "http://" + host(); }
+  // listen_address:port ("127.0.0.1:5000"; an IPv6 address in brackets).
+  std::string host() const;
+  std::string url() const { return (tls() ? "https://" : "http://") + host(); }
+  bool tls() const { return !opts_.tls_cert_path.empty(); }
   int port() const { return port_; }
   std::string storage_dir() const { return storage_dir_; }
   const RegistryOptions& options() const { return opts_; }
@@ -57,6 +78,8 @@ class TestRegistry {
   TestRegistry(RegistryOptions opts, TempDir dir) : opts_(std::move(opts)), dir_(std::move(dir)) {}
   Status WriteConfig();
   Status Launch();
+  // GET url() + path as the harness itself (TLS unverified, probe client pair); the status.
+  Result<int> Probe(const std::string& path) const;
 
   RegistryOptions opts_;
   TempDir dir_;  // config, htpasswd, log; and storage when not given

@@ -198,7 +198,36 @@ Result<std::unique_ptr<TokenServer>> TokenServer::Start(TokenOptions options) {
 HttpResponse TokenServer::Handle(const HttpRequest& req) {
   std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
   if (path != "/token") return JsonError(404, "NOT_FOUND", "no such endpoint");
-  if (req.method != "GET") return JsonError(405, "UNSUPPORTED", "only GET /token");
+  if (req.method == "POST") {
+    // OAuth2: the parameters are the form body.
+    std::vector<std::pair<std::string, std::string>> form;
+    if (!ParseQuery("?" + req.body, &form)) return JsonError(400, "BAD_REQUEST", "bad form escape");
+    auto param = [&form](const std::string& key) {
+      for (const auto& [k, v] : form) {
+        if (k == key) return v;
+      }
+      return std::string();
+    };
+    const std::string grant = param("grant_type");
+    std::string subject;
+    if (grant == "refresh_token") {
+      auto known = options_.refresh_tokens.find(param("refresh_token"));
+      if (known == options_.refresh_tokens.end()) {
+        return JsonError(401, "UNAUTHORIZED", "unknown refresh token");
+      }
+      subject = known->second;
+    } else if (grant == "password") {
+      auto known = options_.users.find(param("username"));
+      if (known == options_.users.end() || known->second != param("password")) {
+        return JsonError(401, "UNAUTHORIZED", "bad credentials");
+      }
+      subject = known->first;
+    } else {
+      return JsonError(400, "UNSUPPORTED_GRANT_TYPE", "unsupported grant_type " + grant);
+    }
+    return Issue(subject, form, /*oauth=*/true);
+  }
+  if (req.method != "GET") return JsonError(405, "UNSUPPORTED", "only GET and POST /token");
 
   std::vector<std::pair<std::string, std::string>> query;
   if (!ParseQuery(req.target, &query)) return JsonError(400, "BAD_REQUEST", "bad query escape");
@@ -221,15 +250,22 @@ HttpResponse TokenServer::Handle(const HttpRequest& req) {
     }
     subject = user;
   }
+  return Issue(subject, query, /*oauth=*/false);
+}
 
+HttpResponse TokenServer::Issue(const std::string& subject,
+                                const std::vector<std::pair<std::string, std::string>>& params,
+                                bool oauth) {
   // What they ask for.
   json access = json::array();
-  for (const auto& [key, value] : query) {
+  std::string granted_scopes;
+  for (const auto& [key, value] : params) {
     if (key == "service" && value != options_.service) {
       return JsonError(400, "BAD_REQUEST", "unknown service " + value);
     }
     if (key != "scope") continue;
     for (std::string_view scope : Split(value, ' ')) {  // a scope parameter may hold several
+      if (scope.empty()) continue;
       size_t first = scope.find(':'), last = scope.rfind(':');
       if (first == std::string_view::npos || first == last) {
         return JsonError(400, "BAD_REQUEST", "malformed scope " + std::string(scope));
@@ -237,14 +273,19 @@ HttpResponse TokenServer::Handle(const HttpRequest& req) {
       std::string type(scope.substr(0, first));
       std::string name(scope.substr(first + 1, last - first - 1));
       json actions = json::array();
+      std::string action_list;
       for (std::string_view action : Split(scope.substr(last + 1), ',')) {
         if (action.empty()) continue;
         bool granted = !subject.empty() || (type == "repository" && action == "pull" &&
                                             options_.public_repos.count(name) != 0);
-        if (granted) actions.push_back(std::string(action));
+        if (!granted) continue;
+        actions.push_back(std::string(action));
+        action_list += (action_list.empty() ? "" : ",") + std::string(action);
       }
       if (!actions.empty()) {
         access.push_back({{"type", type}, {"name", name}, {"actions", actions}});
+        granted_scopes +=
+            (granted_scopes.empty() ? "" : " ") + type + ":" + name + ":" + action_list;
       }
     }
   }
@@ -256,7 +297,7 @@ HttpResponse TokenServer::Handle(const HttpRequest& req) {
   json claims = {{"iss", options_.issuer},
                  {"sub", subject},
                  {"aud", options_.service},
-                 {"exp", now + options_.expires_in},
+                 {"exp", now + options_.expires_in - options_.exp_claim_skew},
                  {"nbf", now - 10},
                  {"iat", now},
                  {"jti", HexEncode(std::string_view(reinterpret_cast<char*>(jti), sizeof(jti)))},
@@ -265,10 +306,13 @@ HttpResponse TokenServer::Handle(const HttpRequest& req) {
   Result<std::string> sig = SignRs256(signer_->key.get(), signing_input);
   if (!sig.ok()) return JsonError(500, "INTERNAL", sig.status().message());
   std::string jwt = signing_input + "." + Base64Url(*sig);
-  json body = {{"token", jwt},
-               {"access_token", jwt},
-               {"expires_in", options_.expires_in},
-               {"issued_at", Rfc3339(now)}};
+  json body = {
+      {"access_token", jwt}, {"expires_in", options_.expires_in}, {"issued_at", Rfc3339(now)}};
+  if (oauth) {
+    body["scope"] = granted_scopes;
+  } else {
+    body["token"] = jwt;
+  }
   tokens_issued_.fetch_add(1);
   return HttpResponse{200, {{"Content-Type", "application/json"}}, body.dump()};
 }
