@@ -1,5 +1,5 @@
-// hoist::Client: open, pull (the one orchestrator: resolve → manifests → blobs
-// and layers in parallel → record), images, inspect.
+// hoist::Client: open, pull (the one orchestrator: resolve → manifests → blobs and layers in
+// parallel → record), images, inspect.
 #include "hoist/client.h"
 
 #include <unistd.h>
@@ -29,20 +29,20 @@
 namespace hoist {
 
 std::string DefaultStoreDir() {
-  if (const char *s = std::getenv("HOIST_STORE"); s != nullptr && *s != '\0') return s;
+  if (const char* s = std::getenv("HOIST_STORE"); s != nullptr && *s != '\0') return s;
   if (geteuid() == 0) return "/var/lib/hoist";
-  if (const char *x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') {
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') {
     return std::string(x) + "/hoist";
   }
-  const char *home = std::getenv("HOME");
+  const char* home = std::getenv("HOME");
   return std::string(home != nullptr ? home : ".") + "/.local/share/hoist";
 }
 
-Result<registry::Registry *> Client::Impl::RegistryFor(const std::string &name,
-                                                       const std::string &host,
-                                                       bool configured_insecure) {
+Result<registry::Registry*> Client::Impl::RegistryFor(const std::string& name,
+                                                      const std::string& host,
+                                                      bool configured_insecure) {
   std::lock_guard<std::mutex> lock(mu);
-  auto &r = registries[name + "|" + host];
+  auto& r = registries[name + "|" + host];
   if (!r) {
     ASSIGN_OR_RETURN(registry::Endpoint endpoint,
                      config::MakeEndpoint(name, host, configured_insecure, tls));
@@ -51,10 +51,10 @@ Result<registry::Registry *> Client::Impl::RegistryFor(const std::string &name,
   return r.get();
 }
 
-Result<std::vector<Client::Impl::Source>> Client::Impl::SourcesFor(const Reference &ref) {
+Result<std::vector<Client::Impl::Source>> Client::Impl::SourcesFor(const Reference& ref) {
   ASSIGN_OR_RETURN(auto routes, registries_conf.RoutesFor(ref));
   std::vector<Source> out;
-  for (const auto &route : routes) {
+  for (const auto& route : routes) {
     const std::string name = route.endpoint.mirror ? route.host : ref.domain();
     ASSIGN_OR_RETURN(registry::Registry * reg,
                      RegistryFor(name, route.host, route.endpoint.insecure));
@@ -66,8 +66,8 @@ Result<std::vector<Client::Impl::Source>> Client::Impl::SourcesFor(const Referen
 
 // Verifies manifest bytes against `want` (their canonical form for signed
 // schema1) and puts them in the store. Returns the bytes as stored.
-static Result<std::string> VerifyAndStoreManifest(content::Store &store, const Digest &want,
-                                                  const std::string &content_type,
+static Result<std::string> VerifyAndStoreManifest(content::Store& store, const Digest& want,
+                                                  const std::string& content_type,
                                                   std::string bytes) {
   ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(content_type, bytes));
   ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(decoded, bytes));
@@ -80,9 +80,9 @@ static Result<std::string> VerifyAndStoreManifest(content::Store &store, const D
   return canonical;
 }
 
-Result<std::string> Client::Impl::FetchManifest(registry::Repository &repo,
-                                                registry::HttpClient &http, const Digest &digest,
-                                                std::string *media_type, bool *downloaded) {
+Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
+                                                registry::HttpClient& http, const Digest& digest,
+                                                std::string* media_type, bool* downloaded) {
   if (!store->Has(digest)) {
     *downloaded = true;
     ASSIGN_OR_RETURN(auto m, repo.GetManifest(http, digest.String(), manifest::AcceptHeader(),
@@ -99,16 +99,16 @@ Result<std::string> Client::Impl::FetchManifest(registry::Repository &repo,
 // A blob's bytes to sink: from its `urls` first when it has some (foreign
 // layers; plain http(s), never with registry credentials; skipped when the
 // client refuses foreign URLs), then from the registry.
-Status Client::Impl::Download(registry::Repository &repo, registry::HttpClient &http,
-                              const Descriptor &d,
-                              const std::function<Status(const char *, size_t)> &sink) {
+Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& http,
+                              const Descriptor& d,
+                              const std::function<Status(const char*, size_t)>& sink) {
   if (!d.urls.empty() && options.allow_foreign_urls) {
     bool started = false;
-    auto counting = [&](const char *data, size_t n) {
+    auto counting = [&](const char* data, size_t n) {
       started = true;
       return sink(data, n);
     };
-    for (const std::string &url : d.urls) {
+    for (const std::string& url : d.urls) {
       Status s = registry::GetUrl(http, url, counting);
       if (s.ok()) return s;
       if (started) return s.WithContext("foreign URL " + url);  // bytes already consumed
@@ -116,15 +116,16 @@ Status Client::Impl::Download(registry::Repository &repo, registry::HttpClient &
   }
   Status s = repo.GetBlob(http, d.digest, sink);
   if (!s.ok() && !d.urls.empty() && !options.allow_foreign_urls) {
-    return PermissionDeniedError("foreign layer: fetching it from its URLs is refused by "
-                                 "configuration, and the registry does not serve it (" +
-                                 s.message() + ")");
+    return PermissionDeniedError(
+        "foreign layer: fetching it from its URLs is refused by "
+        "configuration, and the registry does not serve it (" +
+        s.message() + ")");
   }
   return s;
 }
 
-Status Client::Impl::FetchBlob(registry::Repository &repo, registry::HttpClient &http,
-                               const Descriptor &d, Progress *progress, bool *downloaded) {
+Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient& http,
+                               const Descriptor& d, Progress* progress, bool* downloaded) {
   // The config is fetched like a layer but, as in docker, gets no progress
   // lines.
   auto report = [&](ProgressState state, int64_t current = 0) {
@@ -137,7 +138,7 @@ Status Client::Impl::FetchBlob(registry::Repository &repo, registry::HttpClient 
   }
   report(ProgressState::kDownloading);
   RETURN_IF_ERROR(
-      Download(repo, http, d, [&](const char *data, size_t n) { return writer->Write(data, n); }));
+      Download(repo, http, d, [&](const char* data, size_t n) { return writer->Write(data, n); }));
   report(ProgressState::kVerifying, writer->written());
   RETURN_IF_ERROR(writer->Commit());
   *downloaded = true;
@@ -148,9 +149,10 @@ Status Client::Impl::FetchBlob(registry::Repository &repo, registry::HttpClient 
 // A layer: downloaded (unless stored) and extracted in the same pass. Lock
 // order, in every process: the layer's lock (inside LayerUnpacker::Open), then
 // the blob's (OpenWriter).
-Status Client::Impl::FetchLayer(registry::Repository &repo, registry::HttpClient &http,
-                                const Descriptor &d, const Digest &diff_id, Progress &progress,
-                                bool *downloaded) {
+Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient& http,
+                                const Descriptor& d, const Digest& diff_id, Progress& progress,
+                                bool* downloaded,
+                                const std::function<void(const std::string&)>& notice) {
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
   ASSIGN_OR_RETURN(auto layer, unpack::LayerUnpacker::Open(store->layout(), FileSystem::Default(),
@@ -165,7 +167,7 @@ Status Client::Impl::FetchLayer(registry::Repository &repo, registry::HttpClient
     progress.Report(d, ProgressState::kExtracting);
     RETURN_IF_ERROR(
         unpack::FeedFile(store->layout().BlobFile(d.digest),
-                         [&](const char *data, size_t n) { return layer->Feed(data, n); }));
+                         [&](const char* data, size_t n) { return layer->Feed(data, n); }));
     RETURN_IF_ERROR(layer->Finish());
   } else {
     progress.Report(d, ProgressState::kDownloading);
@@ -174,7 +176,7 @@ Status Client::Impl::FetchLayer(registry::Repository &repo, registry::HttpClient
     // reported as such, not as whatever the inflater or tar reader made of
     // them.
     Status extract;
-    RETURN_IF_ERROR(Download(repo, http, d, [&](const char *data, size_t n) -> Status {
+    RETURN_IF_ERROR(Download(repo, http, d, [&](const char* data, size_t n) -> Status {
       RETURN_IF_ERROR(writer->Write(data, n));
       if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
       return OkStatus();
@@ -189,6 +191,10 @@ Status Client::Impl::FetchLayer(registry::Repository &repo, registry::HttpClient
     *downloaded = true;
     progress.Report(d, ProgressState::kDownloadComplete, d.size);
   }
+  if (layer->skipped_devices() > 0 && notice) {
+    notice("layer " + diff_id.String() + ": " + std::to_string(layer->skipped_devices()) +
+           " device nodes not created (that needs root)");
+  }
   RETURN_IF_ERROR(layer->Commit());
   progress.Report(d, ProgressState::kPullComplete, d.size);
   return OkStatus();
@@ -197,7 +203,7 @@ Status Client::Impl::FetchLayer(registry::Repository &repo, registry::HttpClient
 // Mirrors first, then the registry: a mirror that cannot be reached, fails
 // (5xx) or does not have the image (404) is passed over with a notice. The
 // image keeps the reference's name and digest whichever endpoint served it.
-Result<Image> Client::Impl::Pull(const Reference &ref, const PullOptions &options) {
+Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& options) {
   ASSIGN_OR_RETURN(std::vector<Source> sources, SourcesFor(ref));
   for (size_t i = 0; i < sources.size(); ++i) {
     auto image = PullFrom(ref, *sources[i].repo, options);
@@ -218,8 +224,8 @@ Result<Image> Client::Impl::Pull(const Reference &ref, const PullOptions &option
   return InternalError("no endpoint to pull from");
 }
 
-Result<Image> Client::Impl::PullFrom(const Reference &ref, registry::Repository &repo,
-                                     const PullOptions &options) {
+Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository& repo,
+                                     const PullOptions& options) {
   Platform want;
   if (options.platform.empty()) {
     want = manifest::HostPlatform();
@@ -228,7 +234,7 @@ Result<Image> Client::Impl::PullFrom(const Reference &ref, registry::Repository 
   }
   std::atomic<bool> cancel{false};
   std::atomic<bool> never{false};
-  const std::atomic<bool> *outside = options.cancel != nullptr ? options.cancel : &never;
+  const std::atomic<bool>* outside = options.cancel != nullptr ? options.cancel : &never;
   registry::HttpClient http(outside);
 
   // 1. Resolve: what does the reference name, by digest? A HEAD answers that in
@@ -286,7 +292,7 @@ Result<Image> Client::Impl::PullFrom(const Reference &ref, registry::Repository 
   std::vector<Digest> diff_ids;  // empty for schema1, whose layers are stored, not extracted
   if (decoded.kind == manifest::Kind::kImageManifest) {
     layers.erase(layers.begin());  // the config
-    const Descriptor &config = decoded.manifest.config;
+    const Descriptor& config = decoded.manifest.config;
     RETURN_IF_ERROR(FetchBlob(repo, http, config, nullptr, &downloaded)
                         .WithContext("config " + config.digest.String()));
     ASSIGN_OR_RETURN(std::string config_bytes,
@@ -320,10 +326,11 @@ Result<Image> Client::Impl::PullFrom(const Reference &ref, registry::Repository 
   std::mutex mu;
   Status status = transfer::ForEachParallel(
       missing.size(), options.jobs, &cancel, outside,
-      [&](size_t i, registry::HttpClient &worker_http) {
-        const Work &w = missing[i];
+      [&](size_t i, registry::HttpClient& worker_http) {
+        const Work& w = missing[i];
         bool got = false;
-        Status s = w.diff_id ? FetchLayer(repo, worker_http, w.layer, *w.diff_id, progress, &got)
+        Status s = w.diff_id ? FetchLayer(repo, worker_http, w.layer, *w.diff_id, progress, &got,
+                                          options.notice)
                              : FetchBlob(repo, worker_http, w.layer, &progress, &got);
         if (got) {
           std::lock_guard<std::mutex> lock(mu);
@@ -355,7 +362,7 @@ Result<Image> Client::Impl::PullFrom(const Reference &ref, registry::Repository 
 }
 
 // Builds an Image from a record and the blobs in the store.
-Result<Image> Client::Impl::Load(const std::string &name, const Descriptor &record) {
+Result<Image> Client::Impl::Load(const std::string& name, const Descriptor& record) {
   Image image;
   image.reference = name;
   Digest manifest_digest = record.digest;
@@ -392,7 +399,7 @@ Result<Image> Client::Impl::Load(const std::string &name, const Descriptor &reco
   return image;
 }
 
-Result<Image> Client::Impl::Find(const Reference &ref) {
+Result<Image> Client::Impl::Find(const Reference& ref) {
   ASSIGN_OR_RETURN(auto record, store->GetRef(RecordName(ref)));
   if (!record) return NotFoundError("no such image in the store (pull it first)");
   return Load(RecordName(ref), *record);
@@ -441,7 +448,7 @@ Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
-Result<Image> Client::Pull(std::string_view text, const PullOptions &options) {
+Result<Image> Client::Pull(std::string_view text, const PullOptions& options) {
   const std::string context = "pull " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
@@ -453,7 +460,7 @@ Result<Image> Client::Pull(std::string_view text, const PullOptions &options) {
 Result<std::vector<ImageSummary>> Client::Images() {
   ASSIGN_OR_RETURN(std::vector<Descriptor> records, impl_->store->ListRefs());
   std::vector<ImageSummary> out;
-  for (const auto &r : records) {
+  for (const auto& r : records) {
     auto name = r.annotations.find(content::kRefNameAnnotation);
     ImageSummary s;
     s.reference = name == r.annotations.end() ? "" : name->second;
@@ -461,7 +468,7 @@ Result<std::vector<ImageSummary>> Client::Images() {
     if (!image.ok()) return image.status().WithContext("images: " + s.reference);
     s.digest = image->manifest.digest;
     s.size = image->manifest.size + std::max<int64_t>(0, image->config.size);
-    for (const auto &l : image->layers) s.size += std::max<int64_t>(0, l.size);
+    for (const auto& l : image->layers) s.size += std::max<int64_t>(0, l.size);
     out.push_back(std::move(s));
   }
   return out;

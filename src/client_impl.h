@@ -30,22 +30,22 @@ constexpr char kManifestDigestAnnotation[] = "io.hoist.manifest.digest";
 
 // The name an image is recorded under: name:tag, or name@digest when pulled by
 // digest.
-inline std::string RecordName(const Reference &ref) {
+inline std::string RecordName(const Reference& ref) {
   return ref.digest() ? ref.Name() + "@" + ref.digest()->String() : ref.Name() + ":" + ref.tag();
 }
 
 // Serializes progress callbacks coming from several workers.
 class Progress {
  public:
-  explicit Progress(const ProgressCallback &cb) : cb_(cb) {}
-  void Report(const Descriptor &d, ProgressState state, int64_t current = 0) {
+  explicit Progress(const ProgressCallback& cb) : cb_(cb) {}
+  void Report(const Descriptor& d, ProgressState state, int64_t current = 0) {
     if (!cb_) return;
     std::lock_guard<std::mutex> lock(mu_);
     cb_(ProgressEvent{d, state, current, d.size});
   }
 
  private:
-  const ProgressCallback &cb_;
+  const ProgressCallback& cb_;
   std::mutex mu_;
 };
 
@@ -56,7 +56,7 @@ struct Client::Impl {
   config::TlsPolicy tls;
   std::unique_ptr<config::DockerCredentials> docker_credentials;   // login, logout, describe
   std::unique_ptr<registry::CredentialSource> static_credentials;  // --creds, when given
-  registry::CredentialSource *credentials = nullptr;               // the one in use
+  registry::CredentialSource* credentials = nullptr;               // the one in use
   std::unique_ptr<registry::Authorizer> authorizer;
   std::mutex mu;
   std::map<std::string, std::unique_ptr<registry::Registry>> registries;  // by name|host
@@ -64,8 +64,8 @@ struct Client::Impl {
   // The Registry for a host, created once per client (it remembers http vs
   // https). name: the registry whose credentials apply (the reference's, or a
   // mirror's host).
-  Result<registry::Registry *> RegistryFor(const std::string &name, const std::string &host,
-                                           bool configured_insecure);
+  Result<registry::Registry*> RegistryFor(const std::string& name, const std::string& host,
+                                          bool configured_insecure);
 
   // The repositories to try for `ref`, in order (mirrors first), per
   // registries.conf.
@@ -73,26 +73,28 @@ struct Client::Impl {
     std::unique_ptr<registry::Repository> repo;
     std::string describe;  // "mirror 127.0.0.1:5001" / "127.0.0.1:5000"
   };
-  Result<std::vector<Source>> SourcesFor(const Reference &ref);
+  Result<std::vector<Source>> SourcesFor(const Reference& ref);
 
-  Result<Image> Pull(const Reference &ref, const PullOptions &options);
-  Result<Image> PullFrom(const Reference &ref, registry::Repository &repo,
-                         const PullOptions &options);
-  Status Download(registry::Repository &repo, registry::HttpClient &http, const Descriptor &d,
-                  const std::function<Status(const char *, size_t)> &sink);
+  Result<Image> Pull(const Reference& ref, const PullOptions& options);
+  Result<Image> PullFrom(const Reference& ref, registry::Repository& repo,
+                         const PullOptions& options);
+  Status Download(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+                  const std::function<Status(const char*, size_t)>& sink);
   // The manifest with this digest, from the store, or fetched, verified and
   // stored first (then *downloaded is set). *media_type: the document's media
   // type.
-  Result<std::string> FetchManifest(registry::Repository &repo, registry::HttpClient &http,
-                                    const Digest &digest, std::string *media_type,
-                                    bool *downloaded);
-  Status FetchBlob(registry::Repository &repo, registry::HttpClient &http, const Descriptor &d,
-                   Progress *progress, bool *downloaded);
-  Status FetchLayer(registry::Repository &repo, registry::HttpClient &http, const Descriptor &d,
-                    const Digest &diff_id, Progress &progress, bool *downloaded);
-  Result<Image> Load(const std::string &name, const Descriptor &record);
-  Result<Image> Find(const Reference &ref);
-  Status ApplyLayers(const Image &image, int root_fd);
+  Result<std::string> FetchManifest(registry::Repository& repo, registry::HttpClient& http,
+                                    const Digest& digest, std::string* media_type,
+                                    bool* downloaded);
+  Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+                   Progress* progress, bool* downloaded);
+  // `notice`: told about device nodes the layer holds that could not be created.
+  Status FetchLayer(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+                    const Digest& diff_id, Progress& progress, bool* downloaded,
+                    const std::function<void(const std::string&)>& notice);
+  Result<Image> Load(const std::string& name, const Descriptor& record);
+  Result<Image> Find(const Reference& ref);
+  Status ApplyLayers(const Image& image, int root_fd);
 };
 
 }  // namespace hoist

@@ -25,8 +25,8 @@ Result<std::string> LoginRegistry(std::string_view text) {
 
 }  // namespace
 
-Status Client::Login(const std::string &registry_text, const std::string &user,
-                     const std::string &password) {
+Status Client::Login(const std::string& registry_text, const std::string& user,
+                     const std::string& password) {
   const std::string context = "login " + (registry_text.empty() ? "docker.io" : registry_text);
   auto name = LoginRegistry(registry_text);
   if (!name.ok()) return name.status().WithContext(context);
@@ -50,7 +50,7 @@ Status Client::Login(const std::string &registry_text, const std::string &user,
   return impl_->docker_credentials->Store(*name, cred).WithContext(context);
 }
 
-Status Client::Logout(const std::string &registry_text) {
+Status Client::Logout(const std::string& registry_text) {
   const std::string context = "logout " + (registry_text.empty() ? "docker.io" : registry_text);
   auto name = LoginRegistry(registry_text);
   if (!name.ok()) return name.status().WithContext(context);
@@ -70,7 +70,7 @@ Result<std::string> Client::DescribeConfig(std::string_view text) {
                                   : settings.prefix + " (" + settings.source + ")") +
          "\nendpoints, in order:\n";
   int n = 0;
-  for (const auto &route : *routes) {
+  for (const auto& route : *routes) {
     const std::string name = route.endpoint.mirror ? route.host : ref->domain();
     out += "  " + std::to_string(++n) + ". " + (route.endpoint.mirror ? "mirror " : "registry ") +
            route.host + "/" + route.repository + "\n     tls: " +
@@ -82,7 +82,7 @@ Result<std::string> Client::DescribeConfig(std::string_view text) {
   }
   out += "registries.conf files read:";
   if (impl_->registries_conf.files().empty()) out += " none";
-  for (const auto &f : impl_->registries_conf.files()) out += " " + f;
+  for (const auto& f : impl_->registries_conf.files()) out += " " + f;
   return out + "\n";
 }
 

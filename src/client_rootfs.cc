@@ -21,7 +21,7 @@ namespace hoist {
 
 // Applies every layer of the image, in order, to root_fd (a flattened rootfs),
 // each one checked against its diff_id again.
-Status Client::Impl::ApplyLayers(const Image &image, int root_fd) {
+Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
   std::vector<Digest> diff_ids;
   if (!image.config_json.empty()) {
     ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(image.config_json));
@@ -33,11 +33,11 @@ Status Client::Impl::ApplyLayers(const Image &image, int root_fd) {
   limits.max_uncompressed = options.max_layer_bytes;
   extract.max_total_bytes = limits.max_uncompressed;
   for (size_t i = 0; i < image.layers.size(); ++i) {
-    const Descriptor &layer = image.layers[i];
+    const Descriptor& layer = image.layers[i];
     const std::string context = "layer " + layer.digest.String();
     unpack::LayerStream stream(root_fd, layer.media_type, extract, limits);
     RETURN_IF_ERROR(
-        unpack::FeedFile(store->layout().BlobFile(layer.digest), [&](const char *d, size_t n) {
+        unpack::FeedFile(store->layout().BlobFile(layer.digest), [&](const char* d, size_t n) {
           return stream.Feed(d, n);
         }).WithContext(context));
     auto diff_id = stream.Finish();
@@ -53,7 +53,7 @@ Status Client::Impl::ApplyLayers(const Image &image, int root_fd) {
 namespace {
 
 // A fresh staging directory beside `dest` ("DIR/.NAME.hoist-XXXXXX").
-Result<std::string> MakeStagingBeside(const std::string &dest) {
+Result<std::string> MakeStagingBeside(const std::string& dest) {
   std::filesystem::path p(dest);
   std::string name = p.filename().string();
   if (name.empty() || name == "." || name == "..") {
@@ -69,7 +69,7 @@ Result<std::string> MakeStagingBeside(const std::string &dest) {
 }
 
 // OK if `dest` does not exist or is an empty directory.
-Status CheckDestination(const std::string &dest) {
+Status CheckDestination(const std::string& dest) {
   std::error_code ec;
   auto st = std::filesystem::symlink_status(dest, ec);
   if (ec || st.type() == std::filesystem::file_type::not_found) return OkStatus();
@@ -84,7 +84,7 @@ Status CheckDestination(const std::string &dest) {
 
 // The store's directory for the upper/work dirs of a writable mount at
 // `target`.
-Result<std::string> MountId(const std::string &target) {
+Result<std::string> MountId(const std::string& target) {
   std::error_code ec;
   auto abs = std::filesystem::weakly_canonical(target, ec);
   if (ec) return InvalidArgumentError("mount target " + target + ": " + ec.message());
@@ -92,7 +92,7 @@ Result<std::string> MountId(const std::string &target) {
   return d.hex().substr(0, 32);
 }
 
-std::string Absolute(const std::string &path) {
+std::string Absolute(const std::string& path) {
   std::error_code ec;
   auto abs = std::filesystem::absolute(path, ec);
   return ec ? path : abs.lexically_normal().string();
@@ -100,8 +100,8 @@ std::string Absolute(const std::string &path) {
 
 }  // namespace
 
-Status Client::Unpack(std::string_view text, const std::string &dest,
-                      const UnpackOptions &options) {
+Status Client::Unpack(std::string_view text, const std::string& dest,
+                      const UnpackOptions& options) {
   const std::string context = "unpack " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
@@ -137,8 +137,8 @@ Status Client::Unpack(std::string_view text, const std::string &dest,
   return OkStatus();
 }
 
-Status Client::Mount(std::string_view text, const std::string &target,
-                     const MountOptions &options) {
+Status Client::Mount(std::string_view text, const std::string& target,
+                     const MountOptions& options) {
   const std::string context = "mount " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
@@ -149,7 +149,7 @@ Status Client::Mount(std::string_view text, const std::string &target,
   }
   auto cfg = manifest::ParseConfig(image->config_json);
   if (!cfg.ok()) return cfg.status().WithContext(context);
-  const content::Layout &layout = impl_->store->layout();
+  const content::Layout& layout = impl_->store->layout();
   std::vector<std::string> lowerdirs;  // topmost first
   for (auto it = cfg->diff_ids.rbegin(); it != cfg->diff_ids.rend(); ++it) {
     auto info = ReadFileToString(layout.LayerInfoFile(*it), 1 << 20);
@@ -183,14 +183,14 @@ Status Client::Mount(std::string_view text, const std::string &target,
     std::string dir = Absolute(layout.MountDir(*id));
     upper = dir + "/upper";
     work = dir + "/work";
-    for (const auto &d : {upper, work}) {
+    for (const auto& d : {upper, work}) {
       RETURN_IF_ERROR(MakeDirs(FileSystem::Default(), d, 0755).WithContext(context));
     }
   }
   return unpack::MountOverlay(lowerdirs, upper, work, target).WithContext(context);
 }
 
-Status Client::Unmount(const std::string &target) {
+Status Client::Unmount(const std::string& target) {
   const std::string context = "umount " + target;
   auto id = MountId(target);
   if (!id.ok()) return id.status().WithContext(context);

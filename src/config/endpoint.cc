@@ -11,8 +11,8 @@
 namespace hoist::config {
 namespace {
 
-bool Insecure(const std::string &name, const std::string &host, bool configured_insecure,
-              const TlsPolicy &policy) {
+bool Insecure(const std::string& name, const std::string& host, bool configured_insecure,
+              const TlsPolicy& policy) {
   switch (policy.mode) {
     case TlsPolicy::Mode::kAlways:
       return false;
@@ -21,26 +21,26 @@ bool Insecure(const std::string &name, const std::string &host, bool configured_
     case TlsPolicy::Mode::kDefault:
       break;
   }
-  auto listed = [&](const std::string &h) {
+  auto listed = [&](const std::string& h) {
     return std::find(policy.insecure_registries.begin(), policy.insecure_registries.end(), h) !=
            policy.insecure_registries.end();
   };
   return configured_insecure || registry::IsLoopbackHost(host) || listed(name) || listed(host);
 }
 
-Result<TlsFiles> Files(const std::string &host, const TlsPolicy &policy) {
+Result<TlsFiles> Files(const std::string& host, const TlsPolicy& policy) {
   return policy.certs_dirs.empty() ? FindTlsFiles(host, policy.cert_dir)
                                    : FindTlsFiles(host, policy.cert_dir, policy.certs_dirs);
 }
 
 }  // namespace
 
-Result<registry::Endpoint> MakeEndpoint(const std::string &name, const std::string &host,
-                                        bool configured_insecure, const TlsPolicy &policy) {
+Result<registry::Endpoint> MakeEndpoint(const std::string& name, const std::string& host,
+                                        bool configured_insecure, const TlsPolicy& policy) {
   registry::Endpoint e;
   e.insecure = Insecure(name, host, configured_insecure, policy);
   ASSIGN_OR_RETURN(TlsFiles files, Files(host, policy));
-  for (const auto &ca : files.ca_files) {
+  for (const auto& ca : files.ca_files) {
     std::ifstream in(ca, std::ios::binary);
     if (!in) return FailedPreconditionError("cannot read CA file " + ca);
     e.extra_ca_pem.append(std::istreambuf_iterator<char>(in), {});
@@ -53,16 +53,16 @@ Result<registry::Endpoint> MakeEndpoint(const std::string &name, const std::stri
   return e;
 }
 
-std::string DescribeEndpoint(const std::string &name, const std::string &host,
-                             bool configured_insecure, const TlsPolicy &policy) {
+std::string DescribeEndpoint(const std::string& name, const std::string& host,
+                             bool configured_insecure, const TlsPolicy& policy) {
   if (Insecure(name, host, configured_insecure, policy)) {
     return "HTTPS without verification, then plain HTTP";
   }
   auto files = Files(host, policy);
   if (!files.ok()) return "verified HTTPS; certs.d error: " + files.status().message();
   std::string out = "verified HTTPS (system CAs";
-  for (const auto &ca : files->ca_files) out += " + " + ca;
-  for (const auto &[cert, key] : files->client_pairs) out += "; client cert " + cert;
+  for (const auto& ca : files->ca_files) out += " + " + ca;
+  for (const auto& [cert, key] : files->client_pairs) out += "; client cert " + cert;
   return out + ")";
 }
 

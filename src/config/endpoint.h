@@ -23,12 +23,12 @@ struct TlsPolicy {
 // name: the registry as references name it (or a mirror's host:port); host:
 // where to connect; configured_insecure: registries.conf says `insecure = true`
 // for this endpoint.
-Result<registry::Endpoint> MakeEndpoint(const std::string &name, const std::string &host,
-                                        bool configured_insecure, const TlsPolicy &policy);
+Result<registry::Endpoint> MakeEndpoint(const std::string& name, const std::string& host,
+                                        bool configured_insecure, const TlsPolicy& policy);
 
 // One line for `hoist config`: "verified HTTPS (system CAs + DIR/ca.crt; client
 // cert DIR/x.cert)" or "HTTPS without verification, then plain HTTP".
-std::string DescribeEndpoint(const std::string &name, const std::string &host,
-                             bool configured_insecure, const TlsPolicy &policy);
+std::string DescribeEndpoint(const std::string& name, const std::string& host,
+                             bool configured_insecure, const TlsPolicy& policy);
 
 }  // namespace hoist::config

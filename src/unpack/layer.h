@@ -70,6 +70,8 @@ class LayerUnpacker {
   ~LayerUnpacker();
 
   bool already_exists() const { return already_exists_; }
+  // Device nodes the layer holds that could not be created (not root), after Finish().
+  uint64_t skipped_devices() const { return stream_ ? stream_->extractor().skipped_devices() : 0; }
   // Compressed layer bytes, as they arrive.
   Status Feed(const char* data, size_t n);
   // Ends the stream and checks the diff_id (DataLoss "diff_id mismatch: got X").
