@@ -145,10 +145,13 @@ Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::s
   return FsyncDir(fs, DirName(path));
 }
 
-Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,
+                                     Symlinks symlinks) {
+  const int flags =
+      O_RDONLY | O_CLOEXEC | O_NONBLOCK | (symlinks == Symlinks::kRefuse ? O_NOFOLLOW : 0);
   int raw;
   do {
-    raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    raw = ::open(path.c_str(), flags);
   } while (raw < 0 && errno == EINTR);
   if (raw < 0) return ErrnoError(errno, "open " + path);
   UniqueFd fd(raw);

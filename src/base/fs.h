@@ -58,7 +58,11 @@ Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::s
 
 // Reads a whole regular file (not following a final symlink). A file larger than max_bytes is
 // ResourceExhausted; a missing one is NotFound.
-Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes);
+enum class Symlinks { kRefuse, kFollow };
+// kFollow: for the user's own configuration files, which are often links (dotfiles).
+// Opened non-blocking, so a FIFO in the path's place cannot hang the caller.
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,
+                                     Symlinks symlinks = Symlinks::kRefuse);
 
 // The directory part of path ("a/b/c" → "a/b", "c" → ".", "/c" → "/").
 std::string DirName(const std::string& path);

@@ -55,6 +55,8 @@ TEST(Strings, Base64RoundTrip) {
   std::string out;
   EXPECT_FALSE(Base64Decode("a*b", &out));
   EXPECT_EQ(UrlEncode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+  EXPECT_EQ(Base64UrlEncode("\xfb\xff\xbf"), "-_-_");
+  EXPECT_EQ(Base64UrlEncode("ab"), "YWI");
 }
 
 }  // namespace

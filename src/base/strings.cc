@@ -74,6 +74,16 @@ std::string Base64Encode(std::string_view in) {
   return out;
 }
 
+std::string Base64UrlEncode(std::string_view bytes) {
+  std::string s = Base64Encode(bytes);
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  for (char& c : s) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return s;
+}
+
 bool Base64Decode(std::string_view in, std::string* out) {
   out->clear();
   unsigned buffer = 0;

@@ -14,6 +14,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // Bytes as lowercase hex.
 std::string HexEncode(std::string_view bytes);
 std::string Base64Encode(std::string_view bytes);
+// The URL-safe alphabet without padding, as JWS (JWT, signed schema1) writes it.
+std::string Base64UrlEncode(std::string_view bytes);
 // Standard or URL-safe alphabet, padding optional; false on bad input.
 bool Base64Decode(std::string_view in, std::string* out);
 // RFC 3986 percent-encoding of everything but unreserved characters.

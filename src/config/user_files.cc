@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "base/fs.h"
 #include "base/unique_fd.h"
 
 namespace hoist::config {
@@ -51,31 +52,7 @@ bool IsDirectory(const std::string& path) {
 }
 
 Result<std::string> ReadUserFile(const std::string& path, size_t max_bytes) {
-  int raw;
-  do {
-    raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  } while (raw < 0 && errno == EINTR);
-  if (raw < 0) return ErrnoError(errno, "open " + path);
-  UniqueFd fd(raw);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat " + path);
-  if (!S_ISREG(st.st_mode)) return FailedPreconditionError(path + ": not a regular file");
-  std::string out;
-  char buf[16 * 1024];
-  for (;;) {
-    ssize_t r = ::read(fd.get(), buf, sizeof(buf));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "read " + path);
-    }
-    if (r == 0) break;
-    out.append(buf, static_cast<size_t>(r));
-    if (out.size() > max_bytes) {
-      return ResourceExhaustedError(path + ": more than the limit of " + std::to_string(max_bytes) +
-                                    " bytes");
-    }
-  }
-  return out;
+  return ReadFileToString(path, max_bytes, Symlinks::kFollow);
 }
 
 Result<std::vector<std::string>> ListDirectory(const std::string& dir) {

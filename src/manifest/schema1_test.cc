@@ -85,25 +85,14 @@ constexpr char kSignedDoc[] = R"json({
    ]
 })json";
 
-// base64url without padding, as JWS writes it.
-std::string Base64Url(std::string_view bytes) {
-  std::string s = Base64Encode(bytes);
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  for (char& c : s) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return s;
-}
-
 // `payload` (which must end in "\n}") wrapped in a signature envelope whose protected header
 // carries `format_length` and `tail`.
 std::string Sign(const std::string& payload, size_t format_length, const std::string& tail) {
   std::string header = R"({"formatLength":)" + std::to_string(format_length) +
-                       R"(,"formatTail":")" + Base64Url(tail) + R"("})";
+                       R"(,"formatTail":")" + Base64UrlEncode(tail) + R"("})";
   return payload.substr(0, payload.size() - 2) +
          ",\n   \"signatures\": [{\"header\": {\"alg\": \"ES256\"}, \"signature\": \"AA\", "
-         "\"protected\": \"" + Base64Url(header) + "\"}]\n}";
+         "\"protected\": \"" + Base64UrlEncode(header) + "\"}]\n}";
 }
 
 std::string Sign(const std::string& payload) {
@@ -318,12 +307,12 @@ INSTANTIATE_TEST_SUITE_P(
                        Replace(kSignedDoc,
                                "eyJmb3JtYXRMZW5ndGgiOjc2NSwiZm9ybWF0VGFpbCI6IkNuMCIsInRpbWUiOiIy"
                                "MDE2LTAxLTAyVDAzOjA0OjA1WiJ9",
-                               Base64Url(R"({"formatTail":"Cn0"})")),
+                               Base64UrlEncode(R"({"formatTail":"Cn0"})")),
                        "formatLength is missing"},
         Schema1Refusal{"SignaturesDisagree", kSigned,
                        Replace(Sign(kPayload), "}]\n}",
                                "}, {\"protected\": \"" +
-                                   Base64Url(R"({"formatLength":10,"formatTail":"Cn0"})") +
+                                   Base64UrlEncode(R"({"formatLength":10,"formatTail":"Cn0"})") +
                                    "\"}]\n}"),
                        "signatures disagree"}),
     [](const ::testing::TestParamInfo<Schema1Refusal>& info) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 #include "unpack/path.h"
 
@@ -259,24 +260,10 @@ Result<MaybeFile> ReadFileInRoot(int root_fd, std::string_view path) {
   }
 }
 
-std::vector<std::string_view> SplitOn(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (;;) {
-    size_t end = s.find(sep, start);
-    if (end == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-}
-
 // The lines of a file as Go's bufio.ScanLines gives them: split on '\n', one trailing '\r'
 // dropped.
 std::vector<std::string_view> Lines(std::string_view text) {
-  std::vector<std::string_view> lines = SplitOn(text, '\n');
+  std::vector<std::string_view> lines = Split(text, '\n');
   if (!lines.empty() && lines.back().empty()) lines.pop_back();
   for (std::string_view& line : lines) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -326,7 +313,7 @@ std::vector<PasswdEntry> ParsePasswd(std::string_view text) {
   for (std::string_view line : Lines(text)) {
     line = TrimAsciiSpace(line);
     if (line.empty()) continue;
-    std::vector<std::string_view> f = SplitOn(line, ':');
+    std::vector<std::string_view> f = Split(line, ':');
     f.resize(std::max<size_t>(f.size(), 7));
     std::optional<uint32_t> uid = ParseFileId(f[2]), gid = ParseFileId(f[3]);
     if (!uid || !gid) continue;
@@ -339,13 +326,13 @@ std::vector<GroupEntry> ParseGroup(std::string_view text) {
   std::vector<GroupEntry> out;
   for (std::string_view line : Lines(text)) {
     if (line.empty()) continue;
-    std::vector<std::string_view> f = SplitOn(line, ':');
+    std::vector<std::string_view> f = Split(line, ':');
     f.resize(std::max<size_t>(f.size(), 4));
     std::optional<uint32_t> gid = ParseFileId(f[2]);
     if (!gid) continue;
     GroupEntry g{std::string(f[0]), *gid, {}};
     if (!f[3].empty()) {
-      for (std::string_view m : SplitOn(f[3], ',')) g.members.emplace_back(m);
+      for (std::string_view m : Split(f[3], ',')) g.members.emplace_back(m);
     }
     out.push_back(std::move(g));
   }
@@ -362,7 +349,7 @@ struct ExecUser {
 // `passwd`/`group` are nullopt when the file does not exist.
 Result<ExecUser> ResolveUser(const std::string& spec, const MaybeFile& passwd,
                              const MaybeFile& group) {
-  std::vector<std::string_view> parts = SplitOn(spec, ':');
+  std::vector<std::string_view> parts = Split(spec, ':');
   std::string_view user_arg = parts[0];
   std::string_view group_arg = parts.size() > 1 ? parts[1] : std::string_view();
   std::optional<int64_t> uid_arg = ParseSpecId(user_arg), gid_arg = ParseSpecId(group_arg);

@@ -50,15 +50,7 @@ bool FormDecode(std::string_view in, std::string* out) {
   return true;
 }
 
-std::string Base64Url(std::string_view bytes) {
-  std::string s = Base64Encode(bytes);
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  for (char& c : s) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return s;
-}
+std::string Base64Url(std::string_view bytes) { return Base64UrlEncode(bytes); }
 
 }  // namespace token_internal
 
