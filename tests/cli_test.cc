@@ -22,23 +22,11 @@ namespace fs = std::filesystem;
 using testing::BuiltImage;
 using testing::Format;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using testing::CliRun;
 
-// Runs the hoist binary with `args`; stdout and stderr captured separately.
+// The hoist binary with `args`; stdout and stderr captured separately.
 CliRun Hoist(const std::vector<std::string>& args, const std::string& dir) {
-  std::string cmd = std::string("timeout 120 ") + HOIST_CLI;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " >" + dir + "/out 2>" + dir + "/err";
-  int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  std::ifstream out(dir + "/out"), err(dir + "/err");
-  r.out.assign(std::istreambuf_iterator<char>(out), {});
-  r.err.assign(std::istreambuf_iterator<char>(err), {});
-  return r;
+  return testing::RunCli(HOIST_CLI, args, dir);
 }
 
 int CountLines(const std::string& text, const std::string& needle) {

@@ -111,25 +111,12 @@ bool ContainsIgnoreCase(const std::string& text, const std::string& needle) {
   return ToLower(text).find(ToLower(needle)) != std::string::npos;
 }
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using testing::CliRun;
 
-// Runs the hoist binary with `args` (its environment is this process's), `input` on stdin;
-// stdout and stderr captured separately in files under `dir`.
+// The hoist binary with `args` (its environment is this process's), `input` on stdin.
 CliRun Hoist(const std::vector<std::string>& args, const std::string& dir,
              const std::string& input = "") {
-  WriteFile(dir + "/cli.in", input);
-  std::string cmd = std::string("timeout 120 ") + HOIST_CLI;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " <" + dir + "/cli.in >" + dir + "/cli.out 2>" + dir + "/cli.err";
-  int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = ReadFile(dir + "/cli.out");
-  r.err = ReadFile(dir + "/cli.err");
-  return r;
+  return testing::RunCli(HOIST_CLI, args, dir, input);
 }
 
 BuiltImage SmallImage(Format f, const std::string& word) {

@@ -67,22 +67,11 @@ std::vector<std::string> List(const std::string& dir) {
   return out;
 }
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using testing::CliRun;
 
-// Runs the hoist binary; stdout and stderr captured separately.
+// The hoist binary; stdout and stderr captured separately.
 CliRun Hoist(const std::vector<std::string>& args, const std::string& dir) {
-  std::string cmd = std::string("timeout 120 ") + HOIST_CLI;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " >" + dir + "/cli-out 2>" + dir + "/cli-err";
-  int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = ReadFile(dir + "/cli-out");
-  r.err = ReadFile(dir + "/cli-err");
-  return r;
+  return testing::RunCli(HOIST_CLI, args, dir);
 }
 
 Tree Snapshot(const std::string& root) {

@@ -15,7 +15,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "base/unique_fd.h"
@@ -253,6 +256,24 @@ Result<int> PickFreePort() {
     return ErrnoError(errno, "getsockname");
   }
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+CliRun RunCli(const std::string& binary, const std::vector<std::string>& args,
+              const std::string& dir, const std::string& input) {
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::ofstream(dir + "/cli.in", std::ios::binary | std::ios::trunc) << input;
+  std::string cmd = "timeout 120 '" + binary + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " <" + dir + "/cli.in >" + dir + "/cli.out 2>" + dir + "/cli.err";
+  int rc = std::system(cmd.c_str());
+  CliRun r;
+  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = slurp(dir + "/cli.out");
+  r.err = slurp(dir + "/cli.err");
+  return r;
 }
 
 }  // namespace hoist::testing

@@ -67,6 +67,17 @@ bool FindExecutable(const std::string& name, std::string* path = nullptr);
 // after `timeout_s` seconds is killed and reported as Unavailable.
 Result<std::string> RunCommand(std::vector<std::string> argv, int timeout_s);
 
+struct CliRun {
+  int exit_code = -1;  // -1 when killed by a signal (e.g. the 120 s timeout)
+  std::string out, err;
+};
+
+// Runs `binary` with `args` (through the shell, each argument quoted; the environment is this
+// process's), `input` on stdin, at most 120 s; stdout and stderr captured separately through
+// files under `dir`.
+CliRun RunCli(const std::string& binary, const std::vector<std::string>& args,
+              const std::string& dir, const std::string& input = "");
+
 // A 127.0.0.1 TCP port that was free a moment ago (bound to port 0, read back, closed).
 Result<int> PickFreePort();
 
