@@ -23,7 +23,8 @@ std::vector<TarEntry> EntriesOf(const fs::path& root) {
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     const fs::path& p = it->path();
-    std::string rel = fs::relative(p, root).string();
+    // Lexical: fs::relative would follow a symlink and name it after its target.
+    std::string rel = p.lexically_relative(root).string();
     auto status = fs::symlink_status(p);
     int mode = static_cast<int>(status.permissions()) & 07777;
     if (fs::is_symlink(status)) {
