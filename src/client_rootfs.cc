@@ -140,6 +140,7 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
 Status Client::Mount(std::string_view text, const std::string& target,
                      const MountOptions& options) {
   const std::string context = "mount " + std::string(text);
+  if (geteuid() != 0) return FailedPreconditionError(context + ": mounting an overlay needs root");
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
   auto image = impl_->Find(*ref);

@@ -348,6 +348,41 @@ TEST_P(PullLayersTest, EveryLayerIsExtractedOnceIntoTheStore) {
   ExpectStagingEmpty();
 }
 
+// A layer a pull without root left in OCI .wh. format is redone in overlay format by a pull
+// as root (the only form a mount can use), from the stored blob.
+TEST_P(PullLayersTest, RootRedoesLayersLeftInOciFormat) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const bool oci = GetParam() == Format::kOci;
+  const BuiltImage& img = oci ? *oci_ : *docker_;
+  ASSERT_TRUE(NewClient()->Pull(oci ? OciRef() : DockerRef()).ok());
+  const std::string info = LayerDir(store_, img.diff_ids[1]) + "/layer.json";
+  std::string text = ReadFile(info);
+  ASSERT_NE(text.find("\"whiteouts\":\"overlay\""), std::string::npos) << text;
+  ::chmod(info.c_str(), 0644);
+  std::ofstream(info, std::ios::trunc)
+      << R"({"diffID":")" + img.diff_ids[1] + R"(","size":1,"whiteouts":"oci"})" << "\n";
+
+  std::vector<ProgressEvent> events;
+  std::mutex mu;
+  PullOptions po;
+  po.progress = [&](const ProgressEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(e);
+  };
+  auto again = NewClient()->Pull(oci ? OciRef() : DockerRef(), po);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_NE(ReadFile(info).find("\"whiteouts\":\"overlay\""), std::string::npos);
+  int extracted = 0;
+  for (const ProgressEvent& e : events) {
+    if (e.state == ProgressState::kExtracting) {
+      ++extracted;
+      EXPECT_EQ(e.descriptor.digest.String(), img.layers[1].digest);
+    }
+  }
+  EXPECT_EQ(extracted, 1) << "only the OCI-format layer is redone, from the stored blob";
+  ExpectStagingEmpty();
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, PullLayersTest, ::testing::Values(Format::kOci, Format::kDocker),
                          [](const auto& info) {
                            return info.param == Format::kOci ? "Oci" : "Docker";

@@ -64,8 +64,13 @@ WhiteoutMode StoreWhiteoutMode() {
 }
 
 bool LayerExists(const content::Layout& layout, const Digest& diff_id) {
-  struct stat st;
-  return ::lstat(layout.LayerInfoFile(diff_id).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  auto info = ReadFileToString(layout.LayerInfoFile(diff_id), 1 << 20);
+  if (!info.ok()) return false;
+  auto j = nlohmann::json::parse(*info, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  // A layer kept in OCI .wh. format (extracted without root) is redone in overlay format by a
+  // process that can write it; overlay format serves everyone.
+  return j.value("whiteouts", "") == "overlay" || StoreWhiteoutMode() == WhiteoutMode::kOciFiles;
 }
 
 LayerUnpacker::LayerUnpacker(const content::Layout& layout, FileSystem* fs, Digest diff_id,

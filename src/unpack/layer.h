@@ -95,7 +95,9 @@ class LayerUnpacker {
   uint64_t size_ = 0;
 };
 
-// True if the layer with this diff_id is extracted in the store.
+// True if the layer with this diff_id is extracted in the store in a form this process can
+// use: overlay format always; OCI .wh. format only when this process could not write overlay
+// format either (not root), so that a root pull redoes layers a non-root pull left.
 bool LayerExists(const content::Layout& layout, const Digest& diff_id);
 
 }  // namespace hoist::unpack
