@@ -43,12 +43,12 @@ Result<registry::Endpoint> MakeEndpoint(const std::string& name, const std::stri
   for (const auto& ca : files.ca_files) {
     std::ifstream in(ca, std::ios::binary);
     if (!in) return FailedPreconditionError("cannot read CA file " + ca);
-    e.extra_ca_pem.append(std::istreambuf_iterator<char>(in), {});
-    e.extra_ca_pem += "\n";
+    e.tls.extra_ca_pem.append(std::istreambuf_iterator<char>(in), {});
+    e.tls.extra_ca_pem += "\n";
   }
   if (!files.client_pairs.empty()) {
-    e.client_cert = files.client_pairs.front().first;
-    e.client_key = files.client_pairs.front().second;
+    e.tls.client_cert = files.client_pairs.front().first;
+    e.tls.client_key = files.client_pairs.front().second;
   }
   return e;
 }

@@ -18,7 +18,8 @@ constexpr auto kDefaultTokenLifetime = std::chrono::seconds(60);
 constexpr auto kTokenSlack = std::chrono::seconds(10);
 
 bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 void SkipSpaceAndCommas(std::string_view s, size_t& i) {
@@ -122,8 +123,8 @@ std::string UrlAuthority(const std::string& url) {
 std::string UrlHostname(const std::string& url) {
   std::string authority = UrlAuthority(url);
   if (authority.starts_with("[")) return authority.substr(0, authority.find(']') + 1);
-  return authority.substr(0, authority.rfind(':') == std::string::npos ? authority.size()
-                                                                       : authority.rfind(':'));
+  return authority.substr(
+      0, authority.rfind(':') == std::string::npos ? authority.size() : authority.rfind(':'));
 }
 
 bool IsLoopbackHost(std::string_view host) {
@@ -159,15 +160,15 @@ std::string Authorizer::HeaderFor(const std::string& host, const std::string& sc
 }
 
 Status Authorizer::OnUnauthorized(const std::string& registry, const std::string& host,
-                                  const std::string& scope, const HttpResponse& response,
-                                  HttpClient& http) {
+                                  const RealmTls& tls, const std::string& scope,
+                                  const HttpResponse& response, HttpClient& http) {
   auto it = response.headers.find("www-authenticate");
   std::vector<Challenge> challenges =
       ParseChallenges(it == response.headers.end() ? std::vector<std::string>{} : it->second);
   // Bearer first (it carries the scope), then basic.
   for (const auto& c : challenges) {
     if (c.scheme != "bearer") continue;
-    ASSIGN_OR_RETURN(Token token, FetchToken(registry, host, scope, c, http));
+    ASSIGN_OR_RETURN(Token token, FetchToken(registry, host, tls, scope, c, http));
     std::lock_guard<std::mutex> lock(mu_);
     tokens_[{host, scope}] = std::move(token);
     return OkStatus();
@@ -193,7 +194,7 @@ Status Authorizer::OnUnauthorized(const std::string& registry, const std::string
 }
 
 Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
-                                                 const std::string& host,
+                                                 const std::string& host, const RealmTls& tls,
                                                  const std::string& scope, const Challenge& c,
                                                  HttpClient& http) {
   auto realm_it = c.params.find("realm");
@@ -217,6 +218,8 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
 
   HttpRequest req;
   req.max_body = 1 << 20;
+  req.tls = tls.tls;
+  req.verify_tls = !(tls.registry_insecure && UrlHostname(realm) == UrlHostname("http://" + host));
   HttpResponse r;
   bool answered = false;
   if (cred && may_send_credentials && !cred->identity_token.empty()) {
@@ -265,7 +268,8 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
   }
   for (char ch : token.value) {
     if (ch <= ' ' || ch > '~') {
-      return UnauthenticatedError("token server " + UrlAuthority(realm) + " sent a malformed token");
+      return UnauthenticatedError("token server " + UrlAuthority(realm) +
+                                  " sent a malformed token");
     }
   }
   auto lifetime = kDefaultTokenLifetime;

@@ -54,6 +54,12 @@ class StaticCredentials : public CredentialSource {
   std::optional<Credential> credential_;
 };
 
+// How a registry's token realm is reached over TLS.
+struct RealmTls {
+  bool registry_insecure = false;  // the registry skips verification (loopback, configured)
+  TlsSettings tls;
+};
+
 // Answers 401s. Thread-safe; one per client, shared by all registries.
 class Authorizer {
  public:
@@ -66,8 +72,10 @@ class Authorizer {
   // Called with a 401 response from `host` (serving `registry`). Reads its challenges and
   // obtains what the next HeaderFor needs: a bearer token from the realm, or basic
   // credentials. Unauthenticated when no challenge can be met (no credentials for a basic
-  // challenge, the token server refuses, ...).
-  Status OnUnauthorized(const std::string& registry, const std::string& host,
+  // challenge, the token server refuses, ...). The realm is reached with the registry's TLS
+  // material (its private CA usually signs both), verified unless the realm is on the host
+  // of a registry configured as insecure.
+  Status OnUnauthorized(const std::string& registry, const std::string& host, const RealmTls& tls,
                         const std::string& scope, const HttpResponse& response, HttpClient& http);
 
  private:
@@ -76,13 +84,13 @@ class Authorizer {
     std::chrono::steady_clock::time_point expires;
   };
   Result<Token> FetchToken(const std::string& registry, const std::string& host,
-                           const std::string& scope, const Challenge& challenge,
-                           HttpClient& http);
+                           const RealmTls& tls, const std::string& scope,
+                           const Challenge& challenge, HttpClient& http);
 
   CredentialSource* credentials_;
   std::mutex mu_;
-  std::map<std::string, std::string> basic_;                      // host → header
-  std::map<std::pair<std::string, std::string>, Token> tokens_;   // (host, scope) → token
+  std::map<std::string, std::string> basic_;                     // host → header
+  std::map<std::pair<std::string, std::string>, Token> tokens_;  // (host, scope) → token
 };
 
 // Host part of an URL's authority without the port ("127.0.0.1" for "http://127.0.0.1:5000/x");

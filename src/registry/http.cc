@@ -86,7 +86,8 @@ void InitHttpOnce() {
 
 const std::string& SystemCaBundle() {
   static const std::string bundle = [] {
-    for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+    for (const char* path :
+         {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
       std::ifstream in(path, std::ios::binary);
       if (in) return std::string(std::istreambuf_iterator<char>(in), {});
     }
@@ -152,15 +153,15 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, request.verify_tls ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, request.verify_tls ? 2L : 0L);
   std::string ca_blob;
-  if (!request.extra_ca_pem.empty()) {
+  if (!request.tls.extra_ca_pem.empty()) {
     // The registry's own CAs trusted as well as the system's, as docker's certs.d does.
-    ca_blob = SystemCaBundle() + "\n" + request.extra_ca_pem;
+    ca_blob = SystemCaBundle() + "\n" + request.tls.extra_ca_pem;
     curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_COPY};
     curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
   }
-  if (!request.client_cert.empty()) {
-    curl_easy_setopt(curl, CURLOPT_SSLCERT, request.client_cert.c_str());
-    curl_easy_setopt(curl, CURLOPT_SSLKEY, request.client_key.c_str());
+  if (!request.tls.client_cert.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, request.tls.client_cert.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, request.tls.client_key.c_str());
   }
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);

@@ -16,16 +16,20 @@
 
 namespace hoist::registry {
 
+// TLS material for one registry (from certs.d or --cert-dir).
+struct TlsSettings {
+  std::string extra_ca_pem;  // CAs trusted besides the system's
+  std::string client_cert;   // client certificate and key files, or empty
+  std::string client_key;
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET or HEAD (POST for token refresh)
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;                  // POST body
   bool verify_tls = true;
-  // Extra trusted CAs (PEM), in addition to the system's; client certificate and key files.
-  std::string extra_ca_pem;
-  std::string client_cert;
-  std::string client_key;
+  TlsSettings tls;
   // A 2xx body goes to `sink` when set (streamed, never held whole), else into
   // HttpResponse::body up to `max_body` bytes; more is ResourceExhausted. Non-2xx bodies are
   // always kept in memory, truncated to 64 KiB, for error messages.

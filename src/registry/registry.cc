@@ -43,18 +43,26 @@ Status StatusFromResponse(const HttpResponse& r) {
   if (!doc.is_discarded() && doc.is_object() && doc.contains("errors") &&
       doc["errors"].is_array() && !doc["errors"].empty() && doc["errors"][0].is_object()) {
     const auto& e = doc["errors"][0];
-    std::string code = e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
+    std::string code =
+        e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
     std::string text =
         e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
     if (text.size() > 200) text.resize(200);
-    if (!code.empty() || !text.empty()) message += " (" + code + (text.empty() ? "" : ": " + text) + ")";
+    if (!code.empty() || !text.empty())
+      message += " (" + code + (text.empty() ? "" : ": " + text) + ")";
   }
   switch (r.status) {
-    case 401: return UnauthenticatedError(message);
-    case 403: return PermissionDeniedError(message);
-    case 404: return NotFoundError(message);
-    case 408: case 429: return UnavailableError(message);
-    default: break;
+    case 401:
+      return UnauthenticatedError(message);
+    case 403:
+      return PermissionDeniedError(message);
+    case 404:
+      return NotFoundError(message);
+    case 408:
+    case 429:
+      return UnavailableError(message);
+    default:
+      break;
   }
   if (r.status >= 500) return UnavailableError(message);
   if (r.status >= 400) return InvalidArgumentError(message);
@@ -62,11 +70,13 @@ Status StatusFromResponse(const HttpResponse& r) {
 }
 
 Registry::Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer)
-    : name_(std::move(name)), host_(std::move(host)), endpoint_(std::move(endpoint)),
+    : name_(std::move(name)),
+      host_(std::move(host)),
+      endpoint_(std::move(endpoint)),
       authorizer_(authorizer) {}
 
-Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
-                                    HttpRequest request, const std::string& scope) {
+Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path, HttpRequest request,
+                                    const std::string& scope) {
   std::string scheme;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -76,7 +86,8 @@ Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
   if (!scheme.empty()) return SendWithScheme(http, scheme, path, request, scope, &body_started);
 
   auto r = SendWithScheme(http, "https", path, request, scope, &body_started);
-  if (r.ok() || !endpoint_.insecure || body_started || r.status().code() != StatusCode::kUnavailable) {
+  if (r.ok() || !endpoint_.insecure || body_started ||
+      r.status().code() != StatusCode::kUnavailable) {
     if (r.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       scheme_ = "https";
@@ -118,13 +129,12 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
     // TLS is verified everywhere except on the insecure registry itself, and the registry's
     // own CAs and client certificate are for the registry only.
     request.verify_tls = !(endpoint_.insecure && at_registry);
-    request.extra_ca_pem = at_registry ? endpoint_.extra_ca_pem : "";
-    request.client_cert = at_registry ? endpoint_.client_cert : "";
-    request.client_key = at_registry ? endpoint_.client_key : "";
+    request.tls = at_registry ? endpoint_.tls : TlsSettings{};
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(request));
     if (r.status == 401 && at_registry && !answered_challenge) {
       answered_challenge = true;
-      RETURN_IF_ERROR(authorizer_->OnUnauthorized(name_, host_, scope, r, http));
+      RETURN_IF_ERROR(authorizer_->OnUnauthorized(
+          name_, host_, RealmTls{endpoint_.insecure, endpoint_.tls}, scope, r, http));
       --hop;  // the retry is not a redirect
       continue;
     }
@@ -162,7 +172,8 @@ Status GetUrl(HttpClient& http, const std::string& start,
     if (r.status != 200) return StatusFromResponse(r).WithContext("GET " + url);
     return OkStatus();
   }
-  return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " + start);
+  return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
+                          start);
 }
 
 Repository::Repository(Registry* registry, std::string path)
@@ -205,9 +216,9 @@ Status Repository::GetBlob(HttpClient& http, const Digest& digest,
   HttpRequest req;
   req.method = "GET";
   req.sink = sink;
-  ASSIGN_OR_RETURN(HttpResponse r,
-                   registry_->Send(http, "/v2/" + path_ + "/blobs/" + digest.String(),
-                                   std::move(req), scope()));
+  ASSIGN_OR_RETURN(
+      HttpResponse r,
+      registry_->Send(http, "/v2/" + path_ + "/blobs/" + digest.String(), std::move(req), scope()));
   if (r.status != 200) return StatusFromResponse(r);
   return OkStatus();
 }

@@ -23,9 +23,7 @@ namespace hoist::registry {
 struct Endpoint {
   // Skip TLS verification, and fall back to plain http when https cannot be reached.
   bool insecure = false;
-  std::string extra_ca_pem;  // CAs trusted for this host besides the system's (certs.d)
-  std::string client_cert;   // client certificate and key files (certs.d), or empty
-  std::string client_key;
+  TlsSettings tls;  // certs.d material, also used for the registry's token realm
 };
 
 class Registry {

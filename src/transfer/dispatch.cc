@@ -23,8 +23,8 @@ Status ForEachParallel(size_t count, int jobs, std::atomic<bool>* cancel,
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         // A cancellation caused by the first error is not itself the error to report.
-        if (first_error.ok() || (first_error.code() == StatusCode::kCancelled &&
-                                 s.code() != StatusCode::kCancelled)) {
+        if (first_error.ok() ||
+            (first_error.code() == StatusCode::kCancelled && s.code() != StatusCode::kCancelled)) {
           first_error = s;
         }
         cancel->store(true);
