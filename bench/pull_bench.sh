@@ -20,24 +20,8 @@ fi
 scripts/build.sh >/dev/null
 
 dirs=${BENCH_DIRS:-"/usr/include /usr/lib/gcc /usr/share/doc /usr/share/locale /usr/lib/python3 /usr/share/i18n /usr/share/zoneinfo"}
-work=$(mktemp -d /var/tmp/hoist-bench.XXXXXX)
-registry_pid=""
-cleanup() {
-  if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port, secret: hoist-bench}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+. scripts/registry.sh
+start_registry /var/tmp/hoist-bench.XXXXXX
 ref="127.0.0.1:$port/bench/app:1"
 
 seed_args=()

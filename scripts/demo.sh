@@ -8,27 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh >/dev/null
 
-work=$(mktemp -d /tmp/hoist-demo.XXXXXX)
-registry_pid=""
-cleanup() {
-  if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port, secret: hoist-demo}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+. scripts/registry.sh
+start_registry /tmp/hoist-demo.XXXXXX
 echo "== registry on 127.0.0.1:$port"
 
 mkdir -p "$work/bin" && cp build/tools/hoist/hoist "$work/bin/"
