@@ -65,10 +65,9 @@ Result<std::vector<Client::Impl::Source>> Client::Impl::SourcesFor(const Referen
 }
 
 // Verifies manifest bytes against `want` (their canonical form for signed
-// schema1) and puts them in the store. Returns the bytes as stored.
-static Result<std::string> VerifyAndStoreManifest(content::Store& store, const Digest& want,
-                                                  const std::string& content_type,
-                                                  std::string bytes) {
+// schema1) and puts those in the store.
+static Status VerifyAndStoreManifest(content::Store& store, const Digest& want,
+                                     const std::string& content_type, const std::string& bytes) {
   ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(content_type, bytes));
   ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(decoded, bytes));
   ASSIGN_OR_RETURN(Digest got, content::DigestOf(want.algorithm(), canonical));
@@ -76,8 +75,7 @@ static Result<std::string> VerifyAndStoreManifest(content::Store& store, const D
     return DataLossError("manifest digest mismatch: got " + got.String() + ", want " +
                          want.String());
   }
-  RETURN_IF_ERROR(store.WriteBlob(want, canonical));
-  return canonical;
+  return store.WriteBlob(want, canonical);
 }
 
 Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
@@ -87,8 +85,7 @@ Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
     *downloaded = true;
     ASSIGN_OR_RETURN(auto m, repo.GetManifest(http, digest.String(), manifest::AcceptHeader(),
                                               manifest::kMaxManifestBytes));
-    RETURN_IF_ERROR(
-        VerifyAndStoreManifest(*store, digest, m.content_type, std::move(m.body)).status());
+    RETURN_IF_ERROR(VerifyAndStoreManifest(*store, digest, m.content_type, m.body));
   }
   ASSIGN_OR_RETURN(std::string bytes, store->ReadBlob(digest, manifest::kMaxManifestBytes));
   ASSIGN_OR_RETURN(manifest::Decoded d, manifest::Decode("", bytes));
@@ -260,8 +257,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
         top = *claimed;  // the registry's word, checked against the bytes right
                          // here
       }
-      RETURN_IF_ERROR(
-          VerifyAndStoreManifest(*store, top, m.content_type, std::move(m.body)).status());
+      RETURN_IF_ERROR(VerifyAndStoreManifest(*store, top, m.content_type, m.body));
       downloaded = true;
     }
   }

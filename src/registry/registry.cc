@@ -75,8 +75,8 @@ Registry::Registry(std::string name, std::string host, Endpoint endpoint, Author
       endpoint_(std::move(endpoint)),
       authorizer_(authorizer) {}
 
-Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path, HttpRequest request,
-                                    const std::string& scope) {
+Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
+                                    const HttpRequest& request, const std::string& scope) {
   std::string scheme;
   {
     std::lock_guard<std::mutex> lock(mu_);

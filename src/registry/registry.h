@@ -38,7 +38,7 @@ class Registry {
   // Sends `request` to <scheme>://<host><path>. request.url is ignored; `path` starts with
   // "/v2/". `scope` is the token scope the call needs ("repository:library/alpine:pull").
   // The final response is returned whatever its status (after auth and redirects).
-  Result<HttpResponse> Send(HttpClient& http, const std::string& path, HttpRequest request,
+  Result<HttpResponse> Send(HttpClient& http, const std::string& path, const HttpRequest& request,
                             const std::string& scope);
 
  private:

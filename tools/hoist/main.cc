@@ -3,15 +3,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <string>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "hoist/client.h"
 #include "hoist/reference.h"
@@ -48,13 +47,20 @@ std::string HumanSize(int64_t bytes) {
 
 const char* StateText(hoist::ProgressState s) {
   switch (s) {
-    case hoist::ProgressState::kWaiting: return "Pulling fs layer";
-    case hoist::ProgressState::kDownloading: return "Downloading";
-    case hoist::ProgressState::kVerifying: return "Verifying Checksum";
-    case hoist::ProgressState::kDownloadComplete: return "Download complete";
-    case hoist::ProgressState::kAlreadyExists: return "Already exists";
-    case hoist::ProgressState::kExtracting: return "Extracting";
-    case hoist::ProgressState::kPullComplete: return "Pull complete";
+    case hoist::ProgressState::kWaiting:
+      return "Pulling fs layer";
+    case hoist::ProgressState::kDownloading:
+      return "Downloading";
+    case hoist::ProgressState::kVerifying:
+      return "Verifying Checksum";
+    case hoist::ProgressState::kDownloadComplete:
+      return "Download complete";
+    case hoist::ProgressState::kAlreadyExists:
+      return "Already exists";
+    case hoist::ProgressState::kExtracting:
+      return "Extracting";
+    case hoist::ProgressState::kPullComplete:
+      return "Pull complete";
   }
   return "";
 }
@@ -112,7 +118,9 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   options.platform = platform;
   options.jobs = jobs;
   options.cancel = &g_cancel;
-  options.notice = [](const std::string& line) { std::fprintf(stderr, "hoist: %s\n", line.c_str()); };
+  options.notice = [](const std::string& line) {
+    std::fprintf(stderr, "hoist: %s\n", line.c_str());
+  };
   if (!quiet) {
     options.progress = [](const hoist::ProgressEvent& e) {
       // One line per state change; byte counts are for progress bars, not for this output.
@@ -214,7 +222,7 @@ int Inspect(const Globals& g, const std::string& ref_text) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int Run(int argc, char** argv) {
   CLI::App app{"hoist: pull container images from registries into a verified local store"};
   app.require_subcommand(1);
   Globals g;
@@ -255,12 +263,12 @@ int main(int argc, char** argv) {
   auto* unpack = app.add_subcommand("unpack", "Write an image's root filesystem into a directory");
   unpack->add_flag("--bundle", bundle,
                    "Write an OCI runtime bundle (DEST/rootfs and DEST/config.json)");
-  unpack->add_option("--max-layer-size", g.max_layer_size,
-                     "Refuse a layer whose tar is larger than this (default 64GiB)")
+  unpack
+      ->add_option("--max-layer-size", g.max_layer_size,
+                   "Refuse a layer whose tar is larger than this (default 64GiB)")
       ->transform(CLI::AsSizeValue(false));
   unpack->add_option("REF", unpack_ref, "Image reference (pulled already)")->required();
-  unpack->add_option("DEST", unpack_dest, "Destination: absent or an empty directory")
-      ->required();
+  unpack->add_option("DEST", unpack_dest, "Destination: absent or an empty directory")->required();
 
   std::string mount_ref, mount_target;
   bool rw = false;
@@ -337,4 +345,15 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : Fail(s);
   }
   return kExitFailure;
+}
+
+int main(int argc, char** argv) {
+  // libhoist returns errors as values; this catches what the C++ runtime itself may throw
+  // (std::bad_alloc), so that even that is one line on stderr and a non-zero exit.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hoist: internal error: %s\n", e.what());
+    return kExitFailure;
+  }
 }
