@@ -78,19 +78,18 @@ static Status VerifyAndStoreManifest(content::Store& store, const Digest& want,
   return store.WriteBlob(want, canonical);
 }
 
-Result<std::string> Client::Impl::FetchManifest(registry::Repository& repo,
-                                                registry::HttpClient& http, const Digest& digest,
-                                                std::string* media_type, bool* downloaded) {
+Result<manifest::Decoded> Client::Impl::FetchManifest(registry::Repository& repo,
+                                                      registry::HttpClient& http,
+                                                      const Digest& digest, std::string* bytes,
+                                                      bool* downloaded) {
   if (!store->Has(digest)) {
     *downloaded = true;
     ASSIGN_OR_RETURN(auto m, repo.GetManifest(http, digest.String(), manifest::AcceptHeader(),
                                               manifest::kMaxManifestBytes));
     RETURN_IF_ERROR(VerifyAndStoreManifest(*store, digest, m.content_type, m.body));
   }
-  ASSIGN_OR_RETURN(std::string bytes, store->ReadBlob(digest, manifest::kMaxManifestBytes));
-  ASSIGN_OR_RETURN(manifest::Decoded d, manifest::Decode("", bytes));
-  *media_type = d.media_type;
-  return bytes;
+  ASSIGN_OR_RETURN(*bytes, store->ReadBlob(digest, manifest::kMaxManifestBytes));
+  return manifest::Decode("", *bytes);
 }
 
 // A blob's bytes to sink: from its `urls` first when it has some (foreign
@@ -263,14 +262,12 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   }
 
   // 2. An index names one manifest per platform: pick ours.
-  std::string media_type;
-  ASSIGN_OR_RETURN(std::string bytes, FetchManifest(repo, http, top, &media_type, &downloaded));
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(media_type, bytes));
+  std::string bytes;
+  ASSIGN_OR_RETURN(manifest::Decoded decoded, FetchManifest(repo, http, top, &bytes, &downloaded));
   Descriptor manifest_desc{decoded.media_type, top, static_cast<int64_t>(bytes.size()), {}, {}, {}};
   if (decoded.kind == manifest::Kind::kIndex) {
     ASSIGN_OR_RETURN(Descriptor chosen, manifest::SelectPlatform(decoded.index, want));
-    ASSIGN_OR_RETURN(bytes, FetchManifest(repo, http, chosen.digest, &media_type, &downloaded));
-    ASSIGN_OR_RETURN(decoded, manifest::Decode(media_type, bytes));
+    ASSIGN_OR_RETURN(decoded, FetchManifest(repo, http, chosen.digest, &bytes, &downloaded));
     if (decoded.kind == manifest::Kind::kIndex) {
       return DataLossError("manifest " + chosen.digest.String() +
                            ": an index inside an index is not supported");

@@ -16,6 +16,7 @@
 #include "content/store.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
+#include "manifest/manifest.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
 
@@ -80,12 +81,11 @@ struct Client::Impl {
                          const PullOptions& options);
   Status Download(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
                   const std::function<Status(const char*, size_t)>& sink);
-  // The manifest with this digest, from the store, or fetched, verified and
-  // stored first (then *downloaded is set). *media_type: the document's media
-  // type.
-  Result<std::string> FetchManifest(registry::Repository& repo, registry::HttpClient& http,
-                                    const Digest& digest, std::string* media_type,
-                                    bool* downloaded);
+  // The manifest with this digest, decoded: from the store, or fetched, verified and stored
+  // first (then *downloaded is set). *bytes: the document as stored.
+  Result<manifest::Decoded> FetchManifest(registry::Repository& repo, registry::HttpClient& http,
+                                          const Digest& digest, std::string* bytes,
+                                          bool* downloaded);
   Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
                    Progress* progress, bool* downloaded);
   // `notice`: told about device nodes the layer holds that could not be created.

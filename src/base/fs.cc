@@ -26,17 +26,7 @@ class RealFileSystem : public FileSystem {
   }
 
   Status Write(const UniqueFd& fd, const void* data, size_t n) override {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd.get(), p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoError(errno, "write");
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    return OkStatus();
+    return WriteAll(fd.get(), data, n);
   }
 
   Status Fsync(const UniqueFd& fd) override {
@@ -143,6 +133,20 @@ Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::s
     return s;
   }
   return FsyncDir(fs, DirName(path));
+}
+
+Status WriteAll(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return OkStatus();
 }
 
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,

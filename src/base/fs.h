@@ -58,6 +58,9 @@ Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::s
 
 // Reads a whole regular file (not following a final symlink). A file larger than max_bytes is
 // ResourceExhausted; a missing one is NotFound.
+// write(2) until all n bytes are written (retrying EINTR and short writes).
+Status WriteAll(int fd, const void* data, size_t n);
+
 enum class Symlinks { kRefuse, kFollow };
 // kFollow: for the user's own configuration files, which are often links (dotfiles).
 // Opened non-blocking, so a FIFO in the path's place cannot hang the caller.

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 
+#include "base/fs.h"
 #include "base/status_macros.h"
 
 // fchmodat2 (Linux 6.6) is the only way to chmod a name without following a symlink and
@@ -108,19 +109,6 @@ Result<std::vector<std::string>> ListDir(int dir_fd) {
     if (name != "." && name != "..") names.push_back(std::move(name));
   }
   return names;
-}
-
-Status WriteAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "write");
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return OkStatus();
 }
 
 // Opens parent/name as a directory for reading, never following a symlink at name.
