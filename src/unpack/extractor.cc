@@ -69,6 +69,21 @@ void EntryTimes(int64_t sec, int64_t nsec, struct timespec ts[2]) {
   ts[1] = ts[0];
 }
 
+// A whiteout's components with ".." applied lexically: each removes the component before it
+// (none at the top), as Go's path.Clean does for containerd. Resolving "dne/../.wh.etc" in the
+// root would stop at the missing "dne" and silently white out nothing.
+std::vector<std::string> CleanLexically(std::vector<std::string> components) {
+  std::vector<std::string> out;
+  for (std::string& c : components) {
+    if (c != "..") {
+      out.push_back(std::move(c));
+    } else if (!out.empty()) {
+      out.pop_back();
+    }
+  }
+  return out;
+}
+
 // The depth of a member name once ".." is taken into account (lexically; for ordering only).
 size_t Depth(const std::vector<std::string>& components) {
   size_t depth = 0;
@@ -153,6 +168,17 @@ size_t Extractor::DirentKeyHash::operator()(const DirentKey& k) const {
   return h;
 }
 
+Status ImageBudget::Take(uint64_t n) {
+  uint64_t used = used_.load();
+  do {
+    if (n > max_bytes_ - used) {
+      return ResourceExhaustedError("image exceeds " + std::to_string(max_bytes_) +
+                                    " bytes of file data (the image cap, --max-image-size)");
+    }
+  } while (!used_.compare_exchange_weak(used, used + n));
+  return OkStatus();
+}
+
 Extractor::Extractor(int root_fd, ExtractOptions options)
     : options_(options), is_root_(geteuid() == 0) {
   root_.reset(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
@@ -181,6 +207,7 @@ Status Extractor::OnEntry(const TarEntry& e) {
   file_.reset();
   discard_data_ = false;
   received_ = 0;
+  has_holes_ = false;
   Status s = ApplyEntry(e);
   if (!s.ok()) return Fail(std::move(s), e.path);
   return OkStatus();
@@ -190,19 +217,37 @@ Status Extractor::OnData(const char* data, size_t n) {
   if (!status_.ok()) return status_;
   if (!in_entry_) return Fail(InternalError("data outside an entry"), entry_.path);
   if (!file_ || discard_data_) return OkStatus();  // not a stored file: nothing to keep
-  if (n > static_cast<uint64_t>(entry_.size - received_)) {
-    return Fail(DataLossError("more data than the entry's size " + std::to_string(entry_.size)),
-                entry_.path);
-  }
-  if (n > options_.max_total_bytes - total_bytes_) {
-    return Fail(ResourceExhaustedError("layer exceeds " + std::to_string(options_.max_total_bytes) +
-                                       " bytes of file data"),
-                entry_.path);
-  }
-  Status s = WriteAll(file_.get(), data, n);
+  Status s = CountFileBytes(n);
+  if (s.ok()) s = WriteAll(file_.get(), data, n);
   if (!s.ok()) return Fail(std::move(s), entry_.path);
   received_ += static_cast<int64_t>(n);
   total_bytes_ += n;
+  return OkStatus();
+}
+
+Status Extractor::OnHole(uint64_t n) {
+  if (!status_.ok()) return status_;
+  if (!in_entry_) return Fail(InternalError("hole outside an entry"), entry_.path);
+  if (!file_ || discard_data_) return OkStatus();
+  Status s = CountFileBytes(n);
+  if (s.ok() && lseek(file_.get(), static_cast<off_t>(n), SEEK_CUR) < 0) {
+    s = ErrnoError(errno, "seek past a hole");
+  }
+  if (!s.ok()) return Fail(std::move(s), entry_.path);
+  received_ += static_cast<int64_t>(n);
+  total_bytes_ += n;
+  has_holes_ = true;
+  return OkStatus();
+}
+
+Status Extractor::CountFileBytes(uint64_t n) const {
+  if (n > static_cast<uint64_t>(entry_.size - received_)) {
+    return DataLossError("more data than the entry's size " + std::to_string(entry_.size));
+  }
+  if (n > options_.max_total_bytes - total_bytes_) {
+    return ResourceExhaustedError("layer exceeds " + std::to_string(options_.max_total_bytes) +
+                                  " bytes of file data");
+  }
   return OkStatus();
 }
 
@@ -277,8 +322,9 @@ Status Extractor::ApplyEntry(const TarEntry& e) {
     }
     return ApplyRootDirectory(e);
   }
+  if (comps.back() == "..") return DataLossError("member name ends in \"..\"");
+  if (comps.back().starts_with(kWhiteoutPrefix)) comps = CleanLexically(std::move(comps));
   const std::string& name = comps.back();
-  if (name == "..") return DataLossError("member name ends in \"..\"");
   if (name.starts_with(kWhiteoutPrefix)) {
     discard_data_ = true;
     if (name != kOpaqueMarker) {
@@ -301,7 +347,15 @@ Status Extractor::ApplyEntry(const TarEntry& e) {
 
 Status Extractor::CreateEntry(const TarEntry& e, std::span<const std::string> components) {
   const std::string& name = components.back();
-  ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(components.size() - 1), true));
+  std::span<const std::string> parent_components = components.first(components.size() - 1);
+  Result<Parent> resolved = ResolveParent(parent_components, true);
+  if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound &&
+      !overlay_whiteouts_.empty()) {
+    RETURN_IF_ERROR(ReplaceWhiteoutsOnPath(parent_components));
+    resolved = ResolveParent(parent_components, true);
+  }
+  if (!resolved.ok()) return resolved.status();
+  const Parent& parent = *resolved;
   switch (e.type) {
     case EntryType::kDirectory:
       return CreateDirectory(parent, name, e, components);
@@ -343,6 +397,7 @@ Status Extractor::ApplyRootDirectory(const TarEntry& e) {
   if (!fd) return ErrnoError(errno, "open root");
   RETURN_IF_ERROR(SetOwner(fd.get(), e));
   if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  RETURN_IF_ERROR(RemoveOtherXattrs(fd.get(), e));
   RETURN_IF_ERROR(SetXattrs(fd.get(), e));
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
@@ -352,15 +407,21 @@ Status Extractor::ApplyRootDirectory(const TarEntry& e) {
 
 Status Extractor::CreateDirectory(const Parent& parent, const std::string& name, const TarEntry& e,
                                   std::span<const std::string> components) {
+  const bool replaces_whiteout = IsOwnWhiteout(parent, name);
   ASSIGN_OR_RETURN(bool exists, ClearForNew(parent.fd.get(), name, true));
   if (!exists && mkdirat(parent.fd.get(), name.c_str(), 0700) != 0) {
     return ErrnoError(errno, "mkdir");
   }
   ASSIGN_OR_RETURN(UniqueFd fd, OpenDirNoFollow(parent.fd.get(), name));
   MarkWritten(parent, name);
+  if (replaces_whiteout) {
+    overlay_whiteouts_.erase(DirentKey{parent.dev, parent.ino, name});
+    RETURN_IF_ERROR(MakeOpaque(fd.get()));
+  }
   RETURN_IF_ERROR(SetOwner(fd.get(), e));
   // Owner-writable until Finish(), so the layer can fill it whatever its final mode.
   if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  if (exists) RETURN_IF_ERROR(RemoveOtherXattrs(fd.get(), e));
   RETURN_IF_ERROR(SetXattrs(fd.get(), e));
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
@@ -376,6 +437,9 @@ Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name
     return ResourceExhaustedError("layer exceeds " + std::to_string(options_.max_total_bytes) +
                                   " bytes of file data");
   }
+  if (options_.image_budget != nullptr) {
+    RETURN_IF_ERROR(options_.image_budget->Take(static_cast<uint64_t>(e.size)));
+  }
   ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
   (void)unused;
   file_.reset(openat(parent.fd.get(), name.c_str(),
@@ -390,6 +454,10 @@ Status Extractor::EndRegularFile() {
   if (!discard_data_ && received_ != entry_.size) {
     return DataLossError("got " + std::to_string(received_) + " of " + std::to_string(entry_.size) +
                          " bytes");
+  }
+  // After a hole the file ends where the last data did; its size is the entry's.
+  if (has_holes_ && ftruncate(fd.get(), static_cast<off_t>(entry_.size)) != 0) {
+    return ErrnoError(errno, "truncate");
   }
   // Owner before mode (chown clears setuid/setgid), xattrs after both (chown drops
   // security.capability), times last.
@@ -432,8 +500,7 @@ Status Extractor::CreateHardlink(const Parent& parent, const std::string& name, 
     if (!options_.defer_missing_hardlinks) {
       return DataLossError("hardlink target " + e.linkname + " does not exist");
     }
-    lower_hardlinks_.emplace_back(e.path, e.linkname);
-    return OkStatus();
+    return AddLowerHardlink(e);
   };
   Result<Parent> tparent =
       ResolveParent(std::span<const std::string>(target).first(target.size() - 1), false);
@@ -462,6 +529,22 @@ Status Extractor::CreateHardlink(const Parent& parent, const std::string& name, 
     return ErrnoError(errno, "link to " + e.linkname);
   }
   MarkWritten(parent, name);
+  return OkStatus();
+}
+
+Status Extractor::AddLowerHardlink(const TarEntry& e) {
+  if (lower_hardlinks_.size() >= options_.max_lower_hardlinks) {
+    return ResourceExhaustedError("layer has more than " +
+                                  std::to_string(options_.max_lower_hardlinks) +
+                                  " hardlinks to files of lower layers");
+  }
+  const uint64_t bytes = e.path.size() + e.linkname.size();
+  if (bytes > options_.max_lower_hardlink_bytes - lower_hardlink_bytes_) {
+    return ResourceExhaustedError("names of hardlinks to files of lower layers exceed " +
+                                  std::to_string(options_.max_lower_hardlink_bytes) + " bytes");
+  }
+  lower_hardlink_bytes_ += bytes;
+  lower_hardlinks_.emplace_back(e.path, e.linkname);
   return OkStatus();
 }
 
@@ -513,21 +596,25 @@ Status Extractor::WhiteoutLower(std::span<const std::string> components) {
     return OkStatus();
   }
   std::string target = marker.substr(sizeof(kWhiteoutPrefix) - 1);
-  if (WasWritten(parent->dev, parent->ino, target)) return OkStatus();  // this layer's own
   struct stat st;
   if (fstatat(parent->fd.get(), target.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return OkStatus();
     return ErrnoError(errno, "stat whiteout target " + target);
   }
-  if (!S_ISDIR(st.st_mode)) {  // a symlink is removed itself, never its target
+  const bool written = WasWritten(parent->dev, parent->ino, target);
+  if (!S_ISDIR(st.st_mode)) {
+    if (written) return OkStatus();  // this layer's own: it replaced the lower one already
+    // A symlink is removed itself, never its target.
     if (unlinkat(parent->fd.get(), target.c_str(), 0) != 0) {
       return ErrnoError(errno, "remove " + target);
     }
     return OkStatus();
   }
+  // A directory: the lower content goes; what this layer wrote there (the directory entry
+  // itself, or anything below it) stays.
   ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent->fd.get(), target));
   ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
-  if (empty && unlinkat(parent->fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
+  if (empty && !written && unlinkat(parent->fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
     return ErrnoError(errno, "remove " + target);
   }
   return OkStatus();
@@ -538,18 +625,26 @@ Status Extractor::WhiteoutOverlay(std::span<const std::string> components) {
   ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(components.size() - 1), true));
   if (marker == kOpaqueMarker) {
     ASSIGN_OR_RETURN(UniqueFd dir, ReopenDir(parent.fd.get()));
-    if (fsetxattr(dir.get(), kOverlayOpaqueXattr, "y", 1, 0) != 0) {
-      int err = errno;
-      if (err == EPERM || err == ENOTSUP) {
-        return FailedPreconditionError(std::string("overlay opaque marker needs root and ") +
-                                       "trusted xattrs: " + strerror(err));
-      }
-      return ErrnoError(err, "set overlay opaque marker");
-    }
-    return OkStatus();
+    return MakeOpaque(dir.get());
   }
   std::string target = marker.substr(sizeof(kWhiteoutPrefix) - 1);
-  RETURN_IF_ERROR(RemoveAllAt(parent.fd.get(), target));
+  // Everything in this directory is this layer's: it hides the lower target already, except a
+  // directory, which must become opaque. A directory that only held whiteouts and parents made
+  // for them (nothing this layer wrote) becomes a whiteout itself.
+  struct stat st;
+  if (fstatat(parent.fd.get(), target.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISDIR(st.st_mode)) return OkStatus();
+    {
+      ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent.fd.get(), target));
+      ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
+      if (!empty || WasWritten(parent.dev, parent.ino, target)) return MakeOpaque(dir.get());
+    }
+    if (unlinkat(parent.fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
+      return ErrnoError(errno, "remove " + target);
+    }
+  } else if (errno != ENOENT) {
+    return ErrnoError(errno, "stat whiteout target " + target);
+  }
   if (mknodat(parent.fd.get(), target.c_str(), S_IFCHR, makedev(0, 0)) != 0) {
     int err = errno;
     if (err == EPERM) {
@@ -558,7 +653,42 @@ Status Extractor::WhiteoutOverlay(std::span<const std::string> components) {
     }
     return ErrnoError(err, "create overlay whiteout " + target);
   }
-  MarkWritten(parent, target);
+  overlay_whiteouts_.insert(DirentKey{parent.dev, parent.ino, target});
+  return OkStatus();
+}
+
+bool Extractor::IsOwnWhiteout(const Parent& parent, const std::string& name) const {
+  if (!overlay_whiteouts_.contains(DirentKey{parent.dev, parent.ino, name})) return false;
+  struct stat st;
+  return fstatat(parent.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+Status Extractor::MakeOpaque(int dir_fd) {
+  if (fsetxattr(dir_fd, kOverlayOpaqueXattr, "y", 1, 0) != 0) {
+    int err = errno;
+    if (err == EPERM || err == ENOTSUP) {
+      return FailedPreconditionError(std::string("overlay opaque marker needs root and ") +
+                                     "trusted xattrs: " + strerror(err));
+    }
+    return ErrnoError(err, "set overlay opaque marker");
+  }
+  return OkStatus();
+}
+
+Status Extractor::ReplaceWhiteoutsOnPath(std::span<const std::string> components) {
+  for (size_t i = 0; i < components.size(); ++i) {
+    const std::string& name = components[i];
+    if (name == "..") continue;
+    ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(i), true));
+    if (!IsOwnWhiteout(parent, name)) continue;
+    if (unlinkat(parent.fd.get(), name.c_str(), 0) != 0) return ErrnoError(errno, "remove " + name);
+    if (mkdirat(parent.fd.get(), name.c_str(), 0755) != 0)
+      return ErrnoError(errno, "mkdir " + name);
+    overlay_whiteouts_.erase(DirentKey{parent.dev, parent.ino, name});
+    ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent.fd.get(), name));
+    RETURN_IF_ERROR(MakeOpaque(dir.get()));
+  }
   return OkStatus();
 }
 
@@ -670,6 +800,31 @@ Status Extractor::SetOwnerAt(int parent_fd, const std::string& name, const TarEn
   if (fchownat(parent_fd, name.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
                AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoError(errno, "chown");
+  }
+  return OkStatus();
+}
+
+Status Extractor::RemoveOtherXattrs(int fd, const TarEntry& e) {
+  ssize_t n = flistxattr(fd, nullptr, 0);
+  if (n < 0 && errno == ENOTSUP) return OkStatus();
+  if (n < 0) return ErrnoError(errno, "list xattrs");
+  std::string names(static_cast<size_t>(n), '\0');
+  n = flistxattr(fd, names.data(), names.size());
+  if (n < 0) return ErrnoError(errno, "list xattrs");
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name(names.c_str() + pos);
+    pos += name.size() + 1;
+    if (ClassifyXattr(name) != XattrRule::kApply) continue;  // not ours to manage
+    if (std::any_of(e.xattrs.begin(), e.xattrs.end(),
+                    [&](const auto& x) { return x.first == name; })) {
+      continue;
+    }
+    if (fremovexattr(fd, name.c_str()) != 0) {
+      int err = errno;
+      if (err == ENODATA || (err == EPERM && !is_root_)) continue;
+      return ErrnoError(err, "remove xattr " + name);
+    }
   }
   return OkStatus();
 }

@@ -9,10 +9,13 @@
 //   - A later entry replaces an earlier one (or one from a lower layer): what was there is
 //     removed first (a directory recursively, by fd, never following symlinks), unless both
 //     are directories, which merge (content kept, metadata updated).
-//   - Regular files stream: created O_EXCL|O_NOFOLLOW, data written as it arrives, then
-//     owner, mode (after the owner, so setuid/setgid survive), allowed xattrs, mtime.
+//   - Regular files stream: created O_EXCL|O_NOFOLLOW, data written as it arrives (holes of
+//     sparse files are left unallocated: skipped, then the file is truncated to its size),
+//     then owner, mode (after the owner, so setuid/setgid survive), allowed xattrs, mtime.
 //   - Directories are kept owner-writable while the layer extracts; their final mode and
-//     mtime are applied by Finish(), deepest first.
+//     mtime are applied by Finish(), deepest first. A directory listed again (by this layer or
+//     over a lower one) takes the new entry's metadata, xattrs included: allowlisted xattrs
+//     the new entry does not carry are removed.
 //   - Hardlink targets are resolved inside the root like any name; a missing target or a
 //     directory is DataLoss; a symlink target is linked itself.
 //   - Symlink targets are data: stored as given, never resolved or followed by the extractor.
@@ -21,6 +24,9 @@
 //     trusted.* and security.selinux are DataLoss (a hostile image must be visible); any
 //     other name is ignored and counted.
 //   - Whiteouts (".wh.NAME", and ".wh..wh..opq" for an opaque directory) per WhiteoutMode.
+//     They remove only what lower layers hold, whatever the order of the entries within the
+//     layer: what this layer itself writes at or below a whited-out name survives. A whiteout
+//     name is cleaned lexically first ("a/../.wh.b" whites out "b"), as containerd does.
 //     ".wh..wh.*" names other than the opaque marker (old aufs metadata) are ignored.
 //   - An entry naming the root itself (".", "/") may only be a directory: its metadata is
 //     applied to the root. A name ending in ".." is DataLoss.
@@ -35,6 +41,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -63,18 +70,44 @@ enum class WhiteoutMode {
   kOciFiles,
 };
 
+// The bytes of file data the layers of one image may write together (ClientOptions::
+// max_image_bytes), shared by their Extractors. Thread-safe: a pull extracts layers in parallel.
+class ImageBudget {
+ public:
+  explicit ImageBudget(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+  // Takes n bytes, or takes nothing and returns ResourceExhausted (naming the cap and its
+  // flag) when that would exceed the cap.
+  Status Take(uint64_t n);
+  uint64_t max_bytes() const { return max_bytes_; }
+  uint64_t used() const { return used_.load(); }
+
+ private:
+  const uint64_t max_bytes_;
+  std::atomic<uint64_t> used_{0};
+};
+
 struct ExtractOptions {
   WhiteoutMode whiteouts = WhiteoutMode::kApply;
   // chown to the entry's numeric uid/gid. Off by default unless running as root.
   bool preserve_owner = geteuid() == 0;
-  // Cap on the bytes of file data written for one layer (ResourceExhausted beyond).
+  // Cap on the bytes of file data written for one layer (ResourceExhausted beyond). File
+  // data is the files' logical size: the holes of sparse files count, although they take no
+  // disk space here, since any copy of the file will write them.
   uint64_t max_total_bytes = 64ULL << 30;
+  // The image-wide cap, charged with each regular file's size as its entry starts. Not
+  // owned; null: none.
+  ImageBudget* image_budget = nullptr;
   // How names are resolved inside the root; tests force the user-space walk with kWalk.
   ResolveMethod resolve = ResolveMethod::kAuto;
   // When each layer is extracted into a directory of its own, a hardlink may name a file of a
   // lower layer, which that directory cannot hold. With this set, a hardlink whose target is
   // not in the root is skipped and listed in lower_hardlinks() instead of being DataLoss.
   bool defer_missing_hardlinks = false;
+  // Bounds on that list: the number of such hardlinks, and the bytes of their names (path and
+  // target) together. Past either, the layer is refused (ResourceExhausted). Real layers have
+  // a handful; without a bound, a few crafted entries with megabyte names cost gigabytes.
+  uint64_t max_lower_hardlinks = 10'000;
+  uint64_t max_lower_hardlink_bytes = 1 << 20;
 };
 
 class Extractor : public TarHandler {
@@ -90,6 +123,7 @@ class Extractor : public TarHandler {
   // bytes (regular files; `size` bytes in all, in chunks of any size), then OnEntryEnd.
   Status OnEntry(const TarEntry& e) override;
   Status OnData(const char* data, size_t n) override;
+  Status OnHole(uint64_t n) override;  // skipped, never written
   Status OnEntryEnd() override;
 
   // After the last entry: applies the deferred directory modes and mtimes, deepest first.
@@ -103,7 +137,7 @@ class Extractor : public TarHandler {
   // Bytes of file data written so far (counted against max_total_bytes).
   uint64_t bytes_written() const { return total_bytes_; }
   // Hardlinks skipped under ExtractOptions::defer_missing_hardlinks: (path, target) as in the
-  // archive.
+  // archive; bounded by max_lower_hardlinks and max_lower_hardlink_bytes.
   const std::vector<std::pair<std::string, std::string>>& lower_hardlinks() const {
     return lower_hardlinks_;
   }
@@ -136,12 +170,21 @@ class Extractor : public TarHandler {
   };
 
   Status Fail(Status s, const std::string& member);
+  // Checks n more bytes of the current file against its size and the layer's cap.
+  Status CountFileBytes(uint64_t n) const;
   Status ApplyEntry(const TarEntry& e);
   Status CreateEntry(const TarEntry& e, std::span<const std::string> components);
   Status ApplyRootDirectory(const TarEntry& e);
   Status ApplyWhiteout(std::span<const std::string> components);
   Status WhiteoutLower(std::span<const std::string> components);    // kApply
   Status WhiteoutOverlay(std::span<const std::string> components);  // kOverlay
+  // kOverlay: a directory replacing a whiteout device of this layer at parent/name, or a
+  // missing parent directory created through one, must hide the lower directory.
+  bool IsOwnWhiteout(const Parent& parent, const std::string& name) const;
+  Status MakeOpaque(int dir_fd);
+  // kOverlay: replaces this layer's whiteout devices on the way to `components` with opaque
+  // directories (".wh.d" then "d/y": "d" hides the lower "d" and holds "y").
+  Status ReplaceWhiteoutsOnPath(std::span<const std::string> components);
 
   Status CreateDirectory(const Parent& parent, const std::string& name, const TarEntry& e,
                          std::span<const std::string> components);
@@ -168,6 +211,9 @@ class Extractor : public TarHandler {
   Status SetOwner(int fd, const TarEntry& e);
   Status SetOwnerAt(int parent_fd, const std::string& name, const TarEntry& e);
   Status SetXattrs(int fd, const TarEntry& e);
+  // For a directory listed again: removes the allowlisted xattrs `e` does not carry.
+  Status RemoveOtherXattrs(int fd, const TarEntry& e);
+  Status AddLowerHardlink(const TarEntry& e);
   void MarkWritten(const Parent& parent, const std::string& name);
   bool WasWritten(dev_t dev, ino_t ino, const std::string& name) const;
 
@@ -181,15 +227,20 @@ class Extractor : public TarHandler {
   TarEntry entry_;             // its header (metadata is applied at OnEntryEnd for files)
   UniqueFd file_;              // the regular file being written, if any
   bool discard_data_ = false;  // data of this entry is not stored (whiteout markers)
-  int64_t received_ = 0;       // data bytes received for the entry
+  int64_t received_ = 0;       // data bytes received for the entry (holes included)
+  bool has_holes_ = false;     // a hole was skipped: the size is set by ftruncate at the end
 
   uint64_t total_bytes_ = 0;
   uint64_t skipped_devices_ = 0;
   std::vector<std::pair<std::string, std::string>> lower_hardlinks_;
+  uint64_t lower_hardlink_bytes_ = 0;  // names in lower_hardlinks_, in bytes
   uint64_t skipped_xattrs_ = 0;
   // Every name this layer created or updated (not whiteouts it applied): whiteouts and opaque
-  // markers of kApply remove only what is NOT in here, i.e. content of lower layers.
+  // markers remove only what is NOT in here, i.e. content of lower layers (kApply), or what
+  // stands only for lower content (kOverlay: whiteout devices, implicit parents).
   std::unordered_set<DirentKey, DirentKeyHash> written_;
+  // kOverlay: the whiteout devices this layer created.
+  std::unordered_set<DirentKey, DirentKeyHash> overlay_whiteouts_;
   // Directories whose final mode/mtime Finish() applies, by (dev, ino).
   std::map<std::pair<dev_t, ino_t>, PendingDir> pending_dirs_;
 };

@@ -679,6 +679,99 @@ TEST_P(ExtractTest, TotalBytesCapIsResourceExhausted) {
   EXPECT_FALSE(Lstat(In("huge")));
 }
 
+// Holes are skipped, never written: a 100 MiB sparse file with a few bytes of data takes a few
+// blocks, whether it ends in data or in a hole, and reads back as the expanded file.
+TEST_P(ExtractTest, SparseHolesStayUnallocated) {
+  constexpr int64_t kSize = 100 << 20;
+  Extractor x(root_fd_.get(), Options());
+  TarEntry e = File("sparse").entry;
+  e.size = kSize;
+  ASSERT_TRUE(x.OnEntry(e).ok());
+  ASSERT_TRUE(x.OnData("head", 4).ok());
+  ASSERT_TRUE(x.OnHole(kSize - 8).ok());
+  ASSERT_TRUE(x.OnData("tail", 4).ok());
+  ASSERT_TRUE(x.OnEntryEnd().ok());
+  e.path = "ends-in-hole";
+  ASSERT_TRUE(x.OnEntry(e).ok());
+  ASSERT_TRUE(x.OnData("x", 1).ok());
+  ASSERT_TRUE(x.OnHole(kSize - 1).ok());
+  ASSERT_TRUE(x.OnEntryEnd().ok());
+  ASSERT_TRUE(x.Finish().ok());
+  EXPECT_EQ(x.bytes_written(), 2u * kSize);  // logical bytes: what a copy would write
+  for (const char* rel : {"sparse", "ends-in-hole"}) {
+    auto st = Lstat(In(rel));
+    ASSERT_TRUE(st) << rel;
+    EXPECT_EQ(st->st_size, kSize) << rel;
+    EXPECT_LT(st->st_blocks * 512, 1 << 20) << rel << " is allocated";
+  }
+  std::string data = ReadFile(In("sparse"));
+  ASSERT_EQ(data.size(), static_cast<size_t>(kSize));
+  EXPECT_EQ(data.substr(0, 4), "head");
+  EXPECT_EQ(data.substr(kSize - 4), "tail");
+  EXPECT_EQ(data.find_first_not_of('\0', 4), static_cast<size_t>(kSize - 4));
+
+  // A hole counts against the caps and the entry's size like data.
+  ResetRoot();
+  ExtractOptions o = Options();
+  o.max_total_bytes = 1000;
+  Extractor y(root_fd_.get(), o);
+  e.size = 900;
+  ASSERT_TRUE(y.OnEntry(e).ok());
+  EXPECT_EQ(y.OnHole(901).code(), StatusCode::kDataLoss);
+  ResetRoot();
+  Extractor z(root_fd_.get(), o);
+  ASSERT_TRUE(z.OnEntry(e).ok());
+  ASSERT_TRUE(z.OnHole(900).ok());
+  ASSERT_TRUE(z.OnEntryEnd().ok());
+  e.path = "more";
+  EXPECT_EQ(z.OnEntry(e).code(), StatusCode::kResourceExhausted);
+}
+
+// The image cap is shared by the layers of one image (several Extractors, possibly in
+// parallel) and is checked as each file starts.
+TEST_P(ExtractTest, ImageBudgetIsSharedByLayers) {
+  ImageBudget budget(10);
+  ExtractOptions o = Options();
+  o.image_budget = &budget;
+  ASSERT_TRUE(Extract({File("a", "123456")}, o).ok());
+  EXPECT_EQ(budget.used(), 6u);
+  Status s = Extract({File("b", "1234"), File("c", "1")}, o);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("--max-image-size"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("10 bytes"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(Lstat(In("c")));
+  EXPECT_EQ(budget.used(), 10u);
+}
+
+// Hardlinks into lower layers are remembered, within bounds on their number and names.
+TEST_P(ExtractTest, LowerHardlinksAreBounded) {
+  ExtractOptions o = Options();
+  o.defer_missing_hardlinks = true;
+  o.max_lower_hardlinks = 3;
+  o.max_lower_hardlink_bytes = 1000;
+  {
+    Extractor x(root_fd_.get(), o);
+    ASSERT_TRUE(
+        Feed(x, {Hardlink("a", "lower/1"), Hardlink("b", "lower/2"), Hardlink("c", "lower/3")})
+            .ok());
+    EXPECT_EQ(x.lower_hardlinks().size(), 3u);
+    EXPECT_EQ(x.lower_hardlinks()[1], std::make_pair(std::string("b"), std::string("lower/2")));
+  }
+  ResetRoot();
+  Status s = Extract({Hardlink("a", "lower/1"), Hardlink("b", "lower/2"), Hardlink("c", "lower/3"),
+                      Hardlink("d", "lower/4")},
+                     o);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("more than 3 hardlinks"), std::string::npos) << s.ToString();
+  // Names that resolve to a short path ("./" repeated) still count with their full length.
+  ResetRoot();
+  std::string padded;
+  for (int i = 0; i < 300; ++i) padded += "./";
+  s = Extract({Hardlink("a", padded + "lower/1"), Hardlink("b", padded + "lower/2")}, o);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("exceed 1000 bytes"), std::string::npos) << s.ToString();
+}
+
 TEST_P(ExtractTest, SetuidAndSetgidBitsSurvive) {
   int64_t uid = IsRoot() ? 0 : geteuid();
   int64_t gid = IsRoot() ? 0 : getegid();
@@ -774,12 +867,12 @@ TEST_P(ExtractTest, SymlinkTargetsAreStoredAsData) {
 // ---- xattrs ---------------------------------------------------------------------------------
 
 TEST_P(ExtractTest, ForbiddenXattrsAreNeverApplied) {
-  for (const char* name : {"trusted.overlay.opaque", "trusted.overlay.redirect", "trusted.x",
-                           "security.selinux"}) {
+  for (const char* name :
+       {"trusted.overlay.opaque", "trusted.overlay.redirect", "trusted.x", "security.selinux"}) {
     SCOPED_TRACE(name);
     ResetRoot();
-    Status s = Extract({WithXattr(File("f", "x"), name, "y"),
-                        WithXattr(Dir("d"), name, "y"), WithXattr(Symlink("s", "f"), name, "y")});
+    Status s = Extract({WithXattr(File("f", "x"), name, "y"), WithXattr(Dir("d"), name, "y"),
+                        WithXattr(Symlink("s", "f"), name, "y")});
     ASSERT_TRUE(s.ok()) << s.ToString();
     char buf[16];
     for (const char* path : {"f", "d", "s"}) {
@@ -816,6 +909,31 @@ TEST_P(ExtractTest, CapabilityXattrSurvivesOwnerAndMode) {
   ssize_t n = lgetxattr(In("bin").c_str(), "security.capability", buf, sizeof(buf));
   ASSERT_EQ(n, 20);
   EXPECT_EQ(std::string(buf, n), cap);
+}
+
+// A directory listed again takes the new entry's xattrs, and only those (as overlayfs, podman
+// and umoci have it); xattrs outside the allowlist are not ours to remove.
+TEST_P(ExtractTest, DirectoryListedAgainReplacesItsXattrs) {
+  Status s = Extract({WithXattr(WithXattr(Dir("d"), "user.a", "1"), "user.b", "2"),
+                      WithXattr(Dir("."), "user.root", "r")});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  char buf[16];
+  if (lgetxattr(In("d").c_str(), "user.a", buf, sizeof(buf)) < 0 && errno == ENOTSUP) {
+    GTEST_SKIP() << "no user xattrs on this file system";
+  }
+  s = Extract({WithXattr(Dir("d"), "user.b", "3"), Dir(".")});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(lgetxattr(In("d").c_str(), "user.a", buf, sizeof(buf)), 0);
+  EXPECT_EQ(errno, ENODATA);
+  ssize_t n = lgetxattr(In("d").c_str(), "user.b", buf, sizeof(buf));
+  ASSERT_EQ(n, 1);
+  EXPECT_EQ(buf[0], '3');
+  EXPECT_LT(lgetxattr(root_.c_str(), "user.root", buf, sizeof(buf)), 0);
+  // Listed twice in one layer: the later entry wins.
+  s = Extract({WithXattr(Dir("d"), "user.c", "4"), Dir("d")});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(lgetxattr(In("d").c_str(), "user.c", buf, sizeof(buf)), 0);
+  EXPECT_LT(lgetxattr(In("d").c_str(), "user.b", buf, sizeof(buf)), 0);
 }
 
 // ---- Whiteouts: kApply ----------------------------------------------------------------------
@@ -895,6 +1013,67 @@ TEST_P(ExtractTest, WhiteoutDataIsIgnored) {
   EXPECT_FALSE(Lstat(In(".wh.g")));
 }
 
+// The spec: a whiteout hides what lower layers hold at its name, never what its own layer
+// writes there, in whatever order the entries come. A directory this layer lists again keeps
+// its entry (and this layer's content) but loses the lower content.
+TEST_P(ExtractTest, WhiteoutOfADirectoryThisLayerListsRemovesOnlyLowerContent) {
+  const std::vector<std::vector<Item>> orders = {
+      {Dir("d", 0700), File("d/y", "mine"), Whiteout(".wh.d")},
+      {Dir("d", 0700), Whiteout(".wh.d"), File("d/y", "mine")},
+      {Whiteout(".wh.d"), Dir("d", 0700), File("d/y", "mine")},
+      {File("d/y", "mine"), Whiteout(".wh.d"), Dir("d", 0700)},
+  };
+  for (size_t i = 0; i < orders.size(); ++i) {
+    SCOPED_TRACE(i);
+    ResetRoot();
+    ASSERT_TRUE(Extract({Dir("d"), File("d/x", "lower"), Dir("d/sub"), File("d/sub/z", "l")}).ok());
+    Status s = Extract(orders[i]);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_FALSE(Lstat(In("d/x")));
+    EXPECT_FALSE(Lstat(In("d/sub")));
+    EXPECT_EQ(ReadFile(In("d/y")), "mine");
+    EXPECT_EQ(Lstat(In("d"))->st_mode & 07777, 0700u);
+  }
+  // Listed, but with nothing inside: the directory stays, empty.
+  ResetRoot();
+  ASSERT_TRUE(Extract({Dir("d"), File("d/x", "lower")}).ok());
+  ASSERT_TRUE(Extract({Dir("d"), Whiteout(".wh.d")}).ok());
+  ASSERT_TRUE(Lstat(In("d")));
+  EXPECT_FALSE(Lstat(In("d/x")));
+}
+
+// "dne/../.wh.etc" is the whiteout of "etc" (cleaned as containerd does), not a whiteout
+// inside a missing directory that is silently skipped.
+TEST_P(ExtractTest, UncleanWhiteoutNamesAreCleanedFirst) {
+  ASSERT_TRUE(Extract({Dir("etc"), File("etc/passwd", "root"), Dir("a"), File("a/f", "1"),
+                       File("keep", "k")})
+                  .ok());
+  Status s = Extract(
+      {Whiteout("dne/../.wh.etc"), Whiteout("x/y/../../a/./.wh.f"), Whiteout("../../.wh.gone")});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(Lstat(In("etc")));
+  EXPECT_FALSE(Lstat(In("a/f")));
+  EXPECT_FALSE(Lstat(In("dne")));  // nothing created on the way
+  EXPECT_FALSE(Lstat(In("x")));
+  EXPECT_EQ(ReadFile(In("keep")), "k");
+  ExpectOutsideUnchanged();
+
+  ResetRoot();
+  s = Extract({Whiteout("dne/../.wh.etc")}, Options(WhiteoutMode::kOciFiles));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(Lstat(In(".wh.etc")));
+  EXPECT_FALSE(Lstat(In("dne")));
+  if (IsRoot()) {
+    ResetRoot();
+    s = Extract({Whiteout("dne/../.wh.etc")}, Options(WhiteoutMode::kOverlay));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto st = Lstat(In("etc"));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(S_ISCHR(st->st_mode));
+    EXPECT_FALSE(Lstat(In("dne")));
+  }
+}
+
 // ---- Whiteouts: kOciFiles and kOverlay ------------------------------------------------------
 
 TEST_P(ExtractTest, OciFilesModeKeepsMarkersAsEmptyFiles) {
@@ -918,7 +1097,8 @@ TEST_P(ExtractTest, OverlayModeWritesDevicesAndXattrs) {
                       Whiteout("d/.wh..wh..opq"), Whiteout("e/.wh.x")},
                      Options(WhiteoutMode::kOverlay));
   ASSERT_TRUE(s.ok()) << s.ToString();
-  for (const char* rel : {"d/mine", "d/gone", "e/x"}) {
+  EXPECT_EQ(ReadFile(In("d/mine")), "x");  // this layer's own file hides the lower one itself
+  for (const char* rel : {"d/gone", "e/x"}) {
     auto st = Lstat(In(rel));
     ASSERT_TRUE(st) << rel;
     EXPECT_TRUE(S_ISCHR(st->st_mode)) << rel;
@@ -929,6 +1109,47 @@ TEST_P(ExtractTest, OverlayModeWritesDevicesAndXattrs) {
   ASSERT_EQ(n, 1);
   EXPECT_EQ(buf[0], 'y');
   EXPECT_FALSE(Lstat(In("d/.wh..wh..opq")));
+}
+
+// In a layer's own directory, a whiteout of a name this layer also fills makes that directory
+// opaque (it hides the lower one and keeps this layer's content), whatever the order; a file of
+// this layer hides the lower one by itself.
+TEST_P(ExtractTest, OverlayWhiteoutKeepsThisLayersEntries) {
+  if (!IsRoot()) GTEST_SKIP() << "overlay whiteouts need root";
+  struct Case {
+    const char* name;
+    std::vector<Item> layer;
+  };
+  const Case cases[] = {
+      {"file_below_then_whiteout", {File("d/y", "mine"), Whiteout(".wh.d")}},
+      {"whiteout_then_directory", {Whiteout(".wh.d"), Dir("d", 0700), File("d/y", "mine")}},
+      {"whiteout_then_file_below", {Whiteout(".wh.d"), File("d/y", "mine")}},
+      {"whiteout_then_deeper_file", {Whiteout(".wh.d"), File("d/e/y", "mine")}},
+      {"directory_then_whiteout", {Dir("d"), Whiteout(".wh.d"), File("d/y", "mine")}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ResetRoot();
+    Status s = Extract(c.layer, Options(WhiteoutMode::kOverlay));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto st = Lstat(In("d"));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(S_ISDIR(st->st_mode));
+    char buf[8];
+    ssize_t n = lgetxattr(In("d").c_str(), "trusted.overlay.opaque", buf, sizeof(buf));
+    EXPECT_EQ(n, 1);
+    std::string y = std::string(c.name) == "whiteout_then_deeper_file" ? "d/e/y" : "d/y";
+    EXPECT_EQ(ReadFile(In(y)), "mine");
+  }
+  // What stood only for lower content goes with the whiteout: "e" is a whiteout itself.
+  ResetRoot();
+  Status s = Extract({Whiteout("e/.wh.x"), Whiteout(".wh.e"), File("f", "mine"), Whiteout(".wh.f")},
+                     Options(WhiteoutMode::kOverlay));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto e = Lstat(In("e"));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(S_ISCHR(e->st_mode));
+  EXPECT_EQ(ReadFile(In("f")), "mine");
 }
 
 TEST_P(ExtractTest, OverlayModeStaysInsideTheRoot) {

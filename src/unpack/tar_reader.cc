@@ -205,6 +205,19 @@ void SetXattr(std::vector<std::pair<std::string, std::string>>* xattrs,
   }
 }
 
+// An empty PAX value: the keyword, i.e. an earlier value for the same name, is deleted.
+void DeleteXattr(std::vector<std::pair<std::string, std::string>>* xattrs,
+                 std::map<std::string, size_t>* index, const std::string& name) {
+  auto it = index->find(name);
+  if (it == index->end()) return;
+  const size_t pos = it->second;
+  index->erase(it);
+  xattrs->erase(xattrs->begin() + static_cast<std::ptrdiff_t>(pos));
+  for (auto& [unused, i] : *index) {
+    if (i > pos) --i;
+  }
+}
+
 }  // namespace
 
 TarReader::TarReader(TarHandler* handler, TarLimits limits) : handler_(handler), limits_(limits) {}
@@ -324,14 +337,14 @@ Status TarReader::Consume(const char* p, size_t n) {
       case State::kSparseData: {
         if (seg_left_ == 0) {
           if (seg_index_ == segments_.size()) {
-            RETURN_IF_ERROR(EmitZeros(sparse_real_ - pos_));
+            if (sparse_real_ > pos_) RETURN_IF_ERROR(handler_->OnHole(sparse_real_ - pos_));
             pos_ = sparse_real_;
             segments_.clear();
             RETURN_IF_ERROR(EndEntry());
             break;
           }
           const Segment s = segments_[seg_index_++];
-          RETURN_IF_ERROR(EmitZeros(s.offset - pos_));
+          if (s.offset > pos_) RETURN_IF_ERROR(handler_->OnHole(s.offset - pos_));
           pos_ = s.offset;
           seg_left_ = s.length;
           break;
@@ -528,7 +541,11 @@ Status TarReader::ApplyPaxRecord(std::string_view key, std::string_view value, P
   if (key.starts_with(kSchily)) {
     std::string_view name = key.substr(kSchily.size());
     if (name.empty()) return Error(bad);
-    SetXattr(&out->xattrs, &out->xattr_index, std::string(name), std::string(value));
+    if (value.empty()) {
+      DeleteXattr(&out->xattrs, &out->xattr_index, std::string(name));
+    } else {
+      SetXattr(&out->xattrs, &out->xattr_index, std::string(name), std::string(value));
+    }
     return OkStatus();
   }
   if (key.starts_with(kLibarchive)) {
@@ -537,7 +554,11 @@ Status TarReader::ApplyPaxRecord(std::string_view key, std::string_view value, P
         name.find('\0') != std::string::npos || !Base64Decode(value, &decoded)) {
       return Error(bad);
     }
-    SetXattr(&out->xattrs, &out->xattr_index, std::move(name), std::move(decoded));
+    if (value.empty()) {
+      DeleteXattr(&out->xattrs, &out->xattr_index, name);
+    } else {
+      SetXattr(&out->xattrs, &out->xattr_index, std::move(name), std::move(decoded));
+    }
     return OkStatus();
   }
   if (!key.starts_with(kSparse)) return OkStatus();  // atime, uname, comment, ...: ignored
@@ -863,11 +884,11 @@ Status TarReader::StartSparseData() {
   return OkStatus();
 }
 
-Status TarReader::EmitZeros(uint64_t n) {
+Status TarHandler::OnHole(uint64_t n) {
   static const char kZeros[64 * 1024] = {};
   while (n > 0) {
     size_t take = static_cast<size_t>(std::min<uint64_t>(n, sizeof(kZeros)));
-    RETURN_IF_ERROR(handler_->OnData(kZeros, take));
+    RETURN_IF_ERROR(OnData(kZeros, take));
     n -= take;
   }
   return OkStatus();

@@ -7,8 +7,9 @@
 // Formats: v7, ustar (name + prefix, also the star variant), GNU (long names 'L', long links
 // 'K', base-256 numbers, old sparse 'S' with extension blocks) and PAX ('x' records: path,
 // linkpath, size, uid, gid, mtime, SCHILY.xattr.*, LIBARCHIVE.xattr.*, GNU.sparse.* for sparse
-// formats 0.0, 0.1 and 1.0; 'g' global records are validated and ignored). Sparse files are
-// delivered expanded: holes arrive through OnData as zeros.
+// formats 0.0, 0.1 and 1.0; 'g' global records are validated and ignored). An empty PAX value
+// deletes its keyword (POSIX), SCHILY.xattr.* and LIBARCHIVE.xattr.* included. Sparse files
+// are delivered expanded: data through OnData, holes through OnHole.
 //
 // Entry types: '0', '\0', '7' and 'S' are regular files, '1' hardlink, '2' symlink, '3'/'4'
 // devices, '5' directory, '6' fifo. Any other type is refused. Only regular files carry data;
@@ -53,13 +54,16 @@ struct TarLimits {
 };
 
 // Receives the contents of the archive, in order: for each entry OnEntry, then (regular files
-// only) OnData calls totalling exactly entry.size bytes, each with n > 0, then OnEntryEnd. A
-// non-OK status stops the reader and is returned to the caller of Feed unchanged.
+// only) OnData and OnHole calls totalling exactly entry.size bytes, each with n > 0, then
+// OnEntryEnd. A non-OK status stops the reader and is returned to the caller of Feed unchanged.
 class TarHandler {
  public:
   virtual ~TarHandler() = default;
   virtual Status OnEntry(const TarEntry& e) = 0;
   virtual Status OnData(const char* data, size_t n) = 0;
+  // A hole of a sparse file: n bytes that read as zeros. The default passes n zero bytes to
+  // OnData; a handler that can leave holes unallocated overrides it.
+  virtual Status OnHole(uint64_t n);
   virtual Status OnEntryEnd() = 0;
 };
 
@@ -128,7 +132,6 @@ class TarReader {
   Status ProcessSparseExtBlock(const char* block);
   Status ProcessSparseMapBlock(const char* block);
   Status StartSparseData();
-  Status EmitZeros(uint64_t n);
   Status EndEntry();
   // "tar entry N \"name\"", naming the entry being read.
   std::string Context() const;

@@ -503,6 +503,27 @@ TEST(TarReader, PaxRecordsOverrideTheHeader) {
   EXPECT_EQ(o.entries[2].entry.mtime_sec, 5);
 }
 
+// An empty value deletes the keyword for xattrs too (as Go's archive/tar, podman and umoci):
+// whether it follows a value in the same header, in an earlier 'x' header of the same entry, or
+// stands alone.
+TEST(TarReader, EmptyPaxValueDeletesAnXattr) {
+  std::string a = Pax({{"SCHILY.xattr.user.a", "1"},
+                       {"SCHILY.xattr.user.b", "2"},
+                       {"SCHILY.xattr.user.c", "3"},
+                       {"SCHILY.xattr.user.a", ""},
+                       {"SCHILY.xattr.user.alone", ""},
+                       {"LIBARCHIVE.xattr.user.d", "aGk="},
+                       {"LIBARCHIVE.xattr.user.d", ""}});
+  a += Pax({{"SCHILY.xattr.user.b", ""}}) + File("f", "1");
+  a += Pax({{"SCHILY.xattr.user.e", ""}}) + File("g", "2") + End();
+  Outcome o = Read(a);
+  ASSERT_TRUE(o.status().ok()) << o.status().ToString();
+  ASSERT_EQ(o.entries.size(), 2u);
+  using Xattrs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(o.entries[0].entry.xattrs, (Xattrs{{"user.c", "3"}}));
+  EXPECT_TRUE(o.entries[1].entry.xattrs.empty());
+}
+
 TEST(TarReader, PaxGlobalHeadersAreIgnored) {
   Outcome o = Read(Pax({{"path", "global"}, {"comment", "git"}}, 'g') + File("f", "1") + End());
   ASSERT_TRUE(o.status().ok()) << o.status().ToString();
@@ -706,6 +727,40 @@ TEST(TarReader, SparseFilesAreExpanded) {
         EXPECT_EQ(o.entries[1].data, "z");
       }
     }
+  }
+}
+
+// A handler that keeps holes apart from data: holes must reach OnHole, never OnData as zeros.
+class HoleRecorder : public Recorder {
+ public:
+  Status OnData(const char* data, size_t n) override {
+    data_bytes_ += n;
+    return Recorder::OnData(data, n);
+  }
+  Status OnHole(uint64_t n) override {
+    EXPECT_GT(n, 0u);
+    hole_bytes_ += n;
+    return Recorder::OnHole(n);  // the default: zeros through OnData
+  }
+  uint64_t data_bytes_ = 0;  // counts the default's zeros too
+  uint64_t hole_bytes_ = 0;
+};
+
+TEST(TarReader, SparseHolesArriveThroughOnHole) {
+  const std::vector<Segment> segments = {{0, "x"}, {70000, "yz"}};
+  const uint64_t real = 200000;
+  for (const std::string& a :
+       {OldGnuSparse("s", segments, real, Stored(segments)), PaxSparse00("s", segments, real),
+        PaxSparse01("s", segments, real), PaxSparse10("s", segments, real)}) {
+    HoleRecorder h;
+    TarReader reader(&h);
+    const std::string archive = a + End();
+    ASSERT_TRUE(reader.Feed(archive.data(), archive.size()).ok());
+    ASSERT_TRUE(reader.Finish().ok());
+    ASSERT_EQ(h.entries().size(), 1u);
+    EXPECT_EQ(h.hole_bytes_, real - 3);
+    EXPECT_EQ(h.data_bytes_ - h.hole_bytes_, 3u);
+    EXPECT_TRUE(h.entries()[0].data == Expand(segments, real));
   }
 }
 
