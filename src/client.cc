@@ -148,9 +148,11 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
 Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient& http,
                                 const Descriptor& d, const Digest& diff_id, Progress& progress,
                                 bool* downloaded,
-                                const std::function<void(const std::string&)>& notice) {
+                                const std::function<void(const std::string&)>& notice,
+                                unpack::ImageBudget* budget) {
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
+  limits.image_budget = budget;
   ASSIGN_OR_RETURN(auto layer, unpack::LayerUnpacker::Open(store->layout(), FileSystem::Default(),
                                                            diff_id, d.media_type, limits));
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
@@ -317,13 +319,14 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
     }
   }
   std::mutex mu;
+  unpack::ImageBudget budget(this->options.max_image_bytes);
   Status status = transfer::ForEachParallel(
       missing.size(), options.jobs, &cancel, outside,
       [&](size_t i, registry::HttpClient& worker_http) {
         const Work& w = missing[i];
         bool got = false;
         Status s = w.diff_id ? FetchLayer(repo, worker_http, w.layer, *w.diff_id, progress, &got,
-                                          options.notice)
+                                          options.notice, &budget)
                              : FetchBlob(repo, worker_http, w.layer, &progress, &got);
         if (got) {
           std::lock_guard<std::mutex> lock(mu);

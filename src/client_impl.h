@@ -21,6 +21,9 @@
 #include "registry/registry.h"
 
 namespace hoist {
+namespace unpack {
+class ImageBudget;
+}  // namespace unpack
 
 // Index annotation recording what the reference resolved to when that differs
 // from the image manifest (a multi-platform index).
@@ -88,10 +91,12 @@ struct Client::Impl {
                                           bool* downloaded);
   Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
                    Progress* progress, bool* downloaded);
-  // `notice`: told about device nodes the layer holds that could not be created.
+  // `notice`: told about device nodes the layer holds that could not be created. `budget`:
+  // the image-wide cap the pull's layers share.
   Status FetchLayer(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
                     const Digest& diff_id, Progress& progress, bool* downloaded,
-                    const std::function<void(const std::string&)>& notice);
+                    const std::function<void(const std::string&)>& notice,
+                    unpack::ImageBudget* budget);
   Result<Image> Load(const std::string& name, const Descriptor& record);
   Result<Image> Find(const Reference& ref);
   Status ApplyLayers(const Image& image, int root_fd);

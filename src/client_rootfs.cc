@@ -32,6 +32,8 @@ Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
   extract.max_total_bytes = limits.max_uncompressed;
+  unpack::ImageBudget budget(options.max_image_bytes);
+  extract.image_budget = &budget;
   for (size_t i = 0; i < image.layers.size(); ++i) {
     const Descriptor& layer = image.layers[i];
     const std::string context = "layer " + layer.digest.String();

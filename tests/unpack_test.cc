@@ -148,9 +148,11 @@ class UnpackTest : public ::testing::Test {
     o.store_dir = store;
     return o;
   }
-  std::unique_ptr<Client> NewClient(uint64_t max_layer_bytes = 64ULL << 30) {
+  std::unique_ptr<Client> NewClient(uint64_t max_layer_bytes = 64ULL << 30,
+                                    uint64_t max_image_bytes = 128ULL << 30) {
     ClientOptions o = StoreOptions(store_);
     o.max_layer_bytes = max_layer_bytes;
+    o.max_image_bytes = max_image_bytes;
     auto c = Client::Open(o);
     EXPECT_TRUE(c.ok()) << c.status().message();
     return c.ok() ? std::move(c).value() : nullptr;
@@ -556,6 +558,174 @@ TEST_F(UnpackTest, HardlinkToALowerLayersFile) {
     EXPECT_EQ(m.code(), StatusCode::kFailedPrecondition) << m.message();
     EXPECT_NE(m.message().find("hardlinks files of lower layers"), std::string::npos);
   }
+}
+
+// Hardlinks into lower layers cost memory and layer.json space only within bounds: a layer
+// with many of them keeps a small layer.json (the number, not the names), and names beyond the
+// bound refuse the layer. "./" repeated makes a long name that resolves to a short path.
+TEST_F(UnpackTest, HardlinksIntoLowerLayersAreBounded) {
+  auto padded = [](size_t n, const std::string& name) {
+    std::string s;
+    for (size_t i = 0; i < n; ++i) s += "./";
+    return s + name;
+  };
+  std::vector<testing::TarEntry> links = {{"bin/", "", '5'}};
+  for (int i = 0; i < 40; ++i) {
+    links.push_back({"bin/l" + std::to_string(i), "", '1', padded(5000, "bin/busybox")});
+  }
+  BuiltImage img = testing::BuildImage(
+      Format::kOci, {{{"bin/", "", '5'}, {"bin/busybox", "lower file\n", '0', "", 0755}}, links});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "xlinks/many", "1", img).ok());
+  auto client = NewClient();
+  auto image = client->Pull(Ref("xlinks/many:1"));
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  const std::string info = ReadFile(LayerDir(store_, img.diff_ids[1]) + "/layer.json");
+  EXPECT_LT(info.size(), 1024u) << "layer.json of " << info.size() << " bytes";
+  EXPECT_EQ(nlohmann::json::parse(info, nullptr, false)["lowerHardlinks"], nlohmann::json(40));
+  const std::string dest = Tmp() + "/dest";
+  ASSERT_TRUE(client->Unpack(Ref("xlinks/many:1"), dest).ok());
+  EXPECT_EQ(Snapshot(dest).nodes["bin/l39"].hardlink_group, "bin/busybox");
+
+  // Three names of 600 KB each: past the bound on their bytes, the layer is refused.
+  std::vector<testing::TarEntry> huge = {{"bin/", "", '5'}};
+  for (int i = 0; i < 3; ++i) {
+    huge.push_back({"bin/h" + std::to_string(i), "", '1', padded(300'000, "bin/busybox")});
+  }
+  img = testing::BuildImage(
+      Format::kOci, {{{"bin/", "", '5'}, {"bin/busybox", "lower file\n", '0', "", 0755}}, huge});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "xlinks/huge", "1", img).ok());
+  image = client->Pull(Ref("xlinks/huge:1"));
+  ASSERT_FALSE(image.ok());
+  EXPECT_EQ(image.status().code(), StatusCode::kResourceExhausted) << image.status().message();
+  EXPECT_NE(image.status().message().find("hardlinks to files of lower layers"), std::string::npos)
+      << image.status().message();
+  EXPECT_FALSE(Exists(LayerDir(store_, img.diff_ids[1])));
+  ExpectStagingEmpty();
+}
+
+// Holes of a sparse entry stay holes, in the store's layer directory and in an unpacked root:
+// a layer of a few hundred bytes does not become a fully allocated 100 MiB file.
+TEST_F(UnpackTest, SparseFilesStaySparse) {
+  constexpr uint64_t kSize = 100 << 20;
+  const std::string map = "0,4," + std::to_string(kSize - 4) + ",4";
+  BuiltImage img = testing::BuildImage(Format::kOci, {{{"GNUSparseFile.0/big",
+                                                        "headtail",
+                                                        '0',
+                                                        "",
+                                                        0644,
+                                                        0,
+                                                        0,
+                                                        -1,
+                                                        0,
+                                                        0,
+                                                        {{"GNU.sparse.size", std::to_string(kSize)},
+                                                         {"GNU.sparse.numblocks", "2"},
+                                                         {"GNU.sparse.map", map},
+                                                         {"GNU.sparse.name", "big"}}}}});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "sparse/app", "1", img).ok());
+  auto client = NewClient();
+  auto image = client->Pull(Ref("sparse/app:1"));
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  const std::string dest = Tmp() + "/dest";
+  ASSERT_TRUE(client->Unpack(Ref("sparse/app:1"), dest).ok());
+  for (const std::string& path :
+       {LayerDir(store_, img.diff_ids[0]) + "/rootfs/big", dest + "/big"}) {
+    struct stat st;
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), kSize) << path;
+    EXPECT_LT(st.st_blocks * 512, 1 << 20) << path << " is allocated";
+    std::string data = ReadFile(path);
+    ASSERT_EQ(data.size(), kSize);
+    EXPECT_EQ(data.substr(0, 4), "head");
+    EXPECT_EQ(data.substr(kSize - 4), "tail");
+  }
+}
+
+// The image cap covers the file data of all layers together (each layer alone is well under
+// it), in a pull and in unpack, through the library and the command line.
+TEST_F(UnpackTest, ImageCapCoversAllLayers) {
+  const std::string data(600 << 10, 'x');
+  BuiltImage img =
+      testing::BuildImage(Format::kOci, {{{"a", data}}, {{"b", data}}, {{"c", "small"}}});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "capped/app", "1", img).ok());
+  const std::string ref = Ref("capped/app:1");
+  auto capped = NewClient(64ULL << 30, 1 << 20);
+  auto image = capped->Pull(ref);
+  ASSERT_FALSE(image.ok());
+  EXPECT_EQ(image.status().code(), StatusCode::kResourceExhausted) << image.status().message();
+  EXPECT_NE(image.status().message().find("--max-image-size"), std::string::npos)
+      << image.status().message();
+  EXPECT_NE(image.status().message().find("1048576 bytes"), std::string::npos)
+      << image.status().message();
+  ExpectStagingEmpty();
+  CliRun r =
+      Hoist({"--store", Tmp() + "/cli-store", "pull", "--max-image-size", "1MiB", ref}, Tmp());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--max-image-size"), std::string::npos) << r.err;
+
+  // Pulled under a larger cap, the image is refused by an unpack under the small one.
+  ASSERT_TRUE(NewClient()->Pull(ref).ok());
+  Status s = NewClient(64ULL << 30, 1 << 20)->Unpack(ref, Tmp() + "/dest");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_NE(s.message().find("--max-image-size"), std::string::npos) << s.message();
+  EXPECT_FALSE(Exists(Tmp() + "/dest"));
+  r = Hoist({"--store", store_, "unpack", "--max-image-size", "1MiB", ref, Tmp() + "/dest"}, Tmp());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--max-image-size"), std::string::npos) << r.err;
+  EXPECT_FALSE(Exists(Tmp() + "/dest"));
+  r = Hoist({"--store", store_, "unpack", "--max-image-size", "2MiB", ref, Tmp() + "/dest"}, Tmp());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(Tmp() + "/dest/c"), "small");
+}
+
+// The spec's layer semantics, as podman- and buildah-built images use them: a whiteout hides
+// only the lower layers' content (the same layer's entries survive, whatever their order),
+// an unclean whiteout name is cleaned, a directory listed again has exactly the new entry's
+// xattrs, and an empty PAX value deletes an xattr. unpack and mount agree.
+TEST_F(UnpackTest, LayerSemanticsOfTheSpec) {
+  using E = testing::TarEntry;
+  auto dir = [](std::string path, std::vector<std::pair<std::string, std::string>> pax) {
+    E e{std::move(path), "", '5'};
+    e.mode = 0755;
+    e.pax = std::move(pax);
+    return e;
+  };
+  BuiltImage img = testing::BuildImage(
+      Format::kOci, {{dir("d/", {{"SCHILY.xattr.user.a", "1"}}), E{"d/x", "lower\n"},
+                      dir("etc/", {}), E{"etc/passwd", "root\n"}, E{"keep", "k\n"}},
+                     {dir("d/", {{"SCHILY.xattr.user.b", "2"}}), E{"d/y", "mine\n"}, E{".wh.d"},
+                      E{"dne/../.wh.etc"}, E{"f/y", "mine\n"}, E{".wh.f"},
+                      dir("e/", {{"SCHILY.xattr.user.c", "3"}, {"SCHILY.xattr.user.c", ""}})}});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "semantics/app", "1", img).ok());
+  auto client = NewClient();
+  auto image = client->Pull(Ref("semantics/app:1"));
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  const std::string dest = Tmp() + "/dest";
+  Status s = client->Unpack(Ref("semantics/app:1"), dest);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Tree t = Snapshot(dest);
+  EXPECT_EQ(ReadFile(dest + "/d/y"), "mine\n");
+  EXPECT_EQ(ReadFile(dest + "/f/y"), "mine\n");
+  EXPECT_FALSE(Exists(dest + "/d/x"));
+  EXPECT_FALSE(Exists(dest + "/etc"));
+  EXPECT_FALSE(Exists(dest + "/dne"));
+  EXPECT_EQ(ReadFile(dest + "/keep"), "k\n");
+  if (::lsetxattr((Tmp() + "/dest/keep").c_str(), "user.probe", "1", 1, 0) == 0) {
+    EXPECT_EQ(t.nodes["d"].xattrs, (std::map<std::string, std::string>{{"user.b", "2"}}));
+    EXPECT_TRUE(t.nodes["e"].xattrs.empty());
+  }
+  if (!IsRoot()) return;
+  const std::string target = Tmp() + "/mnt";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  s = client->Mount(Ref("semantics/app:1"), target);
+  ASSERT_TRUE(s.ok()) << s.message();
+  CompareOptions o;
+  o.root_metadata = false;
+  o.ignore_xattr_prefixes = {"trusted.overlay."};
+  o.ignore_paths = {"keep"};  // probed above
+  Tree mounted = Snapshot(target);
+  EXPECT_TRUE(client->Unmount(target).ok());
+  EXPECT_EQ(JoinLines(CompareTrees(t, mounted, o)), "");
 }
 
 // --- Hostile layers -------------------------------------------------------------------------

@@ -54,6 +54,13 @@ struct ClientOptions {
   bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;
+  // An image whose layers together hold more than this many bytes of file data (logical
+  // sizes: the holes of sparse files count) is refused (ResourceExhausted), by a pull as it
+  // extracts and by unpack. A pull counts the layers it extracts; layers already in the store
+  // were counted when they were extracted. The default, twice the layer cap, leaves room for
+  // the largest images in common use (CUDA and ML images of tens of GiB) and still stops an
+  // image of many layers just under the layer cap from filling the disk.
+  uint64_t max_image_bytes = 128ULL << 30;
 };
 
 struct UnpackOptions {

@@ -110,7 +110,8 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Layout
   ExtractOptions options;
   options.whiteouts = u->mode_;
   options.max_total_bytes = limits.max_uncompressed;
-  options.defer_missing_hardlinks = true;  // links into lower layers: listed in layer.json
+  options.defer_missing_hardlinks = true;  // links into lower layers: counted in layer.json
+  options.image_budget = limits.image_budget;
   u->stream_ = std::make_unique<LayerStream>(u->rootfs_.get(), media_type, options, limits);
   return u;
 }
@@ -142,12 +143,10 @@ Status LayerUnpacker::Commit() {
       {"size", size_},
   };
   // Hardlinks to files of lower layers: this directory cannot hold them, so it is not a
-  // complete overlay lowerdir (hoist mount refuses it; hoist unpack applies them).
-  const auto& lower = stream_->extractor().lower_hardlinks();
-  if (!lower.empty()) {
-    info["lowerHardlinks"] = nlohmann::json::array();
-    for (const auto& [path, target] : lower) info["lowerHardlinks"].push_back({path, target});
-  }
+  // complete overlay lowerdir (hoist mount refuses it; hoist unpack applies them from the
+  // blobs). Only their number is recorded, so that layer.json stays small.
+  const size_t lower = stream_->extractor().lower_hardlinks().size();
+  if (lower > 0) info["lowerHardlinks"] = lower;
   // The layer's files reach the disk before the rename makes them visible (one syncfs
   // instead of an fsync per file).
   UniqueFd dir(::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -29,6 +29,7 @@ namespace hoist::unpack {
 
 struct LayerLimits {
   uint64_t max_uncompressed = 64ULL << 30;  // bytes of tar one layer may inflate to
+  ImageBudget* image_budget = nullptr;      // the image-wide cap (not owned); null: none
 };
 
 class LayerStream {

@@ -85,6 +85,7 @@ struct Globals {
   std::string tls_verify;  // "", "true", "false"
   std::string cert_dir;
   uint64_t max_layer_size = 0;  // 0: the library's default
+  uint64_t max_image_size = 0;  // 0: the library's default
 };
 
 hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
@@ -93,6 +94,7 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   o.insecure_registries = g.insecure;
   o.credentials = g.creds;
   if (g.max_layer_size != 0) o.max_layer_bytes = g.max_layer_size;
+  if (g.max_image_size != 0) o.max_image_bytes = g.max_image_size;
   if (g.tls_verify == "true") o.tls_verify = hoist::ClientOptions::TlsVerify::kAlways;
   if (g.tls_verify == "false") o.tls_verify = hoist::ClientOptions::TlsVerify::kNever;
   o.cert_dir = g.cert_dir;
@@ -249,6 +251,9 @@ static int Run(int argc, char** argv) {
   pull->add_option("--max-layer-size", g.max_layer_size,
                    "Refuse a layer whose tar is larger than this (e.g. 16GiB; default 64GiB)")
       ->transform(CLI::AsSizeValue(false));
+  pull->add_option("--max-image-size", g.max_image_size,
+                   "Refuse an image whose layers hold more file data than this (default 128GiB)")
+      ->transform(CLI::AsSizeValue(false));
   pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
       ->required();
 
@@ -266,6 +271,10 @@ static int Run(int argc, char** argv) {
   unpack
       ->add_option("--max-layer-size", g.max_layer_size,
                    "Refuse a layer whose tar is larger than this (default 64GiB)")
+      ->transform(CLI::AsSizeValue(false));
+  unpack
+      ->add_option("--max-image-size", g.max_image_size,
+                   "Refuse an image whose layers hold more file data than this (default 128GiB)")
       ->transform(CLI::AsSizeValue(false));
   unpack->add_option("REF", unpack_ref, "Image reference (pulled already)")->required();
   unpack->add_option("DEST", unpack_dest, "Destination: absent or an empty directory")->required();
