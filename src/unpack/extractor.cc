@@ -622,7 +622,14 @@ Status Extractor::WhiteoutLower(std::span<const std::string> components) {
 
 Status Extractor::WhiteoutOverlay(std::span<const std::string> components) {
   const std::string& marker = components.back();
-  ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(components.size() - 1), true));
+  Result<Parent> resolved = ResolveParent(components.first(components.size() - 1), true);
+  if (!resolved.ok()) {
+    // A non-directory of this layer on the way (a file, or a whiteout) hides everything
+    // below it in the lower layers already.
+    if (resolved.status().code() == StatusCode::kNotFound) return OkStatus();
+    return resolved.status();
+  }
+  const Parent& parent = *resolved;
   if (marker == kOpaqueMarker) {
     ASSIGN_OR_RETURN(UniqueFd dir, ReopenDir(parent.fd.get()));
     return MakeOpaque(dir.get());

@@ -65,6 +65,7 @@ enum class WhiteoutMode {
   kApply,
   // One layer's directory for overlayfs (needs root): a whiteout becomes a 0/0 character
   // device at the path; an opaque marker becomes trusted.overlay.opaque=y on the directory.
+  // A whiteout of a directory this layer also fills makes that directory opaque instead.
   kOverlay,
   // One layer's directory without privileges: the .wh. files are kept as empty regular files.
   kOciFiles,

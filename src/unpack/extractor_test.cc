@@ -1141,14 +1141,19 @@ TEST_P(ExtractTest, OverlayWhiteoutKeepsThisLayersEntries) {
     std::string y = std::string(c.name) == "whiteout_then_deeper_file" ? "d/e/y" : "d/y";
     EXPECT_EQ(ReadFile(In(y)), "mine");
   }
-  // What stood only for lower content goes with the whiteout: "e" is a whiteout itself.
+  // What stood only for lower content goes with the whiteout: "e" and "g" are whiteouts
+  // themselves. Whiteouts below a non-directory of this layer have nothing left to hide.
   ResetRoot();
-  Status s = Extract({Whiteout("e/.wh.x"), Whiteout(".wh.e"), File("f", "mine"), Whiteout(".wh.f")},
-                     Options(WhiteoutMode::kOverlay));
+  Status s = Extract(
+      {Whiteout("e/.wh.x"), Whiteout(".wh.e"), File("f", "mine"), Whiteout(".wh.f"),
+       Whiteout(".wh.g"), Whiteout("g/.wh.x"), Whiteout("g/.wh..wh..opq"), Whiteout("f/.wh.x")},
+      Options(WhiteoutMode::kOverlay));
   ASSERT_TRUE(s.ok()) << s.ToString();
-  auto e = Lstat(In("e"));
-  ASSERT_TRUE(e);
-  EXPECT_TRUE(S_ISCHR(e->st_mode));
+  for (const char* rel : {"e", "g"}) {
+    auto st = Lstat(In(rel));
+    ASSERT_TRUE(st) << rel;
+    EXPECT_TRUE(S_ISCHR(st->st_mode)) << rel;
+  }
   EXPECT_EQ(ReadFile(In("f")), "mine");
 }
 
