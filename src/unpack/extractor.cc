@@ -689,9 +689,10 @@ Status Extractor::ReplaceWhiteoutsOnPath(std::span<const std::string> components
     if (name == "..") continue;
     ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(i), true));
     if (!IsOwnWhiteout(parent, name)) continue;
-    if (unlinkat(parent.fd.get(), name.c_str(), 0) != 0) return ErrnoError(errno, "remove " + name);
-    if (mkdirat(parent.fd.get(), name.c_str(), 0755) != 0)
-      return ErrnoError(errno, "mkdir " + name);
+    if (unlinkat(parent.fd.get(), name.c_str(), 0) != 0 ||
+        mkdirat(parent.fd.get(), name.c_str(), 0755) != 0) {
+      return ErrnoError(errno, "replace whiteout " + name + " by a directory");
+    }
     overlay_whiteouts_.erase(DirentKey{parent.dev, parent.ino, name});
     ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent.fd.get(), name));
     RETURN_IF_ERROR(MakeOpaque(dir.get()));
