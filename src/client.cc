@@ -11,6 +11,7 @@
 
 #include "base/fs.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "client_impl.h"
 #include "content/digester.h"
 #include "content/index_file.h"
@@ -107,7 +108,8 @@ Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& 
     for (const std::string& url : d.urls) {
       Status s = registry::GetUrl(http, url, counting);
       if (s.ok()) return s;
-      if (started) return s.WithContext("foreign URL " + url);  // bytes already consumed
+      // Bytes already consumed: no fallback.
+      if (started) return s.WithContext("foreign URL " + TerminalSafe(url));
     }
   }
   Status s = repo.GetBlob(http, d.digest, sink);
@@ -461,7 +463,7 @@ Result<std::vector<ImageSummary>> Client::Images() {
     ImageSummary s;
     s.reference = name == r.annotations.end() ? "" : name->second;
     auto image = impl_->Load(s.reference, r);
-    if (!image.ok()) return image.status().WithContext("images: " + s.reference);
+    if (!image.ok()) return image.status().WithContext("images: " + TerminalSafe(s.reference));
     s.digest = image->manifest.digest;
     s.size = image->manifest.size + std::max<int64_t>(0, image->config.size);
     for (const auto& l : image->layers) s.size += std::max<int64_t>(0, l.size);

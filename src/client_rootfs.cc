@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "client_impl.h"
@@ -160,13 +161,13 @@ Status Client::Mount(std::string_view text, const std::string& target,
       return FailedPreconditionError(context + ": layer " + it->String() +
                                      " is not extracted (pull the image again)");
     }
-    auto j = nlohmann::json::parse(*info, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || j.value("whiteouts", "") != "overlay") {
+    auto j = ParseJson(*info, layout.LayerInfoFile(*it));
+    if (!j.ok() || !j->is_object() || j->value("whiteouts", "") != "overlay") {
       return FailedPreconditionError(context + ": layer " + it->String() +
                                      " was extracted without root (OCI whiteout files); pull it "
                                      "again as root to mount it");
     }
-    if (j.contains("lowerHardlinks")) {
+    if (j->contains("lowerHardlinks")) {
       return FailedPreconditionError(context + ": layer " + it->String() +
                                      " hardlinks files of lower layers, which separate overlay "
                                      "layers cannot share; use hoist unpack");

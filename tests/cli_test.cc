@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "base/strings.h"
 #include "content/store.h"
+#include "support/http_server.h"
 #include "support/image_builder.h"
 #include "support/process.h"
 #include "support/registry.h"
@@ -243,6 +245,201 @@ TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
       EXPECT_EQ(nlohmann::json::parse(inspect.out)["digest"], digest);
     }
   }
+}
+
+// ---- What a hostile registry or image says never reaches the terminal raw -------------------
+
+// Bytes a terminal acts on that tests feed in: ESC sequences (clear screen, window title), a
+// carriage return that forges a line, BEL, DEL, C1 CSI (raw and as UTF-8), a bidi override.
+// As JSON string content:
+constexpr char kHostileJson[] =
+    R"(\u001b[2J\u001b]0;pwned\u0007\rhoist: pull ok\n\u009b31m\u007f\u202e)";
+
+// Where each byte of `text` is a control byte, a C1 control in UTF-8, or not ASCII at all; every
+// test input escapes to plain ASCII, so any of these means something was printed raw. The
+// trailing newline of each line is allowed.
+std::string RawControlBytes(const std::string& text) {
+  std::string found;
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' && (i + 1 == text.size() || text[i + 1] != '\n')) continue;
+    if (c < 0x20 || c >= 0x7f) found += " byte " + std::to_string(c) + " at " + std::to_string(i);
+  }
+  return found;
+}
+
+// A failed pull: exit 1 and exactly one stderr line, escaped.
+void ExpectOneEscapedErrorLine(const CliRun& r) {
+  EXPECT_EQ(r.exit_code, 1) << TerminalSafe(r.err);
+  EXPECT_EQ(CountLines(r.err, ""), 1) << TerminalSafe(r.err);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(RawControlBytes(r.err), "") << TerminalSafe(r.err);
+}
+
+// A fixture registry on loopback (no docker-registry needed): each test says what it answers.
+class HostileRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = testing::TempDir::Create("hoist-hostile-");
+    ASSERT_TRUE(dir.ok());
+    dir_.emplace(std::move(dir).value());
+    store_ = dir_->path() + "/store";
+  }
+  void Serve(testing::FixtureServer::Handler handler) {
+    auto server = testing::FixtureServer::Start(std::move(handler));
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(server).value();
+  }
+  CliRun Pull() {
+    return Hoist(
+        {"--store", store_, "pull", "--platform", "linux/amd64", server_->host() + "/app:1"},
+        dir_->path());
+  }
+
+  std::optional<testing::TempDir> dir_;
+  std::string store_;
+  std::unique_ptr<testing::FixtureServer> server_;
+};
+
+TEST_F(HostileRegistryTest, ErrorBodyIsEscaped) {
+  Serve([](const testing::HttpRequest& r) {
+    // HEAD finds the tag without a digest, so the manifest is fetched and its error body read.
+    if (r.method == "HEAD") {
+      return testing::HttpResponse{
+          200, {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}}};
+    }
+    return testing::HttpResponse{404,
+                                 {{"Content-Type", "application/json"}},
+                                 std::string(R"({"errors":[{"code":"MANIFEST_UNKNOWN)") +
+                                     kHostileJson + R"(","message":")" + kHostileJson + R"("}]})"};
+  });
+  CliRun r = Pull();
+  ExpectOneEscapedErrorLine(r);
+  EXPECT_NE(r.err.find("HTTP 404 (MANIFEST_UNKNOWN\\x1b[2J\\x1b]0;pwned\\x07\\x0dhoist: pull ok"
+                       "\\x0a\\u009b31m\\x7f\\u202e: \\x1b[2J"),
+            std::string::npos)
+      << TerminalSafe(r.err);
+}
+
+TEST_F(HostileRegistryTest, RealmIsEscaped) {
+  // quoted-string allows any byte from 0x80 (obs-text): a raw CSI byte, CSI in UTF-8, an RLO.
+  Serve([](const testing::HttpRequest&) {
+    return testing::HttpResponse{401,
+                                 {{"WWW-Authenticate",
+                                   "Bearer realm=\"\x9b"
+                                   "2J\xc2\x9b"
+                                   "31m\xe2\x80\xae"
+                                   "ftp:x\",service=\"s\""}}};
+  });
+  CliRun r = Pull();
+  ExpectOneEscapedErrorLine(r);
+  EXPECT_NE(r.err.find("token realm \"\\x9b2J\\u009b31m\\u202eftp:x\" is not an http(s) URL"),
+            std::string::npos)
+      << TerminalSafe(r.err);
+}
+
+TEST_F(HostileRegistryTest, PlatformNamesAreEscaped) {
+  std::vector<testing::TarEntry> files = {{"f", "x"}};
+  testing::BuiltIndex index = testing::BuildIndex(
+      Format::kOci, {testing::BuildImage(Format::kOci, {files}, "linux\x1b[2J", "\x1b]0;pwned\x07",
+                                         "v8\r\nhoist: pull ok"),
+                     testing::BuildImage(Format::kOci, {files},
+                                         "\xc2\x9b"
+                                         "31m\x7f",
+                                         "s390x")});
+  Serve([&index](const testing::HttpRequest& r) {
+    if (r.target == "/v2/app/manifests/1" || r.target == "/v2/app/manifests/" + index.digest) {
+      return testing::HttpResponse{
+          200,
+          {{"Content-Type", index.media_type}, {"Docker-Content-Digest", index.digest}},
+          index.manifest};
+    }
+    return testing::HttpResponse{404, {}, ""};
+  });
+  CliRun r = Pull();
+  ExpectOneEscapedErrorLine(r);
+  EXPECT_NE(r.err.find("available: linux\\x1b[2J/\\x1b]0;pwned\\x07/v8\\x0d\\x0ahoist: pull ok, "
+                       "\\u009b31m\\x7f/s390x"),
+            std::string::npos)
+      << TerminalSafe(r.err);
+}
+
+// A token answer nested 300 000 deep is refused (it used to be accepted for its "token").
+TEST_F(HostileRegistryTest, DeepTokenAnswerIsAnError) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  std::string realm;
+  Serve([&](const testing::HttpRequest& r) {
+    if (r.target.starts_with("/token")) {
+      return testing::HttpResponse{
+          200, {{"Content-Type", "application/json"}}, R"({"token":"abc","x":)" + deep + "}"};
+    }
+    return testing::HttpResponse{401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\""}}};
+  });
+  realm = server_->url() + "/token";
+  CliRun r = Pull();
+  ExpectOneEscapedErrorLine(r);
+  EXPECT_NE(r.err.find("token server " + server_->host() + " sent invalid JSON"), std::string::npos)
+      << TerminalSafe(r.err);
+}
+
+// A store whose index.json nests 300 000 deep: `images` and `pull` fail cleanly (pull used to
+// die of SIGSEGV when it wrote the record).
+TEST_F(CliTest, DeepIndexJsonIsAnErrorNotACrash) {
+  BuiltImage img = TwoLayers(Format::kOci, "deep");
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", img).ok());
+  CliRun first = Hoist({"--store", store_, "pull", "-q", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  std::ofstream(store_ + "/index.json", std::ios::trunc)
+      << R"({"schemaVersion":2,"manifests":[],"x":)" << deep << "}";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"images"}, {"pull", "-q", Ref("app:1")}}) {
+    std::vector<std::string> argv = {"--store", store_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CliRun r = Hoist(argv, dir_->path());
+    SCOPED_TRACE(args[0]);
+    ExpectOneEscapedErrorLine(r);
+    EXPECT_NE(r.err.find(store_ + "/index.json: index: JSON nested deeper than 64 levels"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+// Text output (`images`) and JSON output (`inspect`) of names and annotations an image carries.
+TEST_F(CliTest, ImagesAndInspectEscapeWhatTheImageSays) {
+  const std::string note =
+      "\x1b[2J\rforged\xc2\x9b"
+      "31m\x7f\xe2\x80\xae";
+  BuiltImage img = TwoLayers(Format::kOci, "note");
+  auto manifest = nlohmann::json::parse(img.manifest);
+  manifest["layers"][0]["annotations"] = {{"note", note}};
+  img.manifest = manifest.dump();
+  img.manifest_digest = testing::Sha256Digest(img.manifest);
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", img).ok());
+  CliRun pull = Hoist({"--store", store_, "pull", "-q", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+
+  CliRun inspect = Hoist({"--store", store_, "inspect", Ref("app:1")}, dir_->path());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(RawControlBytes(inspect.out), "") << TerminalSafe(inspect.out);
+  auto j = nlohmann::json::parse(inspect.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << TerminalSafe(inspect.out);
+  EXPECT_EQ(j["layers"][0]["annotations"]["note"], note);
+
+  // A record whose name (from index.json) carries escape sequences.
+  auto index = nlohmann::json::parse(std::ifstream(store_ + "/index.json"));
+  ASSERT_EQ(index["manifests"].size(), 1u);
+  nlohmann::json evil = index["manifests"][0];
+  evil["annotations"]["org.opencontainers.image.ref.name"] = "evil" + note;
+  index["manifests"].push_back(evil);
+  std::ofstream(store_ + "/index.json", std::ios::trunc) << index.dump();
+  CliRun images = Hoist({"--store", store_, "images"}, dir_->path());
+  ASSERT_EQ(images.exit_code, 0) << TerminalSafe(images.err);
+  EXPECT_EQ(RawControlBytes(images.out), "") << TerminalSafe(images.out);
+  EXPECT_NE(images.out.find("evil\\x1b[2J\\x0dforged\\u009b31m\\x7f\\u202e"), std::string::npos)
+      << TerminalSafe(images.out);
 }
 
 }  // namespace

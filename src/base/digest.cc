@@ -1,5 +1,6 @@
 #include "hoist/digest.h"
 
+#include "base/strings.h"
 #include "hoist/descriptor.h"
 
 namespace hoist {
@@ -7,7 +8,7 @@ namespace hoist {
 Result<Digest> Digest::Parse(std::string_view text) {
   auto colon = text.find(':');
   if (colon == std::string_view::npos) {
-    return InvalidArgumentError("invalid digest \"" + std::string(text) + "\": no algorithm");
+    return InvalidArgumentError("invalid digest " + Quote(text) + ": no algorithm");
   }
   std::string_view algorithm = text.substr(0, colon);
   std::string_view hex = text.substr(colon + 1);
@@ -17,14 +18,14 @@ Result<Digest> Digest::Parse(std::string_view text) {
   } else if (algorithm == "sha512") {
     want = 128;
   } else {
-    return InvalidArgumentError("invalid digest \"" + std::string(text) +
-                                "\": unsupported algorithm (want sha256 or sha512)");
+    return InvalidArgumentError("invalid digest " + Quote(text) +
+                                ": unsupported algorithm (want sha256 or sha512)");
   }
   bool hex_ok = hex.size() == want;
   for (char c : hex) hex_ok = hex_ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   if (!hex_ok) {
-    return InvalidArgumentError("invalid digest \"" + std::string(text) + "\": want " +
-                                std::to_string(want) + " lowercase hex digits");
+    return InvalidArgumentError("invalid digest " + Quote(text) + ": want " + std::to_string(want) +
+                                " lowercase hex digits");
   }
   return Digest(std::string(algorithm), std::string(hex));
 }

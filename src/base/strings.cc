@@ -52,7 +52,8 @@ std::string Base64Encode(std::string_view in) {
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -64,8 +65,8 @@ std::string Base64Encode(std::string_view in) {
     out += kAlphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8);
+    unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -91,11 +92,16 @@ bool Base64Decode(std::string_view in, std::string* out) {
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
     else if (c == '=') {
       for (size_t j = i; j < in.size(); ++j) {
         if (in[j] != '=') return false;
@@ -113,6 +119,96 @@ bool Base64Decode(std::string_view in, std::string* out) {
   }
   return true;
 }
+
+namespace {
+
+// The length of the valid UTF-8 sequence that starts `s`, with its code point in *cp; 0 when the
+// first byte does not start one.
+size_t DecodeUtf8(std::string_view s, char32_t* cp) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  size_t n;
+  char32_t v, min;
+  if (lead < 0x80) {
+    *cp = lead;
+    return 1;
+  } else if (lead >= 0xc2 && lead <= 0xdf) {
+    n = 2, v = lead & 0x1f, min = 0x80;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    n = 3, v = lead & 0x0f, min = 0x800;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    n = 4, v = lead & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (byte(i) & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  *cp = v;
+  return n;
+}
+
+// Code points a terminal acts on or that change how the text around them is laid out.
+bool IsControlCodePoint(char32_t c) {
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e || c == 0x200f ||
+         (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+enum class EscapeStyle { kText, kQuoted, kJson };
+
+void AppendHex(unsigned value, int digits, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4)
+    out->push_back(kHex[(value >> shift) & 15]);
+}
+
+std::string Escape(std::string_view text, EscapeStyle style) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    char32_t c;
+    size_t n = DecodeUtf8(text, &c);
+    if (n == 0) {  // not UTF-8: the byte itself
+      if (style == EscapeStyle::kJson) {
+        out += "\\ufffd";
+      } else {
+        out += "\\x";
+        AppendHex(static_cast<unsigned char>(text[0]), 2, &out);
+      }
+      n = 1;
+    } else if (style == EscapeStyle::kJson && (c == '\n' || c == '\t')) {
+      out.push_back(static_cast<char>(c));
+    } else if (IsControlCodePoint(c) ||
+               (style == EscapeStyle::kQuoted && (c == '"' || c == '\\'))) {
+      if (c < 0x80 && style != EscapeStyle::kJson) {
+        out += "\\x";
+        AppendHex(c, 2, &out);
+      } else {
+        out += "\\u";
+        AppendHex(c, 4, &out);
+      }
+    } else {
+      out.append(text.substr(0, n));
+    }
+    text.remove_prefix(n);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TerminalSafe(std::string_view text) { return Escape(text, EscapeStyle::kText); }
+
+std::string Quote(std::string_view text) {
+  std::string out = "\"" + Escape(text.substr(0, kMaxQuotedBytes), EscapeStyle::kQuoted);
+  if (text.size() > kMaxQuotedBytes) out += "...";
+  return out + "\"";
+}
+
+std::string TerminalSafeJson(std::string_view json) { return Escape(json, EscapeStyle::kJson); }
 
 std::string UrlEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";

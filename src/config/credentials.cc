@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "config/helper.h"
@@ -44,8 +45,9 @@ Result<std::optional<CredentialFile>> LoadFile(const std::string& path, bool pod
     file.doc = Json::object();
     return std::optional<CredentialFile>(std::move(file));
   }
-  file.doc = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (file.doc.is_discarded()) return InvalidArgumentError(path + ": malformed JSON");
+  Result<Json> doc = ParseJson<Json>(*text, path);
+  if (!doc.ok()) return InvalidArgumentError(doc.status().message());
+  file.doc = std::move(doc).value();
   if (!file.doc.is_object()) return InvalidArgumentError(path + ": not a JSON object");
   return std::optional<CredentialFile>(std::move(file));
 }
@@ -72,8 +74,8 @@ Result<std::string> HelperFor(const CredentialFile& file, const std::string& reg
     for (auto it = helpers->begin(); it != helpers->end(); ++it) {
       if (DockerCredentials::RegistryOfKey(it.key(), file.podman) != registry) continue;
       if (!it.value().is_string()) {
-        return InvalidArgumentError(file.path + ": credHelpers \"" + it.key() +
-                                    "\" is not a string");
+        return InvalidArgumentError(file.path + ": credHelpers " + Quote(it.key()) +
+                                    " is not a string");
       }
       helper = it.value().get<std::string>();
       if (!helper.empty()) break;
@@ -88,7 +90,7 @@ Result<std::string> HelperFor(const CredentialFile& file, const std::string& reg
     }
   }
   if (!helper.empty() && !ValidHelperName(helper)) {
-    return InvalidArgumentError(file.path + ": invalid credential helper name \"" + helper + "\"");
+    return InvalidArgumentError(file.path + ": invalid credential helper name " + Quote(helper));
   }
   return helper;
 }
@@ -159,7 +161,7 @@ std::string HelperMessage(const ProgramOutput& out) {
   size_t nl = text.find('\n');
   if (nl != std::string::npos) text.resize(nl);
   if (text.size() > 200) text = text.substr(0, 200) + "...";
-  return text;
+  return TerminalSafe(text);
 }
 
 bool SaysNotFound(const ProgramOutput& out) {
@@ -196,10 +198,11 @@ Result<std::optional<registry::Credential>> HelperGet(const std::string& helper,
                                    ": " + HelperMessage(out));
   }
   // The output holds the secret: nothing of it goes into an error message.
-  Json doc = Json::parse(out.out, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  Result<Json> parsed = ParseJson<Json>(out.out, "output");
+  if (!parsed.ok() || !parsed->is_object()) {
     return InvalidArgumentError(context + ": output is not a JSON object");
   }
+  const Json& doc = *parsed;
   auto field = [&](const char* name) -> std::optional<std::string> {
     auto it = doc.find(name);
     if (it == doc.end() || it->is_null()) return std::string();

@@ -227,6 +227,35 @@ TEST_F(CredentialsTest, MalformedFilesAreErrorsNamingTheFile) {
   }
 }
 
+// config.json and helper output nested 300 000 deep are errors, not a stack overflow, and
+// escape sequences a helper prints reach the message escaped.
+TEST_F(CredentialsTest, DeepJsonAndControlCharactersAreRefused) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  DockerConfig(R"({"auths":{},"x":)" + deep + "}");
+  {
+    DockerCredentials creds(files_);
+    auto r = creds.Lookup("ghcr.io");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), files_.docker_config + ": JSON nested deeper than 64 levels");
+  }
+  Helper("deep",
+         "cat >/dev/null; head -c 300000 /dev/zero | tr '\\0' '['; "
+         "head -c 300000 /dev/zero | tr '\\0' ']'\n");
+  Helper("ansi", "printf 'locked\\033[2J\\033]0;pwned\\007' >&2; exit 3\n");
+  DockerConfig(R"({"credHelpers":{"ghcr.io":"deep","quay.io":"ansi"}})");
+  DockerCredentials creds(files_);
+  auto r = creds.Lookup("ghcr.io");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "credential helper docker-credential-deep: get: output is not a JSON object");
+  r = creds.Lookup("quay.io");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exit status 3: locked\\x1b[2J\\x1b]0;pwned\\x07"),
+            std::string::npos)
+      << TerminalSafe(r.status().message());
+}
+
 TEST_F(CredentialsTest, NoFilesMeansAnonymous) {
   EXPECT_FALSE(MustLookup("ghcr.io"));
   DockerConfig("");

@@ -4,6 +4,10 @@
 #include <limits>
 #include <utility>
 
+#include "base/json.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+
 namespace hoist::content {
 namespace {
 
@@ -134,7 +138,7 @@ Result<Descriptor> DescriptorFromJson(const nlohmann::json& j) {
   if (annotations != j.end()) {
     if (!annotations->is_object()) return DataLossError("\"annotations\" is not an object");
     for (const auto& [key, value] : annotations->items()) {
-      if (!value.is_string()) return DataLossError("annotation \"" + key + "\" is not a string");
+      if (!value.is_string()) return DataLossError("annotation " + Quote(key) + " is not a string");
       d.annotations[key] = value.get<std::string>();
     }
   }
@@ -148,8 +152,7 @@ Result<Descriptor> DescriptorFromJson(const nlohmann::json& j) {
 }
 
 Result<nlohmann::json> ParseIndex(std::string_view text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return DataLossError("index is not valid JSON");
+  ASSIGN_OR_RETURN(json j, ParseJson(text, "index"));
   if (!j.is_object()) return DataLossError("index is not a JSON object");
   auto version = j.find("schemaVersion");
   if (version == j.end() || !version->is_number_integer() || version->get<int64_t>() != 2) {

@@ -96,5 +96,18 @@ TEST(IndexFile, RefNames) {
   }
 }
 
+// A store's index.json nested 300 000 deep is a clean error: PutRef would dump it again, and
+// nlohmann's dump recurses once per level.
+TEST(IndexFile, DeeplyNestedIndexIsDataLoss) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  for (const std::string& text : {R"({"schemaVersion":2,"manifests":[],"x":)" + deep + "}",
+                                  R"({"schemaVersion":2,"manifests":)" + deep + "}"}) {
+    auto index = ParseIndex(text);
+    ASSERT_FALSE(index.ok());
+    EXPECT_EQ(index.status().code(), StatusCode::kDataLoss);
+    EXPECT_EQ(index.status().message(), "index: JSON nested deeper than 64 levels");
+  }
+}
+
 }  // namespace
 }  // namespace hoist::content

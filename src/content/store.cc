@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <utility>
 
+#include "base/json.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "content/index_file.h"
 
 namespace hoist::content {
@@ -36,10 +38,8 @@ Result<json> ReadIndex(const Layout& layout) {
 
 Status CheckOciLayout(const Layout& layout) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(layout.OciLayoutFile(), kMaxOciLayoutBytes));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return DataLossError(layout.OciLayoutFile() + ": not a JSON object");
-  }
+  ASSIGN_OR_RETURN(json j, ParseJson(text, layout.OciLayoutFile()));
+  if (!j.is_object()) return DataLossError(layout.OciLayoutFile() + ": not a JSON object");
   auto version = j.find("imageLayoutVersion");
   if (version == j.end() || !version->is_string()) {
     return DataLossError(layout.OciLayoutFile() + ": no imageLayoutVersion");
@@ -47,7 +47,7 @@ Status CheckOciLayout(const Layout& layout) {
   // Versions 1.x share the layout this store writes.
   if (version->get<std::string>().rfind("1.", 0) != 0) {
     return FailedPreconditionError(layout.OciLayoutFile() + ": unsupported imageLayoutVersion " +
-                                   version->get<std::string>());
+                                   Quote(version->get<std::string>()));
   }
   return OkStatus();
 }
@@ -179,7 +179,8 @@ Status Store::WriteBlob(const Digest& d, std::string_view bytes) {
 Status Store::PutRef(const std::string& ref_name, const Descriptor& manifest) {
   const std::string context = "record " + ref_name;
   if (!IsValidRefName(ref_name)) {
-    return InvalidArgumentError("record \"" + ref_name + "\": not a valid image layout ref name");
+    return InvalidArgumentError("record " + Quote(ref_name) +
+                                ": not a valid image layout ref name");
   }
   if (manifest.digest.empty() || manifest.media_type.empty() || manifest.size < 0) {
     return InvalidArgumentError(context + ": incomplete descriptor");

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "manifest/json_fields.h"
 #include "manifest/manifest.h"
 
@@ -35,7 +36,7 @@ Result<ImageConfig> ParseConfig(std::string_view bytes) {
   std::string type;
   RETURN_IF_ERROR(ReadString(*rootfs, "type", true, "config.rootfs", &type));
   if (type != "layers") {
-    return DataLossError("config.rootfs.type must be \"layers\", got \"" + type + "\"");
+    return DataLossError("config.rootfs.type must be \"layers\", got " + Quote(type));
   }
   const Json* diff_ids = Find(*rootfs, "diff_ids");
   if (diff_ids == nullptr || !diff_ids->is_array()) {

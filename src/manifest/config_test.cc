@@ -88,5 +88,15 @@ TEST(ParseConfig, Refuses) {
   }
 }
 
+TEST(ParseConfig, RefusesDeepNesting) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  Result<ImageConfig> c =
+      ParseConfig(R"({"architecture":"amd64","os":"linux","config":)" + deep + "}");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(c.status().message().find("JSON nested deeper than 64 levels"), std::string::npos)
+      << c.status().message();
+}
+
 }  // namespace
 }  // namespace hoist::manifest

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/strings.h"
 #include "manifest/media_types.h"
 
 namespace hoist::manifest {
@@ -23,7 +24,8 @@ Json DescriptorJson(const Descriptor& d, std::string_view media_type) {
 
 Result<std::string> DockerToOciManifest(const Decoded& docker) {
   if (docker.kind != Kind::kImageManifest || docker.media_type != kDockerManifest) {
-    return InvalidArgumentError("not a Docker schema2 manifest: " + docker.media_type);
+    return InvalidArgumentError("not a Docker schema2 manifest: " +
+                                TerminalSafe(docker.media_type));
   }
   const ImageManifest& m = docker.manifest;
   Json out;

@@ -3,7 +3,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/json.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 
 namespace hoist::manifest::internal {
 namespace {
@@ -11,37 +13,6 @@ namespace {
 std::string Field(std::string_view where, std::string_view key) {
   if (where.empty()) return std::string(key);
   return std::string(where) + "." + std::string(key);
-}
-
-// Refuses documents whose arrays and objects nest deeper than kMaxJsonDepth. Brackets inside
-// strings do not count. Malformed input is left for the parser to report.
-Status CheckDepth(std::string_view bytes, std::string_view what) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : bytes) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) {
-        return DataLossError(std::string(what) + ": JSON nested deeper than " +
-                             std::to_string(kMaxJsonDepth) + " levels");
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return OkStatus();
 }
 
 Result<std::vector<std::string>> ReadStringArray(const Json& obj, std::string_view key,
@@ -68,9 +39,7 @@ Result<Json> ParseObject(std::string_view bytes, size_t max_bytes, std::string_v
     return ResourceExhaustedError(std::string(what) + " of " + std::to_string(bytes.size()) +
                                   " bytes exceeds the limit of " + std::to_string(max_bytes));
   }
-  RETURN_IF_ERROR(CheckDepth(bytes, what));
-  Json doc = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return DataLossError(std::string(what) + " is not valid JSON");
+  ASSIGN_OR_RETURN(Json doc, ParseJson(bytes, what));
   if (!doc.is_object()) return DataLossError(std::string(what) + " is not a JSON object");
   return doc;
 }
@@ -102,7 +71,7 @@ Status ReadStringMap(const Json& obj, std::string_view key, std::string_view whe
   }
   for (const auto& [name, item] : value->items()) {
     if (!item.is_string()) {
-      return DataLossError(Field(where, key) + "[\"" + name + "\"] must be a string");
+      return DataLossError(Field(where, key) + "[" + Quote(name) + "] must be a string");
     }
     (*out)[name] = item.get<std::string>();
   }

@@ -17,14 +17,12 @@ namespace hoist::manifest::internal {
 
 using Json = nlohmann::json;
 
-// Documents nested deeper than this are refused before parsing, so that no recursive walk
-// over a parsed value (comparison, destruction) can exhaust the stack.
-inline constexpr int kMaxJsonDepth = 64;
 // The largest integer a JSON number can carry exactly in every implementation.
 inline constexpr int64_t kMaxSafeInteger = int64_t{1} << 53;
 
-// Parses `bytes` as one JSON object. Over `max_bytes`: ResourceExhausted; too deep, not JSON or
-// not an object: DataLoss. `what` names the document in messages ("manifest", "config").
+// Parses `bytes` as one JSON object. Over `max_bytes`: ResourceExhausted; nested too deep
+// (base/json.h), not JSON or not an object: DataLoss. `what` names the document in messages
+// ("manifest", "config").
 Result<Json> ParseObject(std::string_view bytes, size_t max_bytes, std::string_view what);
 
 // The member `key` of object `obj`, or nullptr when absent.

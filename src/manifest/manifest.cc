@@ -51,7 +51,7 @@ Status CheckSchemaVersion(const Json& doc, int64_t want, std::string_view media_
   }
   int64_t got = version->get<int64_t>();
   if (got != want) {
-    return DataLossError("manifest of type " + std::string(media_type) + " must have " +
+    return DataLossError("manifest of type " + TerminalSafe(media_type) + " must have " +
                          "schemaVersion " + std::to_string(want) + ", got " + std::to_string(got));
   }
   return OkStatus();
@@ -59,7 +59,7 @@ Status CheckSchemaVersion(const Json& doc, int64_t want, std::string_view media_
 
 Result<ImageManifest> DecodeImageManifest(const Json& doc, const std::string& media_type) {
   if (Find(doc, "manifests") != nullptr) {
-    return DataLossError("image manifest (" + media_type +
+    return DataLossError("image manifest (" + TerminalSafe(media_type) +
                          ") carries \"manifests\" like an index: refused");
   }
   ImageManifest m;
@@ -68,7 +68,7 @@ Result<ImageManifest> DecodeImageManifest(const Json& doc, const std::string& me
   if (config == nullptr) return DataLossError("image manifest has no config");
   ASSIGN_OR_RETURN(m.config, internal::ParseDescriptor(*config, "config"));
   if (!IsConfigType(m.config.media_type)) {
-    return DataLossError("unsupported config media type " + m.config.media_type);
+    return DataLossError("unsupported config media type " + TerminalSafe(m.config.media_type));
   }
   const Json* layers = Find(doc, "layers");
   if (layers == nullptr || !layers->is_array()) {
@@ -78,8 +78,8 @@ Result<ImageManifest> DecodeImageManifest(const Json& doc, const std::string& me
     ASSIGN_OR_RETURN(Descriptor layer,
                      internal::ParseDescriptor((*layers)[i], "layers[" + std::to_string(i) + "]"));
     if (!IsLayerType(layer.media_type)) {
-      return DataLossError("unsupported layer media type " + layer.media_type + " in layers[" +
-                           std::to_string(i) + "]");
+      return DataLossError("unsupported layer media type " + TerminalSafe(layer.media_type) +
+                           " in layers[" + std::to_string(i) + "]");
     }
     m.layers.push_back(std::move(layer));
   }
@@ -90,8 +90,8 @@ Result<ImageManifest> DecodeImageManifest(const Json& doc, const std::string& me
 Result<Index> DecodeIndex(const Json& doc, const std::string& media_type) {
   for (std::string_view key : {"layers", "config"}) {
     if (Find(doc, key) != nullptr) {
-      return DataLossError("index (" + media_type + ") carries \"" + std::string(key) +
-                           "\" like an image manifest: refused");
+      return DataLossError("index (" + TerminalSafe(media_type) + ") carries \"" +
+                           std::string(key) + "\" like an image manifest: refused");
     }
   }
   Index index;
@@ -136,8 +136,9 @@ Result<Decoded> Decode(std::string_view content_type, std::string_view bytes) {
     if (!declared->is_string()) return DataLossError("manifest mediaType must be a string");
     d.media_type = declared->get<std::string>();
     if (!IsGenericContentType(from_header) && from_header != d.media_type) {
-      return DataLossError("Content-Type " + from_header + " conflicts with the manifest's " +
-                           "mediaType " + d.media_type);
+      return DataLossError("Content-Type " + TerminalSafe(from_header) +
+                           " conflicts with the manifest's " + "mediaType " +
+                           TerminalSafe(d.media_type));
     }
   } else if (!IsGenericContentType(from_header)) {
     d.media_type = from_header;
@@ -162,7 +163,7 @@ Result<Decoded> Decode(std::string_view content_type, std::string_view bytes) {
     }
     if (d.schema1.signed_) RETURN_IF_ERROR(CheckSignedPayload(doc, bytes));
   } else {
-    return DataLossError("unsupported manifest media type " + d.media_type);
+    return DataLossError("unsupported manifest media type " + TerminalSafe(d.media_type));
   }
   return d;
 }

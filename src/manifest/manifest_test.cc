@@ -467,5 +467,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "manifests[0].platform.os.features must be an array of strings"}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return std::string(info.param.name); });
 
+// Manifests and indexes nested 300 000 deep are refused before parsing.
+TEST(Decode, DeeplyNestedDocumentsAreDataLoss) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  for (const std::string& doc : {R"({"schemaVersion":2,"annotations":)" + deep + "}", deep,
+                                 std::string(300000, '{')}) {
+    Result<Decoded> d = Decode(kOciManifest, doc);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(d.status().message().find("JSON nested deeper than 64 levels"), std::string::npos)
+        << d.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace hoist::manifest

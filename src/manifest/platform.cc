@@ -85,13 +85,12 @@ Platform Normalize(Platform p) {
 Result<Platform> ParsePlatform(std::string_view text) {
   std::vector<std::string_view> parts = Split(text, '/');
   if (parts.size() < 2 || parts.size() > 3) {
-    return InvalidArgumentError("platform \"" + std::string(text) +
-                                "\" is not of the form os/arch[/variant]");
+    return InvalidArgumentError("platform " + Quote(text) +
+                                " is not of the form os/arch[/variant]");
   }
   for (std::string_view part : parts) {
     if (!IsPlatformPart(part)) {
-      return InvalidArgumentError("platform \"" + std::string(text) +
-                                  "\" has an empty or invalid part");
+      return InvalidArgumentError("platform " + Quote(text) + " has an empty or invalid part");
     }
   }
   Platform p;
@@ -118,12 +117,14 @@ Result<Descriptor> SelectPlatform(const Index& index, const Platform& want) {
     if (Matches(want, *entry.platform)) return entry;
     // Attestation manifests are listed with platform unknown/unknown: not worth naming.
     if (entry.platform->os == "unknown" || entry.platform->architecture == "unknown") continue;
-    std::string name = entry.platform->String();
+    // Names come from the registry: escaped, as anything it says that reaches a terminal.
+    std::string name = TerminalSafe(entry.platform->String());
     bool listed = false;
     for (const std::string& a : available) listed = listed || a == name;
     if (!listed) available.push_back(std::move(name));
   }
-  std::string message = "no manifest for platform " + want.String() + " in index; available: ";
+  std::string message =
+      "no manifest for platform " + TerminalSafe(want.String()) + " in index; available: ";
   if (available.empty()) {
     message += "none";
   } else {

@@ -42,12 +42,12 @@ Result<V1Entry> ReadEntry(const Json& fs_layer, const Json& history, size_t i) {
   where += ".v1Compatibility";
   ASSIGN_OR_RETURN(Json v1, ParseObject(e.v1_compatibility, kMaxManifestBytes, where));
   RETURN_IF_ERROR(ReadString(v1, "id", true, where, &e.id));
-  if (!IsV1Id(e.id)) return DataLossError(where + ": invalid image id \"" + e.id + "\"");
+  if (!IsV1Id(e.id)) return DataLossError(where + ": invalid image id " + Quote(e.id));
   RETURN_IF_ERROR(ReadString(v1, "parent", false, where, &e.parent));
   return e;
 }
 
-std::string Short(std::string_view id) { return std::string(id.substr(0, 12)); }
+std::string Short(std::string_view id) { return TerminalSafe(id.substr(0, 12)); }
 
 // The first signature's protected header fields, as libtrust reads them.
 struct FormatInfo {

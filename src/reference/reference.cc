@@ -17,7 +17,6 @@ constexpr std::string_view kOfficialRepoPrefix = "library/";
 constexpr std::string_view kDefaultTag = "latest";
 constexpr size_t kMaxNameLength = 255;  // domain + "/" + path, after normalization
 constexpr size_t kMaxTagLength = 128;
-constexpr size_t kMaxQuotedLength = 300;  // how much of a bad input an error message echoes
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || IsDigit(c); }
@@ -30,26 +29,6 @@ bool IsLowerHex(std::string_view s, size_t length) {
     if (!IsDigit(c) && !(c >= 'a' && c <= 'f')) return false;
   }
   return true;
-}
-
-// `text` in double quotes for an error message: bytes outside printable ASCII (and '"', '\')
-// are escaped as \xNN, and very long input is cut, so a message is always one safe line.
-std::string Quote(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < kMaxQuotedLength; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxQuotedLength) out += "...";
-  out += "\"";
-  return out;
 }
 
 // Docker's rule for the first component of a name: it names a registry when it contains '.'
@@ -98,7 +77,7 @@ Status CheckDomain(std::string_view domain) {
       for (char c : label) {
         if (!IsAlnum(c) && c != '-') {
           return InvalidArgumentError("domain " + Quote(domain) + " has invalid character '" +
-                                      std::string(1, c) + "'");
+                                      TerminalSafe(std::string(1, c)) + "'");
         }
       }
       if (label.front() == '-' || label.back() == '-') {
@@ -141,7 +120,7 @@ Status CheckPathComponent(std::string_view component) {
     while (i < component.size() && !IsLowerAlnum(component[i])) {
       char c = component[i];
       if (c != '.' && c != '_' && c != '-') {
-        return InvalidArgumentError("invalid character '" + std::string(1, c) +
+        return InvalidArgumentError("invalid character '" + TerminalSafe(std::string(1, c)) +
                                     "' in repository name");
       }
       ++i;
@@ -189,8 +168,8 @@ Status CheckTag(std::string_view tag) {
   }
   for (char c : tag) {
     if (!IsWordChar(c) && c != '.' && c != '-') {
-      return InvalidArgumentError("invalid character '" + std::string(1, c) + "' in tag " +
-                                  Quote(tag));
+      return InvalidArgumentError("invalid character '" + TerminalSafe(std::string(1, c)) +
+                                  "' in tag " + Quote(tag));
     }
   }
   return OkStatus();

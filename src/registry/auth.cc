@@ -7,6 +7,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 
@@ -203,7 +204,7 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
   }
   const std::string& realm = realm_it->second;
   if (!realm.starts_with("https://") && !realm.starts_with("http://")) {
-    return UnauthenticatedError("token realm \"" + realm + "\" is not an http(s) URL");
+    return UnauthenticatedError("token realm " + Quote(realm) + " is not an http(s) URL");
   }
   // Credentials travel to the realm only over TLS, or in the clear to the registry's own host.
   bool may_send_credentials =
@@ -245,17 +246,19 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
     ASSIGN_OR_RETURN(r, http.Do(req));
   }
   if (r.status == 401 || r.status == 403) {
-    return UnauthenticatedError("token server " + UrlAuthority(realm) + " refused (HTTP " +
-                                std::to_string(r.status) + ")");
+    return UnauthenticatedError("token server " + TerminalSafe(UrlAuthority(realm)) +
+                                " refused (HTTP " + std::to_string(r.status) + ")");
   }
   if (r.status != 200) {
-    return UnavailableError("token server " + UrlAuthority(realm) + " answered HTTP " +
-                            std::to_string(r.status));
+    return UnavailableError("token server " + TerminalSafe(UrlAuthority(realm)) +
+                            " answered HTTP " + std::to_string(r.status));
   }
-  auto doc = nlohmann::json::parse(r.body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return UnauthenticatedError("token server " + UrlAuthority(realm) + " sent invalid JSON");
+  auto parsed = ParseJson(r.body, "token answer");
+  if (!parsed.ok() || !parsed->is_object()) {
+    return UnauthenticatedError("token server " + TerminalSafe(UrlAuthority(realm)) +
+                                " sent invalid JSON");
   }
+  const nlohmann::json& doc = *parsed;
   Token token;
   for (const char* key : {"token", "access_token"}) {
     if (doc.contains(key) && doc[key].is_string() && !doc[key].get<std::string>().empty()) {
@@ -264,11 +267,12 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
     }
   }
   if (token.value.empty()) {
-    return UnauthenticatedError("token server " + UrlAuthority(realm) + " sent no token");
+    return UnauthenticatedError("token server " + TerminalSafe(UrlAuthority(realm)) +
+                                " sent no token");
   }
   for (char ch : token.value) {
     if (ch <= ' ' || ch > '~') {
-      return UnauthenticatedError("token server " + UrlAuthority(realm) +
+      return UnauthenticatedError("token server " + TerminalSafe(UrlAuthority(realm)) +
                                   " sent a malformed token");
     }
   }

@@ -181,14 +181,15 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
 
   if (!t.sink_status.ok()) return t.sink_status;
   if (t.too_big) {
-    return ResourceExhaustedError("response from " + request.url + " exceeds " +
+    return ResourceExhaustedError("response from " + TerminalSafe(request.url) + " exceeds " +
                                   std::to_string(request.max_body) + " bytes");
   }
   if (rc == CURLE_ABORTED_BY_CALLBACK) return CancelledError("cancelled");
   if (rc != CURLE_OK) {
     std::string why = error[0] != '\0' ? std::string(error) : curl_easy_strerror(rc);
     while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
-    return UnavailableError(request.method + " " + request.url + ": " + why);
+    return UnavailableError(request.method + " " + TerminalSafe(request.url) + ": " +
+                            TerminalSafe(why));
   }
   response.status = static_cast<int>(code);
   return response;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 
@@ -39,17 +40,17 @@ std::string StripParameters(std::string_view content_type) {
 
 Status StatusFromResponse(const HttpResponse& r) {
   std::string message = "HTTP " + std::to_string(r.status);
-  auto doc = nlohmann::json::parse(r.body, nullptr, false);
-  if (!doc.is_discarded() && doc.is_object() && doc.contains("errors") &&
-      doc["errors"].is_array() && !doc["errors"].empty() && doc["errors"][0].is_object()) {
-    const auto& e = doc["errors"][0];
+  auto doc = ParseJson(r.body, "error body");
+  if (doc.ok() && doc->is_object() && doc->contains("errors") && (*doc)["errors"].is_array() &&
+      !(*doc)["errors"].empty() && (*doc)["errors"][0].is_object()) {
+    const auto& e = (*doc)["errors"][0];
     std::string code =
         e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
     std::string text =
         e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
     if (text.size() > 200) text.resize(200);
     if (!code.empty() || !text.empty())
-      message += " (" + code + (text.empty() ? "" : ": " + text) + ")";
+      message += " (" + TerminalSafe(code) + (text.empty() ? "" : ": " + TerminalSafe(text)) + ")";
   }
   switch (r.status) {
     case 401:
@@ -142,7 +143,8 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
       std::string location = r.Header("location");
       std::string next = location.empty() ? "" : ResolveLocation(url, location);
       if (next.empty()) {
-        return UnavailableError("redirect from " + url + " with an unusable Location");
+        return UnavailableError("redirect from " + TerminalSafe(url) +
+                                " with an unusable Location");
       }
       url = next;
       continue;
@@ -150,13 +152,13 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
     return r;
   }
   return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
-                          origin + path);
+                          TerminalSafe(origin + path));
 }
 
 Status GetUrl(HttpClient& http, const std::string& start,
               const std::function<Status(const char*, size_t)>& sink) {
   if (!start.starts_with("https://") && !start.starts_with("http://")) {
-    return InvalidArgumentError("URL \"" + start + "\" is not http(s)");
+    return InvalidArgumentError("URL " + Quote(start) + " is not http(s)");
   }
   std::string url = start;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
@@ -166,14 +168,15 @@ Status GetUrl(HttpClient& http, const std::string& start,
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(req));
     if (IsRedirect(r.status)) {
       url = ResolveLocation(url, r.Header("location"));
-      if (url.empty()) return UnavailableError("redirect from " + start + " to a non-http(s) URL");
+      if (url.empty())
+        return UnavailableError("redirect from " + TerminalSafe(start) + " to a non-http(s) URL");
       continue;
     }
-    if (r.status != 200) return StatusFromResponse(r).WithContext("GET " + url);
+    if (r.status != 200) return StatusFromResponse(r).WithContext("GET " + TerminalSafe(url));
     return OkStatus();
   }
   return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
-                          start);
+                          TerminalSafe(start));
 }
 
 Repository::Repository(Registry* registry, std::string path)

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -90,10 +91,8 @@ Status GetStringMap(const Json& obj, const char* key, std::map<std::string, std:
 }
 
 Result<ImageConfig> ParseImageConfig(std::string_view text) {
-  Json doc = Json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return DataLossError("image config is not a JSON object");
-  }
+  ASSIGN_OR_RETURN(Json doc, ParseJson(text, "image config"));
+  if (!doc.is_object()) return DataLossError("image config is not a JSON object");
   ImageConfig c;
   RETURN_IF_ERROR(GetString(doc, "os", &c.os));
   RETURN_IF_ERROR(GetString(doc, "architecture", &c.architecture));

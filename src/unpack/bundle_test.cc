@@ -597,5 +597,14 @@ TEST(BundleVsUmoci, SameConfigAsUmoci) {
   }
 }
 
+// A config nested 300 000 deep is refused before any DOM is built, not a stack overflow.
+TEST_F(BundleTest, DeeplyNestedConfigIsDataLoss) {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  Result<Json> doc = Generate(WithConfig(R"({"Labels":)" + deep + "}"));
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(doc.status().message(), "image config: JSON nested deeper than 64 levels");
+}
+
 }  // namespace
 }  // namespace hoist::unpack

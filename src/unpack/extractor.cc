@@ -17,6 +17,7 @@
 
 #include "base/fs.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 
 // fchmodat2 (Linux 6.6) is the only way to chmod a name without following a symlink and
 // without going through /proc; older kernels answer ENOSYS.
@@ -195,7 +196,10 @@ Extractor::~Extractor() = default;
 Status Extractor::Fail(Status s, const std::string& member) {
   file_.reset();
   in_entry_ = false;
-  status_ = std::move(s).WithContext("extract " + member);
+  // Entry names and link targets come from the archive: every message about an entry leaves
+  // here terminal-safe (TerminalSafe is idempotent, so parts quoted already stay as they are).
+  status_ =
+      Status(s.code(), TerminalSafe(s.message())).WithContext("extract " + TerminalSafe(member));
   return status_;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "base/status_macros.h"
 
 namespace hoist::unpack {
@@ -66,11 +67,11 @@ WhiteoutMode StoreWhiteoutMode() {
 bool LayerExists(const content::Layout& layout, const Digest& diff_id) {
   auto info = ReadFileToString(layout.LayerInfoFile(diff_id), 1 << 20);
   if (!info.ok()) return false;
-  auto j = nlohmann::json::parse(*info, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return false;
+  auto j = ParseJson(*info, layout.LayerInfoFile(diff_id));
+  if (!j.ok() || !j->is_object()) return false;
   // A layer kept in OCI .wh. format (extracted without root) is redone in overlay format by a
   // process that can write it; overlay format serves everyone.
-  return j.value("whiteouts", "") == "overlay" || StoreWhiteoutMode() == WhiteoutMode::kOciFiles;
+  return j->value("whiteouts", "") == "overlay" || StoreWhiteoutMode() == WhiteoutMode::kOciFiles;
 }
 
 LayerUnpacker::LayerUnpacker(const content::Layout& layout, FileSystem* fs, Digest diff_id,

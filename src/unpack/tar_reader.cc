@@ -41,28 +41,6 @@ bool AllZero(const char* p, size_t n) {
 // The bytes of a fixed-size field up to its first NUL.
 std::string CString(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
 
-// A name from the archive, fit for an error message: quoted, non-printables escaped, cut short.
-std::string Quote(std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  constexpr size_t kMax = 200;
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == kMax) {
-      out += "...";
-      break;
-    }
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out + "\"";
-}
-
 std::string TypeName(char type) {
   unsigned char c = static_cast<unsigned char>(type);
   if (c >= 0x21 && c < 0x7f) return std::string("'") + type + "'";

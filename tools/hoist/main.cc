@@ -1,5 +1,7 @@
 // hoist: the command line. Parses arguments, renders progress and maps errors to one stderr
-// line and an exit code; all the work is libhoist's.
+// line and an exit code; all the work is libhoist's. Every line it prints goes through
+// TerminalSafe (JSON through TerminalSafeJson) as a last line of defence: whatever a registry or
+// an image managed to put into a message, no control character reaches the terminal.
 #include <termios.h>
 #include <unistd.h>
 
@@ -12,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/json.h"
+#include "base/strings.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
 
@@ -24,8 +28,22 @@ void OnSignal(int) { g_cancel.store(true); }
 constexpr int kExitFailure = 1;
 constexpr int kExitCancelled = 130;
 
+using hoist::TerminalSafe;
+
+// Multi-line text with each line made terminal-safe; the line breaks themselves are kept.
+std::string TerminalSafeLines(std::string_view text) {
+  std::string out;
+  bool first = true;
+  for (std::string_view line : hoist::Split(text, '\n')) {
+    if (!first) out += '\n';
+    first = false;
+    out += TerminalSafe(line);
+  }
+  return out;
+}
+
 int Fail(const hoist::Status& s) {
-  std::fprintf(stderr, "hoist: %s\n", s.message().c_str());
+  std::fprintf(stderr, "hoist: %s\n", TerminalSafe(s.message()).c_str());
   return s.code() == hoist::StatusCode::kCancelled ? kExitCancelled : kExitFailure;
 }
 
@@ -112,8 +130,8 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   if (!client.ok()) return Fail(client.status().WithContext("pull " + ref_text));
   if (!quiet) {
     std::printf("%s: Pulling from %s\n",
-                ref->digest() ? ref->digest()->String().c_str() : ref->tag().c_str(),
-                ref->path().c_str());
+                TerminalSafe(ref->digest() ? ref->digest()->String() : ref->tag()).c_str(),
+                TerminalSafe(ref->path()).c_str());
     std::fflush(stdout);
   }
   hoist::PullOptions options;
@@ -121,7 +139,7 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   options.jobs = jobs;
   options.cancel = &g_cancel;
   options.notice = [](const std::string& line) {
-    std::fprintf(stderr, "hoist: %s\n", line.c_str());
+    std::fprintf(stderr, "hoist: %s\n", TerminalSafe(line).c_str());
   };
   if (!quiet) {
     options.progress = [](const hoist::ProgressEvent& e) {
@@ -135,14 +153,14 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   std::string pinned = ref->Name() + (ref->tag().empty() ? "" : ":" + ref->tag()) + "@" +
                        image->repo_digest.String();
   if (quiet) {
-    std::printf("%s\n", pinned.c_str());
+    std::printf("%s\n", TerminalSafe(pinned).c_str());
     return 0;
   }
   std::printf("Digest: %s\n", image->repo_digest.String().c_str());
   std::printf("Status: %s for %s\n",
               image->downloaded ? "Downloaded newer image" : "Image is up to date",
-              ref->Familiar().c_str());
-  std::printf("%s\n", ref->String().c_str());
+              TerminalSafe(ref->Familiar()).c_str());
+  std::printf("%s\n", TerminalSafe(ref->String()).c_str());
   return 0;
 }
 
@@ -195,7 +213,7 @@ int Images(const Globals& g) {
   if (!images.ok()) return Fail(images.status().WithContext("images"));
   std::printf("%-60s %-19s %s\n", "REFERENCE", "DIGEST", "SIZE");
   for (const auto& i : *images) {
-    std::printf("%-60s %-19s %s\n", i.reference.c_str(), i.digest.Short().c_str(),
+    std::printf("%-60s %-19s %s\n", TerminalSafe(i.reference).c_str(), i.digest.Short().c_str(),
                 HumanSize(i.size).c_str());
   }
   return 0;
@@ -214,11 +232,16 @@ int Inspect(const Globals& g, const std::string& ref_text) {
   j["platform"] = PlatformJson(image->platform);
   if (!image->config.digest.empty()) {
     j["config"] = DescriptorJson(image->config);
-    j["configData"] = nlohmann::json::parse(image->config_json, nullptr, false);
+    auto config = hoist::ParseJson(image->config_json, "config");
+    if (config.ok()) j["configData"] = std::move(config).value();
   }
   j["layers"] = nlohmann::json::array();
   for (const auto& l : image->layers) j["layers"].push_back(DescriptorJson(l));
-  std::printf("%s\n", j.dump(2).c_str());
+  // Strings the image carries are escaped as JSON (control characters as \u00NN, invalid UTF-8
+  // as U+FFFD), then C1 controls, DEL and bidi overrides too, which JSON allows raw.
+  std::printf("%s\n", hoist::TerminalSafeJson(
+                          j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
+                          .c_str());
   return 0;
 }
 
@@ -328,12 +351,12 @@ static int Run(int argc, char** argv) {
       hoist::Status s = (*client)->Logout(logout_registry);
       if (!s.ok()) return Fail(s);
       std::printf("Removing login credentials for %s\n",
-                  logout_registry.empty() ? "docker.io" : logout_registry.c_str());
+                  logout_registry.empty() ? "docker.io" : TerminalSafe(logout_registry).c_str());
       return 0;
     }
     auto text = (*client)->DescribeConfig(config_ref);
     if (!text.ok()) return Fail(text.status());
-    std::printf("%s", text->c_str());
+    std::printf("%s", TerminalSafeLines(*text).c_str());
     return 0;
   }
   if (*unpack || *mount || *umount) {
@@ -362,7 +385,7 @@ int main(int argc, char** argv) {
   try {
     return Run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hoist: internal error: %s\n", e.what());
+    std::fprintf(stderr, "hoist: internal error: %s\n", TerminalSafe(e.what()).c_str());
     return kExitFailure;
   }
 }
