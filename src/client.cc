@@ -151,8 +151,8 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
                                 const std::function<void(const std::string&)>& notice) {
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
-  ASSIGN_OR_RETURN(auto layer, unpack::LayerUnpacker::Open(store->layout(), FileSystem::Default(),
-                                                           diff_id, d.media_type, limits));
+  ASSIGN_OR_RETURN(auto layer,
+                   unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type, limits));
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
   if (writer->already_committed()) {
     if (layer->already_exists()) {
@@ -308,8 +308,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   for (size_t i = 0; i < layers.size(); ++i) {
     std::optional<Digest> diff_id;
     if (!diff_ids.empty()) diff_id = diff_ids[i];
-    if (store->Has(layers[i].digest) &&
-        (!diff_id || unpack::LayerExists(store->layout(), *diff_id))) {
+    if (store->Has(layers[i].digest) && (!diff_id || unpack::LayerExists(*store, *diff_id))) {
       progress.Report(layers[i], ProgressState::kAlreadyExists);
     } else if (seen.insert(layers[i].digest).second) {
       progress.Report(layers[i], ProgressState::kWaiting);
