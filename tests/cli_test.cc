@@ -1,14 +1,15 @@
 // The hoist command line against the real registry: output, exit codes, error lines,
 // concurrent processes sharing a store, and skopeo as an independent client on both sides.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "content/store.h"
 #include "support/image_builder.h"
@@ -37,8 +38,8 @@ int CountLines(const std::string& text, const std::string& needle) {
 }
 
 BuiltImage TwoLayers(Format f, const std::string& word) {
-  return testing::BuildImage(f, {{{"etc/", "", '5'}, {"etc/word", word}},
-                                 {{"data", std::string(200000, word[0])}}});
+  return testing::BuildImage(
+      f, {{{"etc/", "", '5'}, {"etc/word", word}}, {{"data", std::string(200000, word[0])}}});
 }
 
 class CliTest : public ::testing::Test {
@@ -136,6 +137,40 @@ TEST_F(CliTest, FailureIsOneStderrLineAndNonZeroExit) {
   EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
 }
 
+// `--store /tmp/x` that another local user created first (and could fill) is refused, as is a
+// store that others can write; the error names the path and what to do.
+TEST_F(CliTest, StoreOtherUsersControlIsRefused) {
+  if (geteuid() != 0 || !testing::FindExecutable("setpriv")) {
+    GTEST_SKIP() << "needs root and setpriv to act as another user";
+  }
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", TwoLayers(Format::kOci, "x")).ok());
+  ASSERT_EQ(::chmod(dir_->path().c_str(), 01777), 0);  // like /tmp
+  auto planted = testing::RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "--", "mkdir", "-p", store_ + "/layers"},
+                                     60);
+  ASSERT_TRUE(planted.ok()) << planted.status().message();
+  CliRun r = Hoist({"--store", store_, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(CountLines(r.err, ""), 1) << r.err;
+  EXPECT_NE(r.err.find(store_ + ": owned by uid 65534"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(store_ + "/blobs"));
+
+  const std::string own = dir_->path() + "/own";
+  ASSERT_EQ(::mkdir(own.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(own.c_str(), 0777), 0);
+  r = Hoist({"--store", own, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(own + ": writable by group or others (mode 0777)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("chmod go-w"), std::string::npos) << r.err;
+  ASSERT_EQ(::chmod(own.c_str(), 0755), 0);  // ours, merely readable: tightened and used
+  r = Hoist({"--store", own, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  struct stat st;
+  ASSERT_EQ(::stat(own.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
 TEST_F(CliTest, ConcurrentProcessesLeaveAnIntactStore) {
   // Two images sharing their first layer, pulled by several processes at once.
   auto base = std::vector<testing::TarEntry>{{"shared", std::string(300000, 's')}};
@@ -188,10 +223,10 @@ TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
   for (const std::string format : {"oci", "v2s2"}) {
     SCOPED_TRACE(format);
     std::string ref = Ref("skopeo/" + format + ":v1");
-    auto copy = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
-                                     "--format", format, "--dest-tls-verify=false",
-                                     "oci:" + layout + ":v1", "docker://" + ref},
-                                    60);
+    auto copy = testing::RunCommand(
+        {"skopeo", "--policy", dir_->path() + "/policy.json", "copy", "--format", format,
+         "--dest-tls-verify=false", "oci:" + layout + ":v1", "docker://" + ref},
+        60);
     ASSERT_TRUE(copy.ok()) << copy.status().message();
     auto remote = testing::RunCommand(
         {"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, 60);
@@ -220,10 +255,10 @@ TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
     ASSERT_TRUE(config.ok()) << config.status().message();
     EXPECT_EQ(testing::Sha256Digest(*config), remote_json["config"]["digest"]);
     // A full copy out of the store reads and checks every blob.
-    auto out = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
-                                    "oci:" + store_ + ":" + ref,
-                                    "dir:" + dir_->path() + "/copy-" + format},
-                                   60);
+    auto out = testing::RunCommand(
+        {"skopeo", "--policy", dir_->path() + "/policy.json", "copy", "oci:" + store_ + ":" + ref,
+         "dir:" + dir_->path() + "/copy-" + format},
+        60);
     EXPECT_TRUE(out.ok()) << out.status().message();
     if (testing::FindExecutable("umoci")) {
       auto stat = testing::RunCommand({"umoci", "stat", "--image", store_ + ":" + ref}, 60);
