@@ -1,6 +1,5 @@
 // The hoist command line against the real registry: output, exit codes, error lines,
 // concurrent processes sharing a store, and skopeo as an independent client on both sides.
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,8 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <regex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "content/store.h"
 #include "support/image_builder.h"
@@ -38,8 +39,8 @@ int CountLines(const std::string& text, const std::string& needle) {
 }
 
 BuiltImage TwoLayers(Format f, const std::string& word) {
-  return testing::BuildImage(
-      f, {{{"etc/", "", '5'}, {"etc/word", word}}, {{"data", std::string(200000, word[0])}}});
+  return testing::BuildImage(f, {{{"etc/", "", '5'}, {"etc/word", word}},
+                                 {{"data", std::string(200000, word[0])}}});
 }
 
 class CliTest : public ::testing::Test {
@@ -223,10 +224,10 @@ TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
   for (const std::string format : {"oci", "v2s2"}) {
     SCOPED_TRACE(format);
     std::string ref = Ref("skopeo/" + format + ":v1");
-    auto copy = testing::RunCommand(
-        {"skopeo", "--policy", dir_->path() + "/policy.json", "copy", "--format", format,
-         "--dest-tls-verify=false", "oci:" + layout + ":v1", "docker://" + ref},
-        60);
+    auto copy = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
+                                     "--format", format, "--dest-tls-verify=false",
+                                     "oci:" + layout + ":v1", "docker://" + ref},
+                                    60);
     ASSERT_TRUE(copy.ok()) << copy.status().message();
     auto remote = testing::RunCommand(
         {"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, 60);
@@ -255,10 +256,10 @@ TEST_F(CliTest, SkopeoPushesHoistPullsSkopeoReadsTheStore) {
     ASSERT_TRUE(config.ok()) << config.status().message();
     EXPECT_EQ(testing::Sha256Digest(*config), remote_json["config"]["digest"]);
     // A full copy out of the store reads and checks every blob.
-    auto out = testing::RunCommand(
-        {"skopeo", "--policy", dir_->path() + "/policy.json", "copy", "oci:" + store_ + ":" + ref,
-         "dir:" + dir_->path() + "/copy-" + format},
-        60);
+    auto out = testing::RunCommand({"skopeo", "--policy", dir_->path() + "/policy.json", "copy",
+                                    "oci:" + store_ + ":" + ref,
+                                    "dir:" + dir_->path() + "/copy-" + format},
+                                   60);
     EXPECT_TRUE(out.ok()) << out.status().message();
     if (testing::FindExecutable("umoci")) {
       auto stat = testing::RunCommand({"umoci", "stat", "--image", store_ + ":" + ref}, 60);
