@@ -434,7 +434,7 @@ Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
   impl->tls.cert_dir = options.cert_dir;
   impl->tls.certs_dirs = options.certs_dirs;
   auto store = content::Store::Open(options.store_dir);
-  if (!store.ok()) return store.status().WithContext("store " + options.store_dir);
+  if (!store.ok()) return store.status();  // it names the store
   impl->store = std::move(store).value();
   impl->options = std::move(options);
   return std::unique_ptr<Client>(new Client(std::move(impl)));

@@ -23,8 +23,17 @@ std::string Named(std::string_view call, const std::string& name) {
   return std::string(call) + " " + name;
 }
 
+// The error of the system call that just failed, with errno left as that call set it (FileSystem's
+// contract: callers may branch on errno).
+Status SysError(std::string_view what) {
+  const int err = errno;
+  Status s = ErrnoError(err, what);
+  errno = err;
+  return s;
+}
+
 Status Check(int r, std::string_view call, const std::string& name) {
-  if (r != 0) return ErrnoError(errno, Named(call, name));
+  if (r != 0) return SysError(Named(call, name));
   return OkStatus();
 }
 
@@ -35,7 +44,7 @@ class RealFileSystem : public FileSystem {
     do {
       fd = ::openat(dir_fd, name.c_str(), flags | O_CLOEXEC, mode);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return ErrnoError(errno, Named("open", name));
+    if (fd < 0) return SysError(Named("open", name));
     return UniqueFd(fd);
   }
   Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) override {
@@ -87,7 +96,7 @@ class RealFileSystem : public FileSystem {
       ssize_t w = ::pwrite(fd, p, n, offset);
       if (w < 0) {
         if (errno == EINTR) continue;
-        return ErrnoError(errno, "write");
+        return SysError("write");
       }
       p += w;
       n -= static_cast<size_t>(w);
@@ -96,39 +105,39 @@ class RealFileSystem : public FileSystem {
     return OkStatus();
   }
   Status Ftruncate(int fd, off_t length) override {
-    if (::ftruncate(fd, length) != 0) return ErrnoError(errno, "truncate");
+    if (::ftruncate(fd, length) != 0) return SysError("truncate");
     return OkStatus();
   }
   Status Fsync(int fd) override {
-    if (::fsync(fd) != 0) return ErrnoError(errno, "fsync");
+    if (::fsync(fd) != 0) return SysError("fsync");
     return OkStatus();
   }
   Status Syncfs(int fd) override {
-    if (::syncfs(fd) != 0) return ErrnoError(errno, "syncfs");
+    if (::syncfs(fd) != 0) return SysError("syncfs");
     return OkStatus();
   }
   Status Fchown(int fd, uid_t uid, gid_t gid) override {
-    if (::fchown(fd, uid, gid) != 0) return ErrnoError(errno, "chown");
+    if (::fchown(fd, uid, gid) != 0) return SysError("chown");
     return OkStatus();
   }
   Status Fchmod(int fd, mode_t mode) override {
-    if (::fchmod(fd, mode) != 0) return ErrnoError(errno, "chmod");
+    if (::fchmod(fd, mode) != 0) return SysError("chmod");
     return OkStatus();
   }
   Status Futimens(int fd, const struct timespec times[2]) override {
-    if (::futimens(fd, times) != 0) return ErrnoError(errno, "set times");
+    if (::futimens(fd, times) != 0) return SysError("set times");
     return OkStatus();
   }
   Status Fsetxattr(int fd, const std::string& name, const void* value, size_t n,
                    int flags) override {
     if (::fsetxattr(fd, name.c_str(), value, n, flags) != 0) {
-      return ErrnoError(errno, Named("set xattr", name));
+      return SysError(Named("set xattr", name));
     }
     return OkStatus();
   }
   Status Fremovexattr(int fd, const std::string& name) override {
     if (::fremovexattr(fd, name.c_str()) != 0) {
-      return ErrnoError(errno, Named("remove xattr", name));
+      return SysError(Named("remove xattr", name));
     }
     return OkStatus();
   }
@@ -294,7 +303,7 @@ Status WriteAll(int fd, const void* data, size_t n) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(errno, "write");
+      return SysError("write");
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -421,13 +430,21 @@ Status FaultInjectingFileSystem::Check(Op op, std::string_view what) {
   std::lock_guard<std::mutex> l(mu_);
   int n = ++calls_[op];
   ++total_;
+  int err = 0;
+  std::string message;
   if (crash_at_ >= 0 && total_ > crash_at_) {
-    return ErrnoError(EIO, "injected crash before " + std::string(what));
+    err = EIO;
+    message = "injected crash before " + std::string(what);
+  } else if (auto it = faults_.find(op); it != faults_.end()) {
+    if (auto f = it->second.find(n); f != it->second.end()) {
+      err = f->second;
+      message = "injected fault: " + std::string(what);
+    }
   }
-  auto it = faults_.find(op);
-  if (it != faults_.end()) {
-    auto f = it->second.find(n);
-    if (f != it->second.end()) return ErrnoError(f->second, "injected fault: " + std::string(what));
+  if (err != 0) {
+    Status s = ErrnoError(err, message);
+    errno = err;  // as the real call would leave it
+    return s;
   }
   return OkStatus();
 }

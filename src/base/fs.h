@@ -8,7 +8,9 @@
 // Only the write side goes through FileSystem (plus OpenAt, which may also create); reading
 // (stat, read, readlink, listing a directory) uses plain system calls. Every descriptor is opened
 // with O_CLOEXEC and owned by a UniqueFd. Errors are ErrnoError (ENOSPC → ResourceExhausted)
-// naming the call and the name it was given; callers add the context that says where.
+// naming the call and the name it was given; callers add the context that says where. A failed
+// call also leaves errno set to its cause (an injected fault too), for callers that branch on
+// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart.
 #pragma once
 
 #include <sys/stat.h>

@@ -229,7 +229,9 @@ TEST(FaultInjectingFileSystem, CoversEveryCall) {
   for (size_t i = 0; i < cases.size(); ++i) {
     FaultInjectingFileSystem fs;
     fs.FailNth(cases[i].op, 1, EIO);
+    errno = 0;
     Status s = cases[i].call(fs);
+    EXPECT_EQ(errno, EIO) << "case " << i;
     EXPECT_FALSE(s.ok()) << "case " << i;
     EXPECT_NE(s.message().find("injected"), std::string::npos) << "case " << i << ": " << s.ToString();
     EXPECT_EQ(fs.calls(cases[i].op), 1) << "case " << i;
@@ -252,6 +254,9 @@ TEST(MakeDirAt, CreatesOpensAndRefusesSymlinks) {
   ASSERT_EQ(::fstat(made->get(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   EXPECT_TRUE(MakeDirAt(FileSystem::Default(), d.get(), "a", 0700).ok());  // exists: fine
+  errno = 0;
+  EXPECT_EQ(FileSystem::Default()->MkdirAt(d.get(), "a", 0700).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(errno, EEXIST);  // the seam leaves errno as the call set it
   ASSERT_EQ(::symlink(dir.path().c_str(), (dir.path() + "/link").c_str()), 0);
   EXPECT_EQ(MakeDirAt(FileSystem::Default(), d.get(), "link", 0700).status().code(),
             StatusCode::kFailedPrecondition);
