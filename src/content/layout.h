@@ -23,6 +23,9 @@
 // Temporary files: index.json.tmp and oci-layout.tmp, written only under locks/index.lock and
 // renamed over their target.
 //
+// Modes: STORE/ and every directory hoist makes in it are 0700, its files 0600 (blobs and
+// layer.json 0444); who may use the store, and what is refused, is in store.h.
+//
 // Digests come from Digest::Parse (algorithm sha256/sha512, lowercase hex of fixed length),
 // so they are always safe single path components. The store is an OCI image layout: skopeo
 // (oci:STORE:REF) and umoci read it as is.
