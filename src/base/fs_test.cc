@@ -233,7 +233,8 @@ TEST(FaultInjectingFileSystem, CoversEveryCall) {
     Status s = cases[i].call(fs);
     EXPECT_EQ(errno, EIO) << "case " << i;
     EXPECT_FALSE(s.ok()) << "case " << i;
-    EXPECT_NE(s.message().find("injected"), std::string::npos) << "case " << i << ": " << s.ToString();
+    EXPECT_NE(s.message().find("injected"), std::string::npos)
+        << "case " << i << ": " << s.ToString();
     EXPECT_EQ(fs.calls(cases[i].op), 1) << "case " << i;
     struct stat after;
     ASSERT_EQ(::fstat(fd, &after), 0);
