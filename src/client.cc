@@ -155,8 +155,8 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
   limits.image_budget = budget;
-  ASSIGN_OR_RETURN(auto layer, unpack::LayerUnpacker::Open(store->layout(), FileSystem::Default(),
-                                                           diff_id, d.media_type, limits));
+  ASSIGN_OR_RETURN(auto layer,
+                   unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type, limits));
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
   if (writer->already_committed()) {
     if (layer->already_exists()) {
@@ -312,8 +312,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   for (size_t i = 0; i < layers.size(); ++i) {
     std::optional<Digest> diff_id;
     if (!diff_ids.empty()) diff_id = diff_ids[i];
-    if (store->Has(layers[i].digest) &&
-        (!diff_id || unpack::LayerExists(store->layout(), *diff_id))) {
+    if (store->Has(layers[i].digest) && (!diff_id || unpack::LayerExists(*store, *diff_id))) {
       progress.Report(layers[i], ProgressState::kAlreadyExists);
     } else if (seen.insert(layers[i].digest).second) {
       progress.Report(layers[i], ProgressState::kWaiting);
@@ -440,7 +439,7 @@ Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
   impl->tls.cert_dir = options.cert_dir;
   impl->tls.certs_dirs = options.certs_dirs;
   auto store = content::Store::Open(options.store_dir);
-  if (!store.ok()) return store.status().WithContext("store " + options.store_dir);
+  if (!store.ok()) return store.status();  // it names the store
   impl->store = std::move(store).value();
   impl->options = std::move(options);
   return std::unique_ptr<Client>(new Client(std::move(impl)));

@@ -55,7 +55,9 @@ Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
 
 namespace {
 
-// A fresh staging directory beside `dest` ("DIR/.NAME.hoist-XXXXXX").
+// A fresh private (0700) directory beside `dest` ("DIR/.NAME.hoist-XXXXXX"): the tree is built
+// inside it, so nobody else can reach the image's files (setuid binaries, devices, world-
+// writable directories) before it is complete and renamed to `dest`.
 Result<std::string> MakeStagingBeside(const std::string& dest) {
   std::filesystem::path p(dest);
   std::string name = p.filename().string();
@@ -67,7 +69,6 @@ Result<std::string> MakeStagingBeside(const std::string& dest) {
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) return ErrnoError(errno, "create staging beside " + dest);
-  ::chmod(buf.data(), 0755);
   return std::string(buf.data());
 }
 
@@ -113,8 +114,11 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   RETURN_IF_ERROR(CheckDestination(dest).WithContext(context));
   auto staging = MakeStagingBeside(dest);
   if (!staging.ok()) return staging.status().WithContext(context);
+  // Built as STAGING/out (the image sets its root's mode), then renamed to dest.
+  const std::string out = *staging + "/out";
   auto build = [&]() -> Status {
-    std::string rootfs = options.bundle ? *staging + "/rootfs" : *staging;
+    if (::mkdir(out.c_str(), 0755) != 0) return ErrnoError(errno, "mkdir " + out);
+    std::string rootfs = options.bundle ? out + "/rootfs" : out;
     if (options.bundle && ::mkdir(rootfs.c_str(), 0755) != 0) {
       return ErrnoError(errno, "mkdir " + rootfs);
     }
@@ -123,12 +127,11 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
     RETURN_IF_ERROR(impl_->ApplyLayers(*image, root.get()));
     if (options.bundle) {
       ASSIGN_OR_RETURN(std::string config, unpack::RuntimeConfig(image->config_json, root.get()));
-      RETURN_IF_ERROR(WriteFileAtomically(FileSystem::Default(), *staging + "/config.json",
-                                          *staging + "/config.json.tmp", config, 0644));
+      RETURN_IF_ERROR(WriteFileAtomically(FileSystem::Default(), out + "/config.json",
+                                          out + "/config.json.tmp", config, 0644));
     }
-    if (::rename(staging->c_str(), dest.c_str()) != 0) {
-      return ErrnoError(errno, "rename into " + dest);
-    }
+    if (::rename(out.c_str(), dest.c_str()) != 0) return ErrnoError(errno, "rename into " + dest);
+    (void)::rmdir(staging->c_str());  // empty now; a leftover would be harmless (0700)
     return OkStatus();
   };
   Status s = build();
@@ -140,10 +143,39 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   return OkStatus();
 }
 
+namespace {
+
+// The record of a mount hoist made (mounts/<id>/mount.json).
+std::string MountRecordJson(const std::string& target, const unpack::MountIdentity& id) {
+  return nlohmann::json{{"target", target}, {"mountId", id.mount_id}, {"device", id.device}}
+             .dump() +
+         "\n";
+}
+
+// The mount hoist recorded for this mount dir; NotFound if none.
+Result<unpack::MountIdentity> ReadMountRecord(int mount_dir_fd, const std::string& path) {
+  int raw = ::openat(mount_dir_fd, "mount.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) return ErrnoError(errno, "open " + path);
+  UniqueFd fd(raw);
+  char buf[4096];
+  ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+  if (n < 0) return ErrnoError(errno, "read " + path);
+  auto j = nlohmann::json::parse(std::string(buf, static_cast<size_t>(n)), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("mountId") || !j.contains("device") ||
+      !j["mountId"].is_number_unsigned() || !j["device"].is_number_unsigned()) {
+    return DataLossError(path + ": not a mount record");
+  }
+  return unpack::MountIdentity{j["mountId"].get<uint64_t>(), j["device"].get<uint64_t>()};
+}
+
+}  // namespace
+
 Status Client::Mount(std::string_view text, const std::string& target,
                      const MountOptions& options) {
   const std::string context = "mount " + std::string(text);
   if (geteuid() != 0) return FailedPreconditionError(context + ": mounting an overlay needs root");
+  auto target_fd = unpack::OpenMountTarget(target);
+  if (!target_fd.ok()) return target_fd.status().WithContext(context);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
   auto image = impl_->Find(*ref);
@@ -153,55 +185,125 @@ Status Client::Mount(std::string_view text, const std::string& target,
   }
   auto cfg = manifest::ParseConfig(image->config_json);
   if (!cfg.ok()) return cfg.status().WithContext(context);
-  const content::Layout& layout = impl_->store->layout();
+  const content::Store& store = *impl_->store;
+  const content::Layout& layout = store.layout();
+  FileSystem* fs = store.fs();
   std::vector<std::string> lowerdirs;  // topmost first
   for (auto it = cfg->diff_ids.rbegin(); it != cfg->diff_ids.rend(); ++it) {
-    auto info = ReadFileToString(layout.LayerInfoFile(*it), 1 << 20);
-    if (!info.ok()) {
-      return FailedPreconditionError(context + ": layer " + it->String() +
-                                     " is not extracted (pull the image again)");
+    // Only a directory hoist committed (its record checks out) is served.
+    auto record = unpack::ReadLayerRecord(store, *it);
+    if (!record.ok()) {
+      return FailedPreconditionError(
+          context + ": layer " + it->String() +
+          " is not extracted (pull the image again): " + record.status().message());
     }
-    auto j = ParseJson(*info, layout.LayerInfoFile(*it));
-    if (!j.ok() || !j->is_object() || j->value("whiteouts", "") != "overlay") {
+    if (record->whiteouts != unpack::WhiteoutMode::kOverlay) {
       return FailedPreconditionError(context + ": layer " + it->String() +
                                      " was extracted without root (OCI whiteout files); pull it "
                                      "again as root to mount it");
     }
-    if (j->contains("lowerHardlinks")) {
+    if (record->lower_hardlinks) {
       return FailedPreconditionError(context + ": layer " + it->String() +
                                      " hardlinks files of lower layers, which separate overlay "
                                      "layers cannot share; use hoist unpack");
     }
     lowerdirs.push_back(Absolute(layout.LayerRootfs(*it)));
   }
+  if (lowerdirs.empty()) return InvalidArgumentError(context + ": the image has no layers");
   if (lowerdirs.size() < 2) {
     // overlayfs wants two lower layers when there is no upper one.
-    RETURN_IF_ERROR(
-        MakeDirs(FileSystem::Default(), layout.EmptyLayerDir(), 0755).WithContext(context));
+    RETURN_IF_ERROR(store.OpenDir(layout.EmptyLayerDir(), true).status().WithContext(context));
     lowerdirs.push_back(Absolute(layout.EmptyLayerDir()));
   }
-  std::string upper, work;
-  if (options.writable) {
-    auto id = MountId(target);
-    if (!id.ok()) return id.status().WithContext(context);
-    std::string dir = Absolute(layout.MountDir(*id));
-    upper = dir + "/upper";
-    work = dir + "/work";
-    for (const auto& d : {upper, work}) {
-      RETURN_IF_ERROR(MakeDirs(FileSystem::Default(), d, 0755).WithContext(context));
+  auto id = MountId(target);
+  if (!id.ok()) return id.status().WithContext(context);
+  auto mounts = store.OpenDir(layout.MountsDir(), true);
+  if (!mounts.ok()) return mounts.status().WithContext(context);
+  const std::string dir_path = layout.MountDir(*id);
+  {
+    auto dir = store.OpenDir(dir_path, false);
+    if (dir.ok()) {
+      auto recorded = ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
+      auto now = unpack::IdentifyMount(target_fd->get());
+      if (recorded.ok() && now.ok() && *recorded == *now) {
+        return AlreadyExistsError(context + ": hoist has mounted " + target +
+                                  " already; hoist umount it first");
+      }
     }
+    // A directory without a live mount is what a failed or vanished mount left: ours to clear.
+    RETURN_IF_ERROR(RemoveAllAt(fs, mounts->get(), *id).WithContext(context));
   }
-  return unpack::MountOverlay(lowerdirs, upper, work, target).WithContext(context);
+  auto dir = store.OpenDir(dir_path, true);  // 0700: a private parent for upper and work
+  if (!dir.ok()) return dir.status().WithContext(context);
+  Status s = [&]() -> Status {
+    std::string upper, work;
+    if (options.writable) {
+      // The mount's root takes upper's owner and mode: give it the top layer's.
+      struct stat top;
+      if (::stat(lowerdirs.front().c_str(), &top) != 0) {
+        return ErrnoError(errno, "stat " + lowerdirs.front());
+      }
+      ASSIGN_OR_RETURN(UniqueFd upper_fd, MakeDirAt(fs, dir->get(), "upper", 0700));
+      RETURN_IF_ERROR(fs->Fchown(upper_fd.get(), top.st_uid, top.st_gid));
+      RETURN_IF_ERROR(fs->Fchmod(upper_fd.get(), top.st_mode & 07777));
+      RETURN_IF_ERROR(MakeDirAt(fs, dir->get(), "work", 0700).status());
+      upper = Absolute(dir_path + "/upper");
+      work = Absolute(dir_path + "/work");
+    }
+    RETURN_IF_ERROR(unpack::MountOverlay(lowerdirs, upper, work, target_fd->get(), target));
+    // Record the mount, so that umount undoes this one and nothing else.
+    Status recorded = [&]() -> Status {
+      ASSIGN_OR_RETURN(UniqueFd mounted, unpack::OpenMountTarget(target));
+      ASSIGN_OR_RETURN(unpack::MountIdentity identity, unpack::IdentifyMount(mounted.get()));
+      return WriteFileAtomicallyAt(fs, dir->get(), "mount.json", "mount.json.tmp",
+                                   MountRecordJson(Absolute(target), identity), 0600);
+    }();
+    if (!recorded.ok()) (void)unpack::Unmount(target);
+    return recorded;
+  }();
+  if (!s.ok()) {
+    (void)RemoveAllAt(fs, mounts->get(), *id);
+    return s.WithContext(context);
+  }
+  return OkStatus();
 }
 
 Status Client::Unmount(const std::string& target) {
   const std::string context = "umount " + target;
+  const content::Store& store = *impl_->store;
+  const content::Layout& layout = store.layout();
+  auto target_fd = unpack::OpenMountTarget(target);
+  if (!target_fd.ok()) return target_fd.status().WithContext(context);
   auto id = MountId(target);
   if (!id.ok()) return id.status().WithContext(context);
+  const std::string not_ours =
+      ": hoist did not mount anything here (hoist umount only undoes hoist mount)";
+  auto dir = store.OpenDir(layout.MountDir(*id), false);
+  if (!dir.ok()) {
+    if (dir.status().code() == StatusCode::kNotFound) {
+      return FailedPreconditionError(context + not_ours);
+    }
+    return dir.status().WithContext(context);
+  }
+  auto recorded = ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
+  if (!recorded.ok()) {
+    if (recorded.status().code() == StatusCode::kNotFound) {
+      return FailedPreconditionError(context + not_ours);
+    }
+    return recorded.status().WithContext(context);
+  }
+  auto now = unpack::IdentifyMount(target_fd->get());
+  if (!now.ok()) return now.status().WithContext(context);
+  if (!(*now == *recorded)) {
+    return FailedPreconditionError(context +
+                                   ": what is mounted there now is not the mount hoist made "
+                                   "(unmounted or mounted over since); leaving it alone");
+  }
+  target_fd->reset();  // an open fd keeps the mount busy
   RETURN_IF_ERROR(unpack::Unmount(target).WithContext(context));
-  std::error_code ec;
-  std::filesystem::remove_all(impl_->store->layout().MountDir(*id), ec);
-  return OkStatus();
+  auto mounts = store.OpenDir(layout.MountsDir(), false);
+  if (!mounts.ok()) return mounts.status().WithContext(context);
+  return RemoveAllAt(store.fs(), mounts->get(), *id).WithContext(context);
 }
 
 }  // namespace hoist

@@ -1,6 +1,8 @@
 // The hoist command line against the real registry: output, exit codes, error lines,
 // concurrent processes sharing a store, and skopeo as an independent client on both sides.
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -136,6 +138,40 @@ TEST_F(CliTest, FailureIsOneStderrLineAndNonZeroExit) {
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(missing.err.rfind("hoist: pull " + Ref("nosuch:1") + ": ", 0), 0u) << missing.err;
   EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
+}
+
+// `--store /tmp/x` that another local user created first (and could fill) is refused, as is a
+// store that others can write; the error names the path and what to do.
+TEST_F(CliTest, StoreOtherUsersControlIsRefused) {
+  if (geteuid() != 0 || !testing::FindExecutable("setpriv")) {
+    GTEST_SKIP() << "needs root and setpriv to act as another user";
+  }
+  ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", TwoLayers(Format::kOci, "x")).ok());
+  ASSERT_EQ(::chmod(dir_->path().c_str(), 01777), 0);  // like /tmp
+  auto planted = testing::RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "--", "mkdir", "-p", store_ + "/layers"},
+                                     60);
+  ASSERT_TRUE(planted.ok()) << planted.status().message();
+  CliRun r = Hoist({"--store", store_, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(CountLines(r.err, ""), 1) << r.err;
+  EXPECT_NE(r.err.find(store_ + ": owned by uid 65534"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(store_ + "/blobs"));
+
+  const std::string own = dir_->path() + "/own";
+  ASSERT_EQ(::mkdir(own.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(own.c_str(), 0777), 0);
+  r = Hoist({"--store", own, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(own + ": writable by group or others (mode 0777)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("chmod go-w"), std::string::npos) << r.err;
+  ASSERT_EQ(::chmod(own.c_str(), 0755), 0);  // ours, merely readable: tightened and used
+  r = Hoist({"--store", own, "pull", Ref("app:1")}, dir_->path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  struct stat st;
+  ASSERT_EQ(::stat(own.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
 }
 
 TEST_F(CliTest, ConcurrentProcessesLeaveAnIntactStore) {

@@ -4,16 +4,19 @@
 // the store and the destination untouched, and leave no trace of the failed layer behind.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "hoist/client.h"
 #include "support/fixture_images.h"
@@ -360,9 +363,13 @@ TEST_P(PullLayersTest, RootRedoesLayersLeftInOciFormat) {
   const std::string info = LayerDir(store_, img.diff_ids[1]) + "/layer.json";
   std::string text = ReadFile(info);
   ASSERT_NE(text.find("\"whiteouts\":\"overlay\""), std::string::npos) << text;
+  // The record as a pull without root writes it: otherwise complete, in OCI format.
+  const std::string overlay = "\"whiteouts\":\"overlay\"";
+  text.replace(text.find(overlay), overlay.size(), "\"whiteouts\":\"oci\"");
+  ASSERT_FALSE(nlohmann::json::parse(text, nullptr, false).is_discarded()) << text;
   ::chmod(info.c_str(), 0644);
-  std::ofstream(info, std::ios::trunc)
-      << R"({"diffID":")" + img.diff_ids[1] + R"(","size":1,"whiteouts":"oci"})" << "\n";
+  std::ofstream(info, std::ios::trunc) << text;
+  ::chmod(info.c_str(), 0444);
 
   std::vector<ProgressEvent> events;
   std::mutex mu;
@@ -530,6 +537,141 @@ TEST_F(UnpackTest, MountShowsTheUnpackedTreeReadOnlyOrScratchWritable) {
   // The layers themselves were not touched by the writes.
   EXPECT_EQ(ReadFile(LayerDir(SharedStore(), oci_->diff_ids[2]) + "/rootfs/etc/os-release"),
             "NAME=hoist-test\nVERSION=3\n");
+}
+
+// --- Other local users: the store and the trees being built are root's alone ---------------
+
+// Runs argv as uid/gid 65534 (no groups) through setpriv; the command's result.
+Result<std::string> AsNobody(std::vector<std::string> argv) {
+  argv.insert(argv.begin(), {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"});
+  return testing::RunCommand(std::move(argv), 60);
+}
+
+// The path of `rel` inside the layer directory (of the shared store) that holds it.
+std::string FindInLayers(const std::string& store, const std::string& rel) {
+  for (const std::string& id : List(store + "/layers/sha256")) {
+    const std::string path = store + "/layers/sha256/" + id + "/rootfs/" + rel;
+    if (Exists(path)) return path;
+  }
+  return "";
+}
+
+TEST_F(UnpackTest, OtherUsersCannotUseTheStoresLayers) {
+  if (!IsRoot() || !testing::FindExecutable("setpriv")) GTEST_SKIP() << "needs root and setpriv";
+  // Everything above the store is open to all, so the store's own modes are what protect it.
+  ASSERT_EQ(::chmod(fs::path(SharedStore()).parent_path().c_str(), 0755), 0);
+  const std::string su = FindInLayers(SharedStore(), "usr/bin/su");
+  ASSERT_FALSE(su.empty());
+  struct stat st;
+  ASSERT_EQ(::stat(su.c_str(), &st), 0);
+  ASSERT_EQ(st.st_mode & 07777, 04755u);  // the image's setuid binary, as the image has it
+  auto run = AsNobody({su});
+  ASSERT_FALSE(run.ok()) << "a setuid binary of a layer ran for another user";
+  EXPECT_NE(run.status().message().find("Permission denied"), std::string::npos)
+      << run.status().message();
+  for (const std::string& path : {SharedStore() + "/index.json", SharedStore() + "/blobs/sha256",
+                                  SharedStore() + "/layers"}) {
+    auto read = AsNobody({"ls", path});
+    EXPECT_FALSE(read.ok()) << path << " readable by another user";
+  }
+}
+
+// While `unpack` builds DEST, the tree (with the image's setuid files) sits in a 0700 parent.
+TEST_F(UnpackTest, UnpackBuildsUnderAPrivateParent) {
+  if (!IsRoot() || !testing::FindExecutable("setpriv")) GTEST_SKIP() << "needs root and setpriv";
+  BuiltImage img = testing::BuildImage(
+      Format::kOci, {{{"bin/", "", '5'}, {"bin/tool", "setuid\n", '0', "", 04755}},
+                     {{"etc/", "", '5'}, {"etc/motd", "hi\n"}}});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "private/app", "1", img).ok());
+  auto client = NewClient();
+  ASSERT_TRUE(client->Pull(Ref("private/app:1")).ok());
+  ASSERT_EQ(::chmod(Tmp().c_str(), 0755), 0);
+  // The second layer's blob becomes a FIFO: unpack waits there, half-way through the build.
+  const std::string blob = store_ + "/blobs/sha256/" + Hex(img.layers[1].digest);
+  ASSERT_EQ(::unlink(blob.c_str()), 0);
+  ASSERT_EQ(::mkfifo(blob.c_str(), 0600), 0);
+  const std::string dest = Tmp() + "/dest";
+  Status unpacked;
+  std::thread t([&] { unpacked = client->Unpack(Ref("private/app:1"), dest); });
+  std::string staging;
+  for (int i = 0; i < 200 && staging.empty(); ++i) {  // at most 10 s
+    for (const std::string& e : List(Tmp())) {
+      if (e.rfind(".dest.hoist-", 0) == 0 && Exists(Tmp() + "/" + e + "/out/bin/tool")) {
+        staging = Tmp() + "/" + e;
+      }
+    }
+    if (staging.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(staging.empty()) << "no build in progress seen";
+  if (!staging.empty()) {
+    struct stat st;
+    ASSERT_EQ(::stat(staging.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    EXPECT_FALSE(AsNobody({staging + "/out/bin/tool"}).ok()) << "reachable while being built";
+  }
+  {
+    std::ofstream fifo(blob, std::ios::binary);  // lets unpack go on
+    fifo << img.layers[1].data;
+  }
+  t.join();
+  ASSERT_TRUE(unpacked.ok()) << unpacked.message();
+  struct stat st;
+  ASSERT_EQ(::stat((dest + "/bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);  // DEST keeps the image's modes
+  EXPECT_EQ(ReadFile(dest + "/etc/motd"), "hi\n");
+  EXPECT_TRUE(staging.empty() || !Exists(staging));
+}
+
+bool Mounted(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" " + path + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(UnpackTest, MountRefusesASymlinkTarget) {
+  if (!IsRoot()) GTEST_SKIP() << "mount needs root";
+  auto client = SharedClient();
+  const std::string dir = Tmp() + "/mnt", link = Tmp() + "/link";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(dir.c_str(), link.c_str()), 0);
+  Status s = client->Mount(OciRef(), link);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_NE(s.message().find(link + " is a symlink"), std::string::npos) << s.message();
+  EXPECT_FALSE(Mounted(dir));
+  s = client->Unmount(link);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+}
+
+TEST_F(UnpackTest, UmountUndoesOnlyMountsHoistMade) {
+  if (!IsRoot()) GTEST_SKIP() << "mount needs root";
+  auto client = SharedClient();
+  // A mount hoist did not make.
+  const std::string other = Tmp() + "/other";
+  ASSERT_EQ(::mkdir(other.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("tmpfs", other.c_str(), "tmpfs", 0, "size=1m"), 0);
+  Status s = client->Unmount(other);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_NE(s.message().find("hoist did not mount"), std::string::npos) << s.message();
+  EXPECT_TRUE(Mounted(other));
+  EXPECT_EQ(::umount2(other.c_str(), 0), 0);
+
+  // hoist's mount, then another mounted over it: umount leaves the other alone.
+  const std::string target = Tmp() + "/mnt";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  ASSERT_TRUE(client->Mount(OciRef(), target).ok());
+  EXPECT_EQ(client->Mount(OciRef(), target).code(), StatusCode::kAlreadyExists);
+  ASSERT_EQ(::mount("tmpfs", target.c_str(), "tmpfs", 0, "size=1m"), 0);
+  s = client->Unmount(target);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_NE(s.message().find("not the mount hoist made"), std::string::npos) << s.message();
+  EXPECT_EQ(::umount2(target.c_str(), 0), 0);  // the tmpfs
+  s = client->Unmount(target);                 // hoist's own, now on top again
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_FALSE(Mounted(target));
+  EXPECT_TRUE(List(SharedStore() + "/mounts").empty());
 }
 
 // A hardlink in an upper layer to a file of a lower layer: the pull accepts it (the layer's

@@ -1,74 +1,197 @@
 #include "base/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/status_macros.h"
 
 namespace hoist {
 namespace {
 
+// The name an error message gives a call's target.
+std::string Named(std::string_view call, const std::string& name) {
+  return std::string(call) + " " + name;
+}
+
+// The error of the system call that just failed, with errno left as that call set it (FileSystem's
+// contract: callers may branch on errno).
+Status SysError(std::string_view what) {
+  const int err = errno;
+  Status s = ErrnoError(err, what);
+  errno = err;
+  return s;
+}
+
+Status Check(int r, std::string_view call, const std::string& name) {
+  if (r != 0) return SysError(Named(call, name));
+  return OkStatus();
+}
+
 class RealFileSystem : public FileSystem {
  public:
-  Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode) override {
+  Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags, mode_t mode) override {
     int fd;
     do {
-      fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+      fd = ::openat(dir_fd, name.c_str(), flags | O_CLOEXEC, mode);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return ErrnoError(errno, "open " + path);
+    if (fd < 0) return SysError(Named("open", name));
     return UniqueFd(fd);
   }
-
-  Status Write(const UniqueFd& fd, const void* data, size_t n) override {
-    return WriteAll(fd.get(), data, n);
+  Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) override {
+    return Check(::mkdirat(dir_fd, name.c_str(), mode), "mkdir", name);
+  }
+  Status MknodAt(int dir_fd, const std::string& name, mode_t mode, dev_t dev) override {
+    return Check(::mknodat(dir_fd, name.c_str(), mode, dev), "mknod", name);
+  }
+  Status SymlinkAt(const std::string& target, int dir_fd, const std::string& name) override {
+    return Check(::symlinkat(target.c_str(), dir_fd, name.c_str()), "symlink", name);
+  }
+  Status LinkAt(int from_dir, const std::string& from, int to_dir, const std::string& to) override {
+    return Check(::linkat(from_dir, from.c_str(), to_dir, to.c_str(), 0), "link " + from + " to",
+                 to);
+  }
+  Status RenameAt(int from_dir, const std::string& from, int to_dir, const std::string& to,
+                  unsigned flags) override {
+    return Check(::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), flags),
+                 "rename " + from + " to", to);
+  }
+  Status UnlinkAt(int dir_fd, const std::string& name, int flags) override {
+    return Check(::unlinkat(dir_fd, name.c_str(), flags),
+                 (flags & AT_REMOVEDIR) ? "rmdir" : "unlink", name);
+  }
+  Status FchownAt(int dir_fd, const std::string& name, uid_t uid, gid_t gid, int flags) override {
+    return Check(::fchownat(dir_fd, name.c_str(), uid, gid, flags), "chown", name);
+  }
+  Status FchmodAt(int dir_fd, const std::string& name, mode_t mode, int flags) override {
+    if (flags == 0) return Check(::fchmodat(dir_fd, name.c_str(), mode, 0), "chmod", name);
+#ifdef SYS_fchmodat2
+    return Check(static_cast<int>(::syscall(SYS_fchmodat2, dir_fd, name.c_str(), mode, flags)),
+                 "chmod", name);
+#else
+    (void)dir_fd;
+    (void)mode;
+    (void)flags;
+    return ErrnoError(ENOSYS, Named("chmod", name));
+#endif
+  }
+  Status UtimensAt(int dir_fd, const std::string& name, const struct timespec times[2],
+                   int flags) override {
+    return Check(::utimensat(dir_fd, name.c_str(), times, flags), "set times of", name);
   }
 
-  Status Fsync(const UniqueFd& fd) override {
-    if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync");
-    return OkStatus();
-  }
-
-  Status Fchmod(const UniqueFd& fd, mode_t mode) override {
-    if (::fchmod(fd.get(), mode) != 0) return ErrnoError(errno, "chmod");
-    return OkStatus();
-  }
-
-  Status Rename(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-      return ErrnoError(errno, "rename " + from + " to " + to);
+  Status Write(int fd, const void* data, size_t n) override { return WriteAll(fd, data, n); }
+  Status Pwrite(int fd, const void* data, size_t n, off_t offset) override {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd, p, n, offset);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return SysError("write");
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+      offset += w;
     }
     return OkStatus();
   }
-
-  Status Unlink(const std::string& path) override {
-    if (::unlink(path.c_str()) != 0) return ErrnoError(errno, "unlink " + path);
+  Status Ftruncate(int fd, off_t length) override {
+    if (::ftruncate(fd, length) != 0) return SysError("truncate");
     return OkStatus();
   }
-
-  Status Mkdir(const std::string& path, mode_t mode) override {
-    if (::mkdir(path.c_str(), mode) != 0) return ErrnoError(errno, "mkdir " + path);
+  Status Fsync(int fd) override {
+    if (::fsync(fd) != 0) return SysError("fsync");
     return OkStatus();
   }
-
-  Status Rmdir(const std::string& path) override {
-    if (::rmdir(path.c_str()) != 0) return ErrnoError(errno, "rmdir " + path);
+  Status Syncfs(int fd) override {
+    if (::syncfs(fd) != 0) return SysError("syncfs");
+    return OkStatus();
+  }
+  Status Fchown(int fd, uid_t uid, gid_t gid) override {
+    if (::fchown(fd, uid, gid) != 0) return SysError("chown");
+    return OkStatus();
+  }
+  Status Fchmod(int fd, mode_t mode) override {
+    if (::fchmod(fd, mode) != 0) return SysError("chmod");
+    return OkStatus();
+  }
+  Status Futimens(int fd, const struct timespec times[2]) override {
+    if (::futimens(fd, times) != 0) return SysError("set times");
+    return OkStatus();
+  }
+  Status Fsetxattr(int fd, const std::string& name, const void* value, size_t n,
+                   int flags) override {
+    if (::fsetxattr(fd, name.c_str(), value, n, flags) != 0) {
+      return SysError(Named("set xattr", name));
+    }
+    return OkStatus();
+  }
+  Status Fremovexattr(int fd, const std::string& name) override {
+    if (::fremovexattr(fd, name.c_str()) != 0) {
+      return SysError(Named("remove xattr", name));
+    }
     return OkStatus();
   }
 };
 
+// The last component of a path ("a/b" → "b", "b" → "b").
+std::string BaseName(const std::string& path) {
+  size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return path;
+  size_t slash = path.find_last_of('/', end);
+  return path.substr(slash == std::string::npos ? 0 : slash + 1,
+                     end - (slash == std::string::npos ? 0 : slash + 1) + 1);
+}
+
+// Removes what `dir_fd` holds (not dir_fd itself); `depth` bounds the recursion.
+Status RemoveChildren(FileSystem* fs, int dir_fd, int depth) {
+  if (depth > 4096) return FailedPreconditionError("remove: directories nested too deep");
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoError(errno, "dup");
+  DIR* dir = ::fdopendir(dup_fd);
+  if (dir == nullptr) {
+    ::close(dup_fd);
+    return ErrnoError(errno, "list directory");
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(dir);
+  for (const std::string& n : names) {
+    struct stat st;
+    if (::fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoError(errno, "stat " + n);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if ((st.st_mode & S_IRWXU) != S_IRWXU) {
+        RETURN_IF_ERROR(fs->FchmodAt(dir_fd, n, 0700, 0));  // a directory: nothing to follow
+      }
+      ASSIGN_OR_RETURN(UniqueFd child, fs->OpenAt(dir_fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+      RETURN_IF_ERROR(RemoveChildren(fs, child.get(), depth + 1).WithContext(n));
+      RETURN_IF_ERROR(fs->UnlinkAt(dir_fd, n, AT_REMOVEDIR));
+    } else {
+      RETURN_IF_ERROR(fs->UnlinkAt(dir_fd, n, 0));
+    }
+  }
+  return OkStatus();
+}
+
 // Creates one directory; an existing directory is fine.
 Status MakeDir(FileSystem* fs, const std::string& path, mode_t mode) {
-  Status s = fs->Mkdir(path, mode);
-  if (s.ok()) {
-    RETURN_IF_ERROR(FsyncDir(fs, DirName(path)));
-    return OkStatus();
-  }
+  Status s = fs->MkdirAt(AT_FDCWD, path, mode);
+  if (s.ok()) return FsyncDir(fs, DirName(path));
   if (s.code() != StatusCode::kAlreadyExists) return s;
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat " + path);
@@ -113,26 +236,65 @@ Status MakeDirs(FileSystem* fs, const std::string& path, mode_t mode) {
 }
 
 Status FsyncDir(FileSystem* fs, const std::string& path) {
-  ASSIGN_OR_RETURN(UniqueFd fd, fs->Open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-  return fs->Fsync(fd).WithContext(path);
+  ASSIGN_OR_RETURN(UniqueFd fd, fs->OpenAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  return fs->Fsync(fd.get()).WithContext(path);
+}
+
+Result<UniqueFd> MakeDirAt(FileSystem* fs, int dir_fd, const std::string& name, mode_t mode) {
+  Status s = fs->MkdirAt(dir_fd, name, mode);
+  if (s.ok()) {
+    RETURN_IF_ERROR(fs->Fsync(dir_fd));
+  } else if (s.code() != StatusCode::kAlreadyExists) {
+    return s;
+  }
+  auto fd = fs->OpenAt(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  struct stat st;
+  if (!fd.ok() && ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      !S_ISDIR(st.st_mode)) {
+    return FailedPreconditionError(name + ": exists, not a directory");
+  }
+  return fd;
+}
+
+Status WriteFileAtomicallyAt(FileSystem* fs, int dir_fd, const std::string& name,
+                             const std::string& tmp_name, std::string_view bytes, mode_t mode) {
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(UniqueFd fd,
+                     fs->OpenAt(dir_fd, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode));
+    RETURN_IF_ERROR(fs->Write(fd.get(), bytes.data(), bytes.size()).WithContext(tmp_name));
+    RETURN_IF_ERROR(fs->Fchmod(fd.get(), mode).WithContext(tmp_name));
+    RETURN_IF_ERROR(fs->Fsync(fd.get()).WithContext(tmp_name));
+    fd.reset();
+    return fs->RenameAt(dir_fd, tmp_name, dir_fd, name);
+  }();
+  if (!s.ok()) {
+    (void)fs->UnlinkAt(dir_fd, tmp_name, 0);
+    return s;
+  }
+  return fs->Fsync(dir_fd).WithContext(name);
 }
 
 Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::string& tmp_path,
                            std::string_view bytes, mode_t mode) {
-  Status s = [&]() -> Status {
-    ASSIGN_OR_RETURN(UniqueFd fd,
-                     fs->Open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode));
-    RETURN_IF_ERROR(fs->Write(fd, bytes.data(), bytes.size()).WithContext(tmp_path));
-    RETURN_IF_ERROR(fs->Fchmod(fd, mode).WithContext(tmp_path));
-    RETURN_IF_ERROR(fs->Fsync(fd).WithContext(tmp_path));
-    fd.reset();
-    return fs->Rename(tmp_path, path);
-  }();
-  if (!s.ok()) {
-    (void)fs->Unlink(tmp_path);
-    return s;
+  if (DirName(tmp_path) != DirName(path)) {
+    return InvalidArgumentError(tmp_path + ": not in the directory of " + path);
   }
-  return FsyncDir(fs, DirName(path));
+  ASSIGN_OR_RETURN(UniqueFd dir, fs->OpenAt(AT_FDCWD, DirName(path), O_RDONLY | O_DIRECTORY));
+  return WriteFileAtomicallyAt(fs, dir.get(), BaseName(path), BaseName(tmp_path), bytes, mode)
+      .WithContext(path);
+}
+
+Status RemoveAllAt(FileSystem* fs, int dir_fd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return OkStatus();
+    return ErrnoError(errno, "stat " + name);
+  }
+  if (!S_ISDIR(st.st_mode)) return fs->UnlinkAt(dir_fd, name, 0);
+  if ((st.st_mode & S_IRWXU) != S_IRWXU) RETURN_IF_ERROR(fs->FchmodAt(dir_fd, name, 0700, 0));
+  ASSIGN_OR_RETURN(UniqueFd child, fs->OpenAt(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  RETURN_IF_ERROR(RemoveChildren(fs, child.get(), 0).WithContext(name));
+  return fs->UnlinkAt(dir_fd, name, AT_REMOVEDIR);
 }
 
 Status WriteAll(int fd, const void* data, size_t n) {
@@ -141,7 +303,7 @@ Status WriteAll(int fd, const void* data, size_t n) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(errno, "write");
+      return SysError("write");
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -149,8 +311,7 @@ Status WriteAll(int fd, const void* data, size_t n) {
   return OkStatus();
 }
 
-Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,
-                                     Symlinks symlinks) {
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes, Symlinks symlinks) {
   const int flags =
       O_RDONLY | O_CLOEXEC | O_NONBLOCK | (symlinks == Symlinks::kRefuse ? O_NOFOLLOW : 0);
   int raw;
@@ -190,32 +351,40 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
   if (this != &other) {
     Release();
     fs_ = other.fs_;
-    path_ = std::move(other.path_);
+    dir_ = std::move(other.dir_);
+    name_ = std::move(other.name_);
     fd_ = std::move(other.fd_);
   }
   return *this;
 }
 
-Result<FileLock> FileLock::Acquire(FileSystem* fs, std::string path) {
+Result<FileLock> FileLock::Acquire(FileSystem* fs, int dir_fd, std::string name) {
+  UniqueFd dir;
+  if (dir_fd != AT_FDCWD) {
+    dir = UniqueFd(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
+    if (!dir) return ErrnoError(errno, "dup");
+  }
+  const int at = dir ? dir.get() : AT_FDCWD;
   for (;;) {
-    ASSIGN_OR_RETURN(UniqueFd fd, fs->Open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
+    ASSIGN_OR_RETURN(UniqueFd fd, fs->OpenAt(at, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
     int r;
     do {
       r = ::flock(fd.get(), LOCK_EX);
     } while (r != 0 && errno == EINTR);
-    if (r != 0) return ErrnoError(errno, "lock " + path);
+    if (r != 0) return ErrnoError(errno, "lock " + name);
     // The previous holder removes the file on release; if that happened between our open and
     // our flock, we hold a lock on a file nobody else will ever see: try again.
     struct stat held, named;
-    if (::fstat(fd.get(), &held) != 0) return ErrnoError(errno, "stat " + path);
-    if (::lstat(path.c_str(), &named) != 0) {
+    if (::fstat(fd.get(), &held) != 0) return ErrnoError(errno, "stat " + name);
+    if (::fstatat(at, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
-      return ErrnoError(errno, "stat " + path);
+      return ErrnoError(errno, "stat " + name);
     }
     if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) continue;
     FileLock lock;
     lock.fs_ = fs;
-    lock.path_ = std::move(path);
+    lock.dir_ = std::move(dir);
+    lock.name_ = std::move(name);
     lock.fd_ = std::move(fd);
     return lock;
   }
@@ -223,8 +392,10 @@ Result<FileLock> FileLock::Acquire(FileSystem* fs, std::string path) {
 
 void FileLock::Release() {
   if (!fd_.valid()) return;
-  (void)fs_->Unlink(path_);  // while still held, so no one else holds a lock on this file
+  // While still held, so no one else holds a lock on this file.
+  (void)fs_->UnlinkAt(dir_ ? dir_.get() : AT_FDCWD, name_, 0);
   fd_.reset();
+  dir_.reset();
 }
 
 // ---- FaultInjectingFileSystem ----
@@ -259,55 +430,133 @@ Status FaultInjectingFileSystem::Check(Op op, std::string_view what) {
   std::lock_guard<std::mutex> l(mu_);
   int n = ++calls_[op];
   ++total_;
+  int err = 0;
+  std::string message;
   if (crash_at_ >= 0 && total_ > crash_at_) {
-    return ErrnoError(EIO, "injected crash before " + std::string(what));
+    err = EIO;
+    message = "injected crash before " + std::string(what);
+  } else if (auto it = faults_.find(op); it != faults_.end()) {
+    if (auto f = it->second.find(n); f != it->second.end()) {
+      err = f->second;
+      message = "injected fault: " + std::string(what);
+    }
   }
-  auto it = faults_.find(op);
-  if (it != faults_.end()) {
-    auto f = it->second.find(n);
-    if (f != it->second.end()) return ErrnoError(f->second, "injected fault: " + std::string(what));
+  if (err != 0) {
+    Status s = ErrnoError(err, message);
+    errno = err;  // as the real call would leave it
+    return s;
   }
   return OkStatus();
 }
 
-Result<UniqueFd> FaultInjectingFileSystem::Open(const std::string& path, int flags, mode_t mode) {
-  RETURN_IF_ERROR(Check(Op::kOpen, "open " + path));
-  return base_->Open(path, flags, mode);
+Result<UniqueFd> FaultInjectingFileSystem::OpenAt(int dir_fd, const std::string& name, int flags,
+                                                  mode_t mode) {
+  RETURN_IF_ERROR(Check(Op::kOpen, "open " + name));
+  return base_->OpenAt(dir_fd, name, flags, mode);
 }
 
-Status FaultInjectingFileSystem::Write(const UniqueFd& fd, const void* data, size_t n) {
+Status FaultInjectingFileSystem::MkdirAt(int dir_fd, const std::string& name, mode_t mode) {
+  RETURN_IF_ERROR(Check(Op::kMkdir, "mkdir " + name));
+  return base_->MkdirAt(dir_fd, name, mode);
+}
+
+Status FaultInjectingFileSystem::MknodAt(int dir_fd, const std::string& name, mode_t mode,
+                                         dev_t dev) {
+  RETURN_IF_ERROR(Check(Op::kMknod, "mknod " + name));
+  return base_->MknodAt(dir_fd, name, mode, dev);
+}
+
+Status FaultInjectingFileSystem::SymlinkAt(const std::string& target, int dir_fd,
+                                           const std::string& name) {
+  RETURN_IF_ERROR(Check(Op::kSymlink, "symlink " + name));
+  return base_->SymlinkAt(target, dir_fd, name);
+}
+
+Status FaultInjectingFileSystem::LinkAt(int from_dir, const std::string& from, int to_dir,
+                                        const std::string& to) {
+  RETURN_IF_ERROR(Check(Op::kLink, "link " + to));
+  return base_->LinkAt(from_dir, from, to_dir, to);
+}
+
+Status FaultInjectingFileSystem::RenameAt(int from_dir, const std::string& from, int to_dir,
+                                          const std::string& to, unsigned flags) {
+  RETURN_IF_ERROR(Check(Op::kRename, "rename " + from + " to " + to));
+  return base_->RenameAt(from_dir, from, to_dir, to, flags);
+}
+
+Status FaultInjectingFileSystem::UnlinkAt(int dir_fd, const std::string& name, int flags) {
+  const bool dir = (flags & AT_REMOVEDIR) != 0;
+  RETURN_IF_ERROR(Check(dir ? Op::kRmdir : Op::kUnlink, (dir ? "rmdir " : "unlink ") + name));
+  return base_->UnlinkAt(dir_fd, name, flags);
+}
+
+Status FaultInjectingFileSystem::FchownAt(int dir_fd, const std::string& name, uid_t uid, gid_t gid,
+                                          int flags) {
+  RETURN_IF_ERROR(Check(Op::kChown, "chown " + name));
+  return base_->FchownAt(dir_fd, name, uid, gid, flags);
+}
+
+Status FaultInjectingFileSystem::FchmodAt(int dir_fd, const std::string& name, mode_t mode,
+                                          int flags) {
+  RETURN_IF_ERROR(Check(Op::kChmod, "chmod " + name));
+  return base_->FchmodAt(dir_fd, name, mode, flags);
+}
+
+Status FaultInjectingFileSystem::UtimensAt(int dir_fd, const std::string& name,
+                                           const struct timespec times[2], int flags) {
+  RETURN_IF_ERROR(Check(Op::kUtimens, "set times of " + name));
+  return base_->UtimensAt(dir_fd, name, times, flags);
+}
+
+Status FaultInjectingFileSystem::Write(int fd, const void* data, size_t n) {
   RETURN_IF_ERROR(Check(Op::kWrite, "write"));
   return base_->Write(fd, data, n);
 }
 
-Status FaultInjectingFileSystem::Fsync(const UniqueFd& fd) {
+Status FaultInjectingFileSystem::Pwrite(int fd, const void* data, size_t n, off_t offset) {
+  RETURN_IF_ERROR(Check(Op::kWrite, "write"));
+  return base_->Pwrite(fd, data, n, offset);
+}
+
+Status FaultInjectingFileSystem::Ftruncate(int fd, off_t length) {
+  RETURN_IF_ERROR(Check(Op::kTruncate, "truncate"));
+  return base_->Ftruncate(fd, length);
+}
+
+Status FaultInjectingFileSystem::Fsync(int fd) {
   RETURN_IF_ERROR(Check(Op::kFsync, "fsync"));
   return base_->Fsync(fd);
 }
 
-Status FaultInjectingFileSystem::Fchmod(const UniqueFd& fd, mode_t mode) {
-  RETURN_IF_ERROR(Check(Op::kFchmod, "chmod"));
+Status FaultInjectingFileSystem::Syncfs(int fd) {
+  RETURN_IF_ERROR(Check(Op::kFsync, "syncfs"));
+  return base_->Syncfs(fd);
+}
+
+Status FaultInjectingFileSystem::Fchown(int fd, uid_t uid, gid_t gid) {
+  RETURN_IF_ERROR(Check(Op::kChown, "chown"));
+  return base_->Fchown(fd, uid, gid);
+}
+
+Status FaultInjectingFileSystem::Fchmod(int fd, mode_t mode) {
+  RETURN_IF_ERROR(Check(Op::kChmod, "chmod"));
   return base_->Fchmod(fd, mode);
 }
 
-Status FaultInjectingFileSystem::Rename(const std::string& from, const std::string& to) {
-  RETURN_IF_ERROR(Check(Op::kRename, "rename " + from + " to " + to));
-  return base_->Rename(from, to);
+Status FaultInjectingFileSystem::Futimens(int fd, const struct timespec times[2]) {
+  RETURN_IF_ERROR(Check(Op::kUtimens, "set times"));
+  return base_->Futimens(fd, times);
 }
 
-Status FaultInjectingFileSystem::Unlink(const std::string& path) {
-  RETURN_IF_ERROR(Check(Op::kUnlink, "unlink " + path));
-  return base_->Unlink(path);
+Status FaultInjectingFileSystem::Fsetxattr(int fd, const std::string& name, const void* value,
+                                           size_t n, int flags) {
+  RETURN_IF_ERROR(Check(Op::kSetxattr, "set xattr " + name));
+  return base_->Fsetxattr(fd, name, value, n, flags);
 }
 
-Status FaultInjectingFileSystem::Mkdir(const std::string& path, mode_t mode) {
-  RETURN_IF_ERROR(Check(Op::kMkdir, "mkdir " + path));
-  return base_->Mkdir(path, mode);
-}
-
-Status FaultInjectingFileSystem::Rmdir(const std::string& path) {
-  RETURN_IF_ERROR(Check(Op::kRmdir, "rmdir " + path));
-  return base_->Rmdir(path);
+Status FaultInjectingFileSystem::Fremovexattr(int fd, const std::string& name) {
+  RETURN_IF_ERROR(Check(Op::kRemovexattr, "remove xattr " + name));
+  return base_->Fremovexattr(fd, name);
 }
 
 }  // namespace hoist

@@ -1,12 +1,21 @@
-// The small file-system interface through which the store (and later the extractor) makes
-// every change to the disk, so tests can inject faults: a write that fails with ENOSPC, or a
-// "crash" that stops all further changes half-way through an operation.
+// The small file-system interface through which hoist makes every change to the disk, so tests
+// can inject faults: a write that fails with ENOSPC, or a "crash" that stops all further changes
+// half-way through an operation. In the style of leveldb's Env and umoci's FsEval, it is
+// fd-relative: each call names a directory fd and one name inside it (the *at(2) calls), so a
+// caller that walked to a directory with O_NOFOLLOW never goes through a path component that
+// someone could swap afterwards. `dir_fd` may be AT_FDCWD for a plain path.
 //
-// Only the write side goes through FileSystem; reading (stat, read) uses plain system calls.
-// Every descriptor is opened with O_CLOEXEC and owned by a UniqueFd.
+// Only the write side goes through FileSystem (plus OpenAt, which may also create); reading
+// (stat, read, readlink, listing a directory) uses plain system calls. Every descriptor is opened
+// with O_CLOEXEC and owned by a UniqueFd. Errors are ErrnoError (ENOSPC → ResourceExhausted)
+// naming the call and the name it was given; callers add the context that says where. A failed
+// call also leaves errno set to its cause (an injected fault too), for callers that branch on
+// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <cstddef>
 #include <map>
@@ -26,19 +35,70 @@ class FileSystem {
   // The real file system. Process-wide, never destroyed, thread-safe.
   static FileSystem* Default();
 
-  // open(2); O_CLOEXEC is always added. Errors are ErrnoError naming the path.
-  virtual Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0) = 0;
+  // ---- names relative to a directory fd ----
+  // openat(2); O_CLOEXEC is always added.
+  virtual Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags,
+                                  mode_t mode = 0) = 0;
+  // mkdirat(2): an existing entry is AlreadyExists.
+  virtual Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) = 0;
+  // mknodat(2): device nodes, FIFOs, overlay whiteouts (S_IFCHR with device 0/0).
+  virtual Status MknodAt(int dir_fd, const std::string& name, mode_t mode, dev_t dev) = 0;
+  // symlinkat(2): creates `name` in dir_fd pointing at `target` (stored as given).
+  virtual Status SymlinkAt(const std::string& target, int dir_fd, const std::string& name) = 0;
+  // linkat(2) with flags 0: a hardlink; a symlink `from` is linked itself, never followed.
+  virtual Status LinkAt(int from_dir, const std::string& from, int to_dir,
+                        const std::string& to) = 0;
+  // renameat2(2): `flags` 0 atomically replaces `to`; RENAME_NOREPLACE refuses an existing
+  // `to` (AlreadyExists); RENAME_EXCHANGE swaps the two.
+  virtual Status RenameAt(int from_dir, const std::string& from, int to_dir, const std::string& to,
+                          unsigned flags = 0) = 0;
+  // unlinkat(2): `flags` 0 removes a non-directory, AT_REMOVEDIR an empty directory.
+  virtual Status UnlinkAt(int dir_fd, const std::string& name, int flags) = 0;
+  // fchownat(2); pass AT_SYMLINK_NOFOLLOW to change a symlink itself.
+  virtual Status FchownAt(int dir_fd, const std::string& name, uid_t uid, gid_t gid, int flags) = 0;
+  // fchmodat2(2) (which, unlike fchmodat, honours AT_SYMLINK_NOFOLLOW). Kernels before 6.6 answer
+  // ENOSYS; callers then open the entry and use Fchmod.
+  virtual Status FchmodAt(int dir_fd, const std::string& name, mode_t mode, int flags) = 0;
+  // utimensat(2) (times[0] atime, times[1] mtime); AT_SYMLINK_NOFOLLOW for symlinks.
+  virtual Status UtimensAt(int dir_fd, const std::string& name, const struct timespec times[2],
+                           int flags) = 0;
+
+  // ---- open descriptors ----
   // Writes all n bytes (short writes and EINTR are retried) or fails.
-  virtual Status Write(const UniqueFd& fd, const void* data, size_t n) = 0;
-  virtual Status Fsync(const UniqueFd& fd) = 0;
-  virtual Status Fchmod(const UniqueFd& fd, mode_t mode) = 0;
-  // rename(2): atomically replaces `to`.
-  virtual Status Rename(const std::string& from, const std::string& to) = 0;
-  virtual Status Unlink(const std::string& path) = 0;
-  // mkdir(2): an existing entry is AlreadyExists.
-  virtual Status Mkdir(const std::string& path, mode_t mode) = 0;
-  virtual Status Rmdir(const std::string& path) = 0;
+  virtual Status Write(int fd, const void* data, size_t n) = 0;
+  // Writes all n bytes at `offset` (the file offset is unchanged): with Ftruncate, how sparse
+  // files keep their holes.
+  virtual Status Pwrite(int fd, const void* data, size_t n, off_t offset) = 0;
+  virtual Status Ftruncate(int fd, off_t length) = 0;
+  virtual Status Fsync(int fd) = 0;
+  // syncfs(2): everything written on fd's file system (one call instead of an fsync per file).
+  virtual Status Syncfs(int fd) = 0;
+  virtual Status Fchown(int fd, uid_t uid, gid_t gid) = 0;
+  virtual Status Fchmod(int fd, mode_t mode) = 0;
+  virtual Status Futimens(int fd, const struct timespec times[2]) = 0;
+  virtual Status Fsetxattr(int fd, const std::string& name, const void* value, size_t n,
+                           int flags) = 0;
+  // A missing attribute is NotFound (ENODATA).
+  virtual Status Fremovexattr(int fd, const std::string& name) = 0;
 };
+
+// Creates the directory `name` in dir_fd (an existing directory is fine, and its mode is left as
+// it is), fsyncs dir_fd if it was created, and opens it with O_RDONLY|O_DIRECTORY|O_NOFOLLOW: a
+// symlink or non-directory in its place is FailedPrecondition. Safe to race.
+Result<UniqueFd> MakeDirAt(FileSystem* fs, int dir_fd, const std::string& name, mode_t mode);
+
+// Replaces `name` in dir_fd with `bytes` all at once: writes `tmp_name` there (truncating any
+// leftover, never following a symlink), fsyncs, sets `mode`, renames over `name`, fsyncs dir_fd.
+// On failure the temporary file is removed and `name` is untouched. The caller makes sure nobody
+// else uses `tmp_name` at the same time (e.g. by holding a FileLock).
+Status WriteFileAtomicallyAt(FileSystem* fs, int dir_fd, const std::string& name,
+                             const std::string& tmp_name, std::string_view bytes, mode_t mode);
+
+// Removes `name` in dir_fd and, if it is a directory, everything under it, never following a
+// symlink (a directory it cannot enter is made 0700 first). A missing `name` is OK.
+Status RemoveAllAt(FileSystem* fs, int dir_fd, const std::string& name);
+
+// ---- path helpers, for files outside the store (the user's own configuration) ----
 
 // Creates the directory `path` and any missing parents (each with `mode`, less the umask) and
 // fsyncs the parent of each directory it creates. An existing directory is fine; an existing
@@ -49,18 +109,16 @@ Status MakeDirs(FileSystem* fs, const std::string& path, mode_t mode);
 // creations inside it are durable.
 Status FsyncDir(FileSystem* fs, const std::string& path);
 
-// Replaces `path` with `bytes` all at once: writes `tmp_path` (truncating any leftover),
-// fsyncs, sets `mode`, renames over `path`, fsyncs the parent directory. On failure the
-// temporary file is removed and `path` is untouched. The caller makes sure nobody else uses
-// `tmp_path` at the same time (e.g. by holding a FileLock).
+// WriteFileAtomicallyAt in the parent directory of `path` (which may be reached through
+// symlinks, e.g. a linked ~/.config; the file itself never is).
 Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::string& tmp_path,
                            std::string_view bytes, mode_t mode);
 
-// Reads a whole regular file (not following a final symlink). A file larger than max_bytes is
-// ResourceExhausted; a missing one is NotFound.
 // write(2) until all n bytes are written (retrying EINTR and short writes).
 Status WriteAll(int fd, const void* data, size_t n);
 
+// Reads a whole regular file (not following a final symlink). A file larger than max_bytes is
+// ResourceExhausted; a missing one is NotFound.
 enum class Symlinks { kRefuse, kFollow };
 // kFollow: for the user's own configuration files, which are often links (dotfiles).
 // Opened non-blocking, so a FIFO in the path's place cannot hang the caller.
@@ -81,8 +139,9 @@ class FileLock {
   FileLock& operator=(FileLock&& other) noexcept;
   ~FileLock() { Release(); }
 
-  // Blocks until the lock on `path` is held. The file is created (mode 0644) if missing.
-  static Result<FileLock> Acquire(FileSystem* fs, std::string path);
+  // Blocks until the lock on `name` in dir_fd (AT_FDCWD: a path) is held. The file is created
+  // (mode 0600, never through a symlink) if missing. The lock keeps its own duplicate of dir_fd.
+  static Result<FileLock> Acquire(FileSystem* fs, int dir_fd, std::string name);
 
   bool held() const { return fd_.valid(); }
   // Removes the lock file and drops the lock. Idempotent.
@@ -90,7 +149,8 @@ class FileLock {
 
  private:
   FileSystem* fs_ = nullptr;
-  std::string path_;
+  UniqueFd dir_;  // invalid: AT_FDCWD
+  std::string name_;
   UniqueFd fd_;
 };
 
@@ -98,7 +158,27 @@ class FileLock {
 // Thread-safe.
 class FaultInjectingFileSystem : public FileSystem {
  public:
-  enum class Op { kOpen, kWrite, kFsync, kFchmod, kRename, kUnlink, kMkdir, kRmdir };
+  // One kind per system call; the f- and -at forms of one call share a kind (FchmodAt and Fchmod
+  // are both kChmod, Write and Pwrite both kWrite, Fsync and Syncfs both kFsync), and UnlinkAt
+  // with AT_REMOVEDIR is kRmdir.
+  enum class Op {
+    kOpen,
+    kMkdir,
+    kMknod,
+    kSymlink,
+    kLink,
+    kRename,
+    kUnlink,
+    kRmdir,
+    kChown,
+    kChmod,
+    kUtimens,
+    kWrite,
+    kTruncate,
+    kFsync,
+    kSetxattr,
+    kRemovexattr,
+  };
 
   explicit FaultInjectingFileSystem(FileSystem* base = FileSystem::Default()) : base_(base) {}
 
@@ -114,14 +194,29 @@ class FaultInjectingFileSystem : public FileSystem {
   int calls(Op op) const;
   int total_calls() const;
 
-  Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0) override;
-  Status Write(const UniqueFd& fd, const void* data, size_t n) override;
-  Status Fsync(const UniqueFd& fd) override;
-  Status Fchmod(const UniqueFd& fd, mode_t mode) override;
-  Status Rename(const std::string& from, const std::string& to) override;
-  Status Unlink(const std::string& path) override;
-  Status Mkdir(const std::string& path, mode_t mode) override;
-  Status Rmdir(const std::string& path) override;
+  Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags, mode_t mode = 0) override;
+  Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) override;
+  Status MknodAt(int dir_fd, const std::string& name, mode_t mode, dev_t dev) override;
+  Status SymlinkAt(const std::string& target, int dir_fd, const std::string& name) override;
+  Status LinkAt(int from_dir, const std::string& from, int to_dir, const std::string& to) override;
+  Status RenameAt(int from_dir, const std::string& from, int to_dir, const std::string& to,
+                  unsigned flags = 0) override;
+  Status UnlinkAt(int dir_fd, const std::string& name, int flags) override;
+  Status FchownAt(int dir_fd, const std::string& name, uid_t uid, gid_t gid, int flags) override;
+  Status FchmodAt(int dir_fd, const std::string& name, mode_t mode, int flags) override;
+  Status UtimensAt(int dir_fd, const std::string& name, const struct timespec times[2],
+                   int flags) override;
+  Status Write(int fd, const void* data, size_t n) override;
+  Status Pwrite(int fd, const void* data, size_t n, off_t offset) override;
+  Status Ftruncate(int fd, off_t length) override;
+  Status Fsync(int fd) override;
+  Status Syncfs(int fd) override;
+  Status Fchown(int fd, uid_t uid, gid_t gid) override;
+  Status Fchmod(int fd, mode_t mode) override;
+  Status Futimens(int fd, const struct timespec times[2]) override;
+  Status Fsetxattr(int fd, const std::string& name, const void* value, size_t n,
+                   int flags) override;
+  Status Fremovexattr(int fd, const std::string& name) override;
 
  private:
   // Counts the call; returns the injected error for it, or OK to go ahead.

@@ -46,7 +46,16 @@ std::string Layout::LayerStagingDir(const Digest& diff_id) const {
 }
 
 std::string Layout::EmptyLayerDir() const { return Join("layers/empty"); }
+std::string Layout::MountsDir() const { return Join("mounts"); }
 std::string Layout::MountDir(const std::string& id) const { return Join("mounts/" + id); }
+std::string Layout::MountRecordFile(const std::string& id) const {
+  return MountDir(id) + "/mount.json";
+}
+
+std::string Layout::Relative(const std::string& path) const {
+  const std::string prefix = root_ == "/" ? root_ : root_ + "/";
+  return path.compare(0, prefix.size(), prefix) == 0 ? path.substr(prefix.size()) : path;
+}
 
 std::string Layout::LocksDir() const { return Join("locks"); }
 std::string Layout::BlobLockFile(const Digest& d) const {

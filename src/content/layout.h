@@ -8,16 +8,23 @@
 //   ingest/<alg>-<hex>/           partial downloads: data (+ later: recorded offset); resumable
 //   layers/sha256/<diff-id-hex>/  one extracted layer each, committed by rename:
 //     rootfs/                       the layer's files (an overlayfs lowerdir when root)
-//     layer.json                    {"diffID", "whiteouts": "overlay"|"oci", "size", ...}
+//     layer.json                    {"diffID", "blob", "files", "size", "whiteouts", ...}:
+//                                   the layer record, written by the commit; a directory
+//                                   without a matching one is not a layer (see layer.h)
 //   layers/staging/<alg>-<hex>/   a layer being extracted (same shape), under its layer lock
 //   layers/empty/                 an empty directory: the bottom lowerdir of a one-layer mount
-//   mounts/<id>/{upper,work}/     overlayfs upper and work dirs of `hoist mount --rw`
+//   mounts/<id>/                  one mount hoist made (<id>: a hash of the target's path):
+//     mount.json                    {"target", "device", "inode"}: what `hoist umount` may undo
+//     upper/ work/                  overlayfs upper and work dirs of `hoist mount --rw`
 //   locks/                        advisory file locks shared by all hoist processes:
 //                                 <alg>-<hex>.lock (one blob's writer), layer-<alg>-<hex>.lock
 //                                 (one layer's extraction), index.lock (index.json, oci-layout)
 //
 // Temporary files: index.json.tmp and oci-layout.tmp, written only under locks/index.lock and
 // renamed over their target.
+//
+// Modes: STORE/ and every directory hoist makes in it are 0700, its files 0600 (blobs and
+// layer.json 0444); who may use the store, and what is refused, is in store.h.
 //
 // Digests come from Digest::Parse (algorithm sha256/sha512, lowercase hex of fixed length),
 // so they are always safe single path components. The store is an OCI image layout: skopeo
@@ -36,6 +43,9 @@ class Layout {
   explicit Layout(std::string root);
 
   const std::string& root() const { return root_; }
+  // `path`, one of this Layout's paths, relative to the root ("STORE/blobs/sha256" →
+  // "blobs/sha256"): the name a directory fd walk from the root uses.
+  std::string Relative(const std::string& path) const;
 
   std::string OciLayoutFile() const;      // STORE/oci-layout
   std::string OciLayoutTempFile() const;  // STORE/oci-layout.tmp
@@ -50,18 +60,20 @@ class Layout {
   std::string IngestEntryDir(const Digest& d) const;  // STORE/ingest/<alg>-<hex>
   std::string IngestDataFile(const Digest& d) const;  // STORE/ingest/<alg>-<hex>/data
 
-  std::string LayersDir() const;                      // STORE/layers
-  std::string LayerDir(const Digest& diff_id) const;  // STORE/layers/<alg>/<hex>
+  std::string LayersDir() const;                                      // STORE/layers
+  std::string LayerDir(const Digest& diff_id) const;                  // STORE/layers/<alg>/<hex>
   std::string LayerAlgorithmDir(const std::string& algorithm) const;  // STORE/layers/<alg>
-  std::string LayerRootfs(const Digest& diff_id) const;    // STORE/layers/<alg>/<hex>/rootfs
-  std::string LayerInfoFile(const Digest& diff_id) const;  // STORE/layers/<alg>/<hex>/layer.json
+  std::string LayerRootfs(const Digest& diff_id) const;      // STORE/layers/<alg>/<hex>/rootfs
+  std::string LayerInfoFile(const Digest& diff_id) const;    // STORE/layers/<alg>/<hex>/layer.json
   std::string LayerStagingDir(const Digest& diff_id) const;  // STORE/layers/staging/<alg>-<hex>
-  std::string EmptyLayerDir() const;                          // STORE/layers/empty
-  std::string MountDir(const std::string& id) const;          // STORE/mounts/<id>
+  std::string EmptyLayerDir() const;                         // STORE/layers/empty
+  std::string MountsDir() const;                             // STORE/mounts
+  std::string MountDir(const std::string& id) const;         // STORE/mounts/<id>
+  std::string MountRecordFile(const std::string& id) const;  // STORE/mounts/<id>/mount.json
 
-  std::string LocksDir() const;                     // STORE/locks
-  std::string BlobLockFile(const Digest& d) const;  // STORE/locks/<alg>-<hex>.lock
-  std::string IndexLockFile() const;                // STORE/locks/index.lock
+  std::string LocksDir() const;                            // STORE/locks
+  std::string BlobLockFile(const Digest& d) const;         // STORE/locks/<alg>-<hex>.lock
+  std::string IndexLockFile() const;                       // STORE/locks/index.lock
   std::string LayerLockFile(const Digest& diff_id) const;  // STORE/locks/layer-<alg>-<hex>.lock
 
  private:

@@ -29,6 +29,10 @@ TEST(Layout, Names) {
   EXPECT_EQ(l.BlobLockFile(d), "/s/locks/sha256-" + hex + ".lock");
   EXPECT_EQ(l.IndexLockFile(), "/s/locks/index.lock");
   EXPECT_EQ(Layout("rel").IndexFile(), "rel/index.json");
+  EXPECT_EQ(l.MountRecordFile("m"), "/s/mounts/m/mount.json");
+  EXPECT_EQ(l.Relative(l.BlobAlgorithmDir("sha256")), "blobs/sha256");
+  EXPECT_EQ(l.Relative(l.LayerDir(d)), "layers/sha256/" + hex);
+  EXPECT_EQ(Layout("/").Relative("/locks"), "locks");
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <utility>
 
 #include "base/json.h"
@@ -16,17 +18,19 @@ namespace {
 
 using nlohmann::json;
 
-constexpr mode_t kDirMode = 0755;
-constexpr mode_t kFileMode = 0644;
+constexpr mode_t kDirMode = 0700;
+constexpr mode_t kFileMode = 0600;
 constexpr mode_t kBlobMode = 0444;
 // index.json and oci-layout are small; a bigger one is not ours.
 constexpr size_t kMaxIndexBytes = 64 << 20;
 constexpr size_t kMaxOciLayoutBytes = 64 << 10;
 
-bool Exists(const std::string& path) {
+bool ExistsAt(int dir_fd, const std::string& name) {
   struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
+  return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
+
+std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
 
 Result<json> ReadIndex(const Layout& layout) {
   auto text = ReadFileToString(layout.IndexFile(), kMaxIndexBytes);
@@ -66,6 +70,28 @@ std::string RefNameOf(const json& entry) {
 
 // ---- Store ----
 
+Status CheckPrivateDir(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + path);
+  if (!S_ISDIR(st.st_mode)) return FailedPreconditionError(path + ": not a directory");
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me) {
+    return FailedPreconditionError(
+        path + ": owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+        std::to_string(me) +
+        "); a store must be its user's alone: remove it, or use a --store of your own");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return FailedPreconditionError(path + ": writable by group or others (mode " + mode +
+                                   "), so its entries cannot be trusted; if nobody else wrote "
+                                   "into it, run `chmod go-w " +
+                                   path + "`, else remove the store");
+  }
+  return OkStatus();
+}
+
 Result<std::unique_ptr<Store>> Store::Open(std::string root, FileSystem* fs) {
   if (root.empty()) return InvalidArgumentError("store: empty path");
   std::unique_ptr<Store> store(new Store(Layout(std::move(root)), fs));
@@ -73,25 +99,83 @@ Result<std::unique_ptr<Store>> Store::Open(std::string root, FileSystem* fs) {
   return store;
 }
 
+Status Store::OpenRoot() {
+  const std::string& root = layout_.root();
+  const std::string parent = DirName(root);
+  if (parent != root && parent != "." && parent != "/") {
+    RETURN_IF_ERROR(MakeDirs(fs_, parent, 0755));
+  }
+  Status made = fs_->MkdirAt(AT_FDCWD, root, kDirMode);
+  if (!made.ok() && made.code() != StatusCode::kAlreadyExists) return made;
+  if (made.ok()) RETURN_IF_ERROR(FsyncDir(fs_, parent));
+  auto fd = fs_->OpenAt(AT_FDCWD, root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) {
+    struct stat st;
+    if (::lstat(root.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      return FailedPreconditionError(root + ": not a directory (a symlink is not followed)");
+    }
+    return fd.status();
+  }
+  RETURN_IF_ERROR(CheckPrivateDir(fd->get(), root));
+  // Ours and not writable by others, but perhaps readable (an older, 0755 store): close it.
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return ErrnoError(errno, "stat " + root);
+  if ((st.st_mode & 077) != 0) RETURN_IF_ERROR(fs_->Fchmod(fd->get(), kDirMode).WithContext(root));
+  root_ = std::move(*fd);
+  return OkStatus();
+}
+
+Result<UniqueFd> Store::OpenDir(const std::string& path, bool create) const {
+  const std::string rel = layout_.Relative(path);
+  if (rel.empty() || rel == path || rel.front() == '/') {
+    return InvalidArgumentError(path + ": not a directory of the store");
+  }
+  UniqueFd cur(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!cur) return ErrnoError(errno, "dup");
+  std::string walked = layout_.root();
+  size_t start = 0;
+  while (start < rel.size()) {
+    size_t slash = rel.find('/', start);
+    if (slash == std::string::npos) slash = rel.size();
+    const std::string name = rel.substr(start, slash - start);
+    start = slash + 1;
+    if (name.empty() || name == "." || name == "..") {
+      return InvalidArgumentError(path + ": not a directory of the store");
+    }
+    walked += "/" + name;
+    Result<UniqueFd> next = create
+                                ? MakeDirAt(fs_, cur.get(), name, kDirMode)
+                                : fs_->OpenAt(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!next.ok()) return next.status().WithContext(walked);
+    RETURN_IF_ERROR(CheckPrivateDir(next->get(), walked));
+    cur = std::move(*next);
+  }
+  return cur;
+}
+
 Status Store::Initialize() {
-  RETURN_IF_ERROR(MakeDirs(fs_, layout_.root(), kDirMode));
-  RETURN_IF_ERROR(MakeDirs(fs_, layout_.LocksDir(), kDirMode));
+  RETURN_IF_ERROR(OpenRoot());
+  ASSIGN_OR_RETURN(UniqueFd locks, OpenDir(layout_.LocksDir(), true));
   // One process at a time creates the files, so nobody sees them half-written or writes
   // the temporary files at the same time as another.
-  ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(fs_, layout_.IndexLockFile()));
-  RETURN_IF_ERROR(MakeDirs(fs_, layout_.BlobAlgorithmDir("sha256"), kDirMode));
-  RETURN_IF_ERROR(MakeDirs(fs_, layout_.IngestDir(), kDirMode));
-  if (Exists(layout_.OciLayoutFile())) {
+  ASSIGN_OR_RETURN(FileLock lock,
+                   FileLock::Acquire(fs_, locks.get(), BaseName(layout_.IndexLockFile())));
+  RETURN_IF_ERROR(OpenDir(layout_.BlobAlgorithmDir("sha256"), true).status());
+  RETURN_IF_ERROR(OpenDir(layout_.IngestDir(), true).status());
+  const int root = root_.get();
+  const std::string oci_layout = BaseName(layout_.OciLayoutFile());
+  const std::string index = BaseName(layout_.IndexFile());
+  if (ExistsAt(root, oci_layout)) {
     RETURN_IF_ERROR(CheckOciLayout(layout_));
   } else {
-    RETURN_IF_ERROR(WriteFileAtomically(fs_, layout_.OciLayoutFile(), layout_.OciLayoutTempFile(),
-                                        kOciLayoutJson, kFileMode));
+    RETURN_IF_ERROR(WriteFileAtomicallyAt(
+        fs_, root, oci_layout, BaseName(layout_.OciLayoutTempFile()), kOciLayoutJson, kFileMode));
   }
-  if (Exists(layout_.IndexFile())) {
+  if (ExistsAt(root, index)) {
     RETURN_IF_ERROR(ReadIndex(layout_).status());
   } else {
-    RETURN_IF_ERROR(WriteFileAtomically(fs_, layout_.IndexFile(), layout_.IndexTempFile(),
-                                        EmptyIndexJson(), kFileMode));
+    RETURN_IF_ERROR(WriteFileAtomicallyAt(fs_, root, index, BaseName(layout_.IndexTempFile()),
+                                          EmptyIndexJson(), kFileMode));
   }
   return OkStatus();
 }
@@ -136,31 +220,46 @@ Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expec
   ASSIGN_OR_RETURN(bool committed, check_committed());
   if (committed) {  // fast path: no lock needed to learn there is nothing to do
     return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, FileLock(),
-                                              UniqueFd(), std::move(*digester), true));
+                                              Writer::Dirs(), UniqueFd(), std::move(*digester),
+                                              true));
   }
-  auto lock = FileLock::Acquire(fs_, layout_.BlobLockFile(d));
-  if (!lock.ok()) return lock.status().WithContext(context);
-  ASSIGN_OR_RETURN(committed, check_committed());
-  if (committed) {
-    // A writer that crashed after its rename may have left its empty ingest directory.
-    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
-    return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(*lock),
-                                              UniqueFd(), std::move(*digester), true));
-  }
-  // Nobody else writes this digest now, so any ingest data left is from a writer that died.
-  Status s = MakeDirs(fs_, layout_.IngestEntryDir(d), kDirMode);
-  if (!s.ok()) {
-    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
-    return s.WithContext(context);
-  }
-  auto data =
-      fs_->Open(layout_.IngestDataFile(d), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, kFileMode);
-  if (!data.ok()) {
-    (void)fs_->Rmdir(layout_.IngestEntryDir(d));
-    return data.status().WithContext(context);
-  }
-  return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(*lock),
-                                            std::move(*data), std::move(*digester), false));
+  Result<std::unique_ptr<Writer>> writer = [&]() -> Result<std::unique_ptr<Writer>> {
+    ASSIGN_OR_RETURN(UniqueFd locks, OpenDir(layout_.LocksDir(), true));
+    ASSIGN_OR_RETURN(FileLock lock,
+                     FileLock::Acquire(fs_, locks.get(), BaseName(layout_.BlobLockFile(d))));
+    Writer::Dirs dirs;
+    ASSIGN_OR_RETURN(dirs.ingest, OpenDir(layout_.IngestDir(), true));
+    const std::string entry = BaseName(layout_.IngestEntryDir(d));
+    ASSIGN_OR_RETURN(committed, check_committed());
+    if (committed) {
+      // A writer that crashed after its rename may have left its empty ingest directory.
+      (void)fs_->UnlinkAt(dirs.ingest.get(), entry, AT_REMOVEDIR);
+      return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(lock),
+                                                Writer::Dirs(), UniqueFd(), std::move(*digester),
+                                                true));
+    }
+    ASSIGN_OR_RETURN(dirs.blobs, OpenDir(layout_.BlobAlgorithmDir(d.algorithm()), true));
+    // Nobody else writes this digest now, so any ingest data left is from a writer that died.
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(dirs.entry, MakeDirAt(fs_, dirs.ingest.get(), entry, kDirMode));
+      return CheckPrivateDir(dirs.entry.get(), layout_.IngestEntryDir(d));
+    }();
+    if (!s.ok()) {
+      (void)fs_->UnlinkAt(dirs.ingest.get(), entry, AT_REMOVEDIR);
+      return s;
+    }
+    auto data = fs_->OpenAt(dirs.entry.get(), BaseName(layout_.IngestDataFile(d)),
+                            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, kFileMode);
+    if (!data.ok()) {
+      (void)fs_->UnlinkAt(dirs.ingest.get(), entry, AT_REMOVEDIR);
+      return data.status();
+    }
+    return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(lock),
+                                              std::move(dirs), std::move(*data),
+                                              std::move(*digester), false));
+  }();
+  if (!writer.ok()) return writer.status().WithContext(context);
+  return writer;
 }
 
 Status Store::WriteBlob(const Digest& d, std::string_view bytes) {
@@ -193,7 +292,9 @@ Status Store::PutRef(const std::string& ref_name, const Descriptor& manifest) {
   entry.annotations[kRefNameAnnotation] = ref_name;
   json entry_json = DescriptorToJson(entry);
 
-  auto lock = FileLock::Acquire(fs_, layout_.IndexLockFile());
+  auto locks = OpenDir(layout_.LocksDir(), true);
+  if (!locks.ok()) return locks.status().WithContext(context);
+  auto lock = FileLock::Acquire(fs_, locks->get(), BaseName(layout_.IndexLockFile()));
   if (!lock.ok()) return lock.status().WithContext(context);
   auto index = ReadIndex(layout_);
   if (!index.ok()) return index.status().WithContext(context);
@@ -210,8 +311,8 @@ Status Store::PutRef(const std::string& ref_name, const Descriptor& manifest) {
   }
   if (!placed) updated.push_back(std::move(entry_json));
   manifests = std::move(updated);
-  return WriteFileAtomically(fs_, layout_.IndexFile(), layout_.IndexTempFile(), index->dump(),
-                             kFileMode)
+  return WriteFileAtomicallyAt(fs_, root_.get(), BaseName(layout_.IndexFile()),
+                               BaseName(layout_.IndexTempFile()), index->dump(), kFileMode)
       .WithContext(context);
 }
 
@@ -243,12 +344,13 @@ Result<std::optional<Descriptor>> Store::GetRef(const std::string& ref_name) con
 // ---- Writer ----
 
 Writer::Writer(const Layout& layout, FileSystem* fs, Digest digest, int64_t expected_size,
-               FileLock lock, UniqueFd data, Digester digester, bool already_committed)
+               FileLock lock, Dirs dirs, UniqueFd data, Digester digester, bool already_committed)
     : layout_(layout),
       fs_(fs),
       digest_(std::move(digest)),
       expected_size_(expected_size),
       lock_(std::move(lock)),
+      dirs_(std::move(dirs)),
       data_(std::move(data)),
       digester_(std::move(digester)),
       already_committed_(already_committed) {}
@@ -260,8 +362,9 @@ Writer::~Writer() {
 
 void Writer::RemoveIngest() {
   data_.reset();
-  (void)fs_->Unlink(layout_.IngestDataFile(digest_));
-  (void)fs_->Rmdir(layout_.IngestEntryDir(digest_));
+  if (!dirs_.entry) return;
+  (void)fs_->UnlinkAt(dirs_.entry.get(), BaseName(layout_.IngestDataFile(digest_)), 0);
+  (void)fs_->UnlinkAt(dirs_.ingest.get(), BaseName(layout_.IngestEntryDir(digest_)), AT_REMOVEDIR);
 }
 
 Status Writer::Fail(Status s) {
@@ -280,7 +383,7 @@ Status Writer::Write(const void* data, size_t n) {
       static_cast<uint64_t>(written_) + n > static_cast<uint64_t>(expected_size_)) {
     return Fail(DataLossError("size exceeds expected " + std::to_string(expected_size_)));
   }
-  Status s = fs_->Write(data_, data, n);
+  Status s = fs_->Write(data_.get(), data, n);
   if (!s.ok()) return Fail(std::move(s));
   digester_.Update(data, n);
   written_ += static_cast<int64_t>(n);
@@ -302,24 +405,23 @@ Status Writer::Verify() {
 Status Writer::Commit() {
   RETURN_IF_ERROR(Verify());
   if (already_committed_ || committed_) return OkStatus();
-  Status s = fs_->Fsync(data_);
+  Status s = fs_->Fsync(data_.get());
   if (!s.ok()) return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)));
-  s = fs_->Fchmod(data_, kBlobMode);
+  s = fs_->Fchmod(data_.get(), kBlobMode);
   if (!s.ok()) return Fail(std::move(s));
   data_.reset();
-  const std::string blob_dir = layout_.BlobAlgorithmDir(digest_.algorithm());
-  s = MakeDirs(fs_, blob_dir, kDirMode);
-  if (!s.ok()) return Fail(std::move(s));
-  s = fs_->Rename(layout_.IngestDataFile(digest_), layout_.BlobFile(digest_));
-  if (!s.ok()) return Fail(std::move(s));
-  s = FsyncDir(fs_, blob_dir);
+  const std::string blob = BaseName(layout_.BlobFile(digest_));
+  s = fs_->RenameAt(dirs_.entry.get(), BaseName(layout_.IngestDataFile(digest_)), dirs_.blobs.get(),
+                    blob);
+  if (!s.ok()) return Fail(std::move(s).WithContext(layout_.IngestDataFile(digest_)));
+  s = fs_->Fsync(dirs_.blobs.get());
   if (!s.ok()) {
     // Not durable: take it back so no blob is visible that a crash could lose.
-    (void)fs_->Unlink(layout_.BlobFile(digest_));
-    return Fail(std::move(s));
+    (void)fs_->UnlinkAt(dirs_.blobs.get(), blob, 0);
+    return Fail(std::move(s).WithContext(layout_.BlobAlgorithmDir(digest_.algorithm())));
   }
   committed_ = true;
-  (void)fs_->Rmdir(layout_.IngestEntryDir(digest_));
+  (void)fs_->UnlinkAt(dirs_.ingest.get(), BaseName(layout_.IngestEntryDir(digest_)), AT_REMOVEDIR);
   return OkStatus();
 }
 

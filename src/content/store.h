@@ -8,6 +8,21 @@
 //
 // Every change to the disk goes through the FileSystem given to Open, so tests can inject
 // faults. Store is thread-safe; a Writer belongs to one thread at a time.
+//
+// Permissions. The store is its owner's alone (as /var/lib/docker is root's): it may hold
+// setuid binaries, device nodes and private images.
+//  - STORE/ is 0700, owned by the running user: nobody else can reach anything inside, so the
+//    modes below it (blobs 0444, image files as the image says) never open it to others.
+//    Directories hoist creates inside are 0700 too, files 0600 (blobs 0444, read-only).
+//  - Open refuses (FailedPrecondition, naming the path and saying how to fix it) a store
+//    directory, or any directory hoist uses inside it, that is not owned by the running user or
+//    that is writable by group or others: someone else could have planted entries there (a
+//    "layer", an ingest/ symlink) or could swap them. An existing store of ours that others can
+//    merely read or enter (e.g. 0755, as older hoist versions made it) is tightened to 0700.
+//  - Every change is made relative to directory fds opened with O_NOFOLLOW|O_DIRECTORY and
+//    checked as above, walking from the root's fd; no rename or unlink goes through a path
+//    whose components someone could swap. Only the root path itself is resolved by the kernel
+//    (its parents may be symlinks; the root itself may not).
 #pragma once
 
 #include <cstdint>
@@ -30,14 +45,21 @@ class Writer;
 
 class Store {
  public:
-  // Opens the store at `root`, creating what is missing (directories mode 0755, the root's
-  // parents too): oci-layout, index.json (an empty index), blobs/, ingest/, locks/. Safe when
+  // Opens the store at `root`, creating what is missing (the root 0700, its missing parents
+  // 0755): oci-layout, index.json (an empty index), blobs/sha256/, ingest/, locks/. Safe when
   // several processes do it at once. An existing oci-layout or index.json that is not valid is
-  // DataLoss. `fs` must outlive the Store and its Writers.
+  // DataLoss; a root or directory that is not private (see above) is FailedPrecondition. `fs`
+  // must outlive the Store and its Writers.
   static Result<std::unique_ptr<Store>> Open(std::string root,
                                              FileSystem* fs = FileSystem::Default());
 
   const Layout& layout() const { return layout_; }
+  FileSystem* fs() const { return fs_; }
+
+  // Opens the store directory `path` (one of layout()'s directory paths) by a walk from the
+  // root's fd, each component with O_NOFOLLOW|O_DIRECTORY and checked by CheckPrivateDir.
+  // With `create`, missing components are made (0700); without, a missing one is NotFound.
+  Result<UniqueFd> OpenDir(const std::string& path, bool create) const;
 
   // True if a committed blob with this digest exists (and has this size, when size >= 0).
   bool Has(const Digest& d, int64_t size = -1) const;
@@ -73,10 +95,16 @@ class Store {
  private:
   Store(Layout layout, FileSystem* fs) : layout_(std::move(layout)), fs_(fs) {}
   Status Initialize();
+  Status OpenRoot();
 
   const Layout layout_;
   FileSystem* const fs_;
+  UniqueFd root_;  // STORE/, O_RDONLY|O_DIRECTORY|O_NOFOLLOW, checked private
 };
+
+// OK if the directory open at `fd` is owned by the running user (euid) and not writable by
+// group or others; otherwise FailedPrecondition naming `path` and saying how to fix it.
+Status CheckPrivateDir(int fd, const std::string& path);
 
 // Writes one blob: hashes while writing, verifies on Commit. Made by Store::OpenWriter.
 // Not thread-safe. After a failed Write or Commit, every later call returns that error.
@@ -111,8 +139,14 @@ class Writer {
 
  private:
   friend class Store;
+  // The directory fds this writer works in, opened and checked by the Store.
+  struct Dirs {
+    UniqueFd ingest;  // ingest/
+    UniqueFd entry;   // ingest/<alg>-<hex>/, holding data
+    UniqueFd blobs;   // blobs/<alg>/
+  };
   Writer(const Layout& layout, FileSystem* fs, Digest digest, int64_t expected_size, FileLock lock,
-         UniqueFd data, Digester digester, bool already_committed);
+         Dirs dirs, UniqueFd data, Digester digester, bool already_committed);
   // Removes the ingest data and directory (best effort).
   void RemoveIngest();
   Status Fail(Status s);
@@ -122,12 +156,13 @@ class Writer {
   const Digest digest_;
   const int64_t expected_size_;  // -1: unknown
   FileLock lock_;                // held until destruction
-  UniqueFd data_;                // the ingest data file; closed once committed or failed
+  Dirs dirs_;
+  UniqueFd data_;  // the ingest data file; closed once committed or failed
   Digester digester_;
   const bool already_committed_;
   int64_t written_ = 0;
   bool committed_ = false;
-  Status failure_;  // the first error; later calls return it
+  Status failure_;             // the first error; later calls return it
   std::optional<Digest> got_;  // the digest of what was written, once all of it is
 };
 

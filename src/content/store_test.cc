@@ -1,6 +1,8 @@
 #include "content/store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -587,6 +589,149 @@ TEST(Store, CrashAtAnyPointLeavesAConsistentStore) {
     }
   }
   EXPECT_TRUE(finished);
+}
+
+// ---- Permissions: the store is its owner's alone ----
+
+constexpr uid_t kNobody = 65534;
+
+// Runs fn in a child process as uid/gid 65534 without supplementary groups; returns its exit
+// code (-1 if it could not become that user).
+int AsNobody(const std::function<int()>& fn) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
+        ::setresuid(kNobody, kNobody, kNobody) != 0) {
+      ::_exit(255);
+    }
+    ::_exit(fn());
+  }
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status) == 255 ? -1 : WEXITSTATUS(status);
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+TEST(StorePermissions, NewStoreIsPrivate) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->WriteBlob(DigestFor("x"), "x").ok());
+  const Layout& l = store->layout();
+  EXPECT_EQ(ModeOf(l.root()), 0700u);
+  for (const std::string& d :
+       {l.BlobsDir(), l.BlobAlgorithmDir("sha256"), l.IngestDir(), l.LocksDir()}) {
+    EXPECT_EQ(ModeOf(d), 0700u) << d;
+  }
+  EXPECT_EQ(ModeOf(l.IndexFile()), 0600u);
+  EXPECT_EQ(ModeOf(l.BlobFile(DigestFor("x"))), 0444u);
+}
+
+TEST(StorePermissions, OtherUsersCannotReachTheStore) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  const Digest d = DigestFor("secret");
+  ASSERT_TRUE(store->WriteBlob(d, "secret").ok());
+  const std::string blob = store->layout().BlobFile(d), index = store->layout().IndexFile();
+  int code = AsNobody([&] {
+    if (::open(blob.c_str(), O_RDONLY) >= 0 || errno != EACCES) return 1;
+    if (::open(index.c_str(), O_RDONLY) >= 0 || errno != EACCES) return 2;
+    if (::opendir(dir.store().c_str()) != nullptr || errno != EACCES) return 3;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+TEST(StorePermissions, LooseButSafeStoreIsTightened) {
+  TempDir dir;
+  ASSERT_TRUE(stdfs::create_directory(dir.store()));
+  ASSERT_EQ(::chmod(dir.store().c_str(), 0755), 0);  // as older versions made it
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(ModeOf(dir.store()), 0700u);
+}
+
+TEST(StorePermissions, WritableByOthersIsRefusedNamingThePath) {
+  for (const char* sub : {"", "/ingest", "/locks", "/blobs", "/blobs/sha256"}) {
+    SCOPED_TRACE(std::string("loose: STORE") + sub);
+    TempDir dir;
+    ASSERT_NE(MustOpen(dir.store()), nullptr);
+    const std::string loose = dir.store() + sub;
+    ASSERT_EQ(::chmod(loose.c_str(), 01777), 0);
+    auto store = Store::Open(dir.store());
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(store.status().message().find(loose + ": writable by group or others"),
+              std::string::npos)
+        << store.status().ToString();
+    EXPECT_NE(store.status().message().find("chmod go-w"), std::string::npos);
+  }
+}
+
+TEST(StorePermissions, StoreOfAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  // Another user created the store directory first (e.g. --store /tmp/x), and planted in it.
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+  ASSERT_EQ(AsNobody([&] {
+              if (::mkdir(dir.store().c_str(), 0755) != 0) return 1;
+              return ::mkdir((dir.store() + "/ingest").c_str(), 0755) == 0 ? 0 : 2;
+            }),
+            0);
+  auto store = Store::Open(dir.store());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find(dir.store() + ": owned by uid 65534"), std::string::npos)
+      << store.status().ToString();
+  // An own store with a directory another user owns inside is refused too.
+  TempDir dir2;
+  ASSERT_NE(MustOpen(dir2.store()), nullptr);
+  ASSERT_EQ(::chown((dir2.store() + "/locks").c_str(), kNobody, kNobody), 0);
+  store = Store::Open(dir2.store());
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(dir2.store() + "/locks: owned by uid 65534"),
+            std::string::npos)
+      << store.status().ToString();
+}
+
+TEST(StorePermissions, SymlinksInPlaceOfStoreDirectoriesAreRefused) {
+  TempDir dir, elsewhere;
+  // The store root itself.
+  ASSERT_EQ(::symlink(elsewhere.path().c_str(), dir.store().c_str()), 0);
+  auto opened = Store::Open(dir.store());
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("not a directory"), std::string::npos)
+      << opened.status().ToString();
+  // A planted ingest entry: a commit must not move a file from elsewhere into blobs/.
+  TempDir dir2;
+  auto store = MustOpen(dir2.store());
+  ASSERT_NE(store, nullptr);
+  const std::string blob = "planted?";
+  const Digest d = DigestFor(blob);
+  std::ofstream(elsewhere.path() + "/data") << blob;
+  ASSERT_EQ(::symlink(elsewhere.path().c_str(), store->layout().IngestEntryDir(d).c_str()), 0);
+  auto writer = store->OpenWriter(d, -1);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_NE(writer.status().message().find("not a directory"), std::string::npos)
+      << writer.status().ToString();
+  EXPECT_TRUE(stdfs::exists(elsewhere.path() + "/data"));
+  EXPECT_FALSE(store->Has(d));
+  // A symlinked blobs/sha256.
+  TempDir dir3;
+  ASSERT_NE(MustOpen(dir3.store()), nullptr);
+  stdfs::remove_all(dir3.store() + "/blobs/sha256");
+  ASSERT_EQ(::symlink(elsewhere.path().c_str(), (dir3.store() + "/blobs/sha256").c_str()), 0);
+  opened = Store::Open(dir3.store());
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find(dir3.store() + "/blobs/sha256"), std::string::npos)
+      << opened.status().ToString();
 }
 
 // Runs a shell command; returns its exit status and stdout+stderr.

@@ -4,8 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
-
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
@@ -15,18 +14,37 @@ namespace hoist::unpack {
 namespace {
 
 constexpr size_t kReadChunk = 1 << 20;
+constexpr size_t kMaxRecordBytes = 1 << 20;
+constexpr char kRecordName[] = "layer.json";
+constexpr char kRecordTempName[] = "layer.json.tmp";
+constexpr char kRootfsName[] = "rootfs";
 
-void RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);  // never follows symlinks
-}
+std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
 
 }  // namespace
+
+// Counts the entries on their way from the tar reader to the extractor.
+class LayerStream::Counter : public TarHandler {
+ public:
+  explicit Counter(TarHandler* next) : next_(next) {}
+  Status OnEntry(const TarEntry& e) override {
+    ++entries_;
+    return next_->OnEntry(e);
+  }
+  Status OnData(const char* data, size_t n) override { return next_->OnData(data, n); }
+  Status OnEntryEnd() override { return next_->OnEntryEnd(); }
+  uint64_t entries() const { return entries_; }
+
+ private:
+  TarHandler* const next_;
+  uint64_t entries_ = 0;
+};
 
 LayerStream::LayerStream(int root_fd, std::string_view media_type, ExtractOptions options,
                          LayerLimits limits)
     : extractor_(std::make_unique<Extractor>(root_fd, options)),
-      tar_(std::make_unique<TarReader>(extractor_.get())),
+      counter_(std::make_unique<Counter>(extractor_.get())),
+      tar_(std::make_unique<TarReader>(counter_.get())),
       diff_digester_(std::move(content::Digester::New("sha256")).value()),
       decompressor_(std::make_unique<Decompressor>(
           [this](const char* data, size_t n) {
@@ -39,6 +57,8 @@ LayerStream::~LayerStream() = default;
 
 Status LayerStream::Feed(const char* data, size_t n) { return decompressor_->Feed(data, n); }
 
+uint64_t LayerStream::entries() const { return counter_->entries(); }
+
 Result<Digest> LayerStream::Finish() {
   RETURN_IF_ERROR(decompressor_->Finish());
   RETURN_IF_ERROR(tar_->Finish());
@@ -46,8 +66,7 @@ Result<Digest> LayerStream::Finish() {
   return diff_digester_.Finish();
 }
 
-Status FeedFile(const std::string& path,
-                const std::function<Status(const char*, size_t)>& sink) {
+Status FeedFile(const std::string& path, const std::function<Status(const char*, size_t)>& sink) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) return ErrnoError(errno, "open " + path);
   std::unique_ptr<char[]> buf(new char[kReadChunk]);
@@ -64,49 +83,124 @@ WhiteoutMode StoreWhiteoutMode() {
   return geteuid() == 0 ? WhiteoutMode::kOverlay : WhiteoutMode::kOciFiles;
 }
 
-bool LayerExists(const content::Layout& layout, const Digest& diff_id) {
-  auto info = ReadFileToString(layout.LayerInfoFile(diff_id), 1 << 20);
-  if (!info.ok()) return false;
-  auto j = ParseJson(*info, layout.LayerInfoFile(diff_id));
-  if (!j.ok() || !j->is_object()) return false;
-  // A layer kept in OCI .wh. format (extracted without root) is redone in overlay format by a
-  // process that can write it; overlay format serves everyone.
-  return j->value("whiteouts", "") == "overlay" || StoreWhiteoutMode() == WhiteoutMode::kOciFiles;
+Result<LayerRecord> ReadLayerRecord(const content::Store& store, const Digest& diff_id) {
+  const content::Layout& layout = store.layout();
+  const std::string dir_path = layout.LayerDir(diff_id);
+  const std::string record_path = layout.LayerInfoFile(diff_id);
+  ASSIGN_OR_RETURN(UniqueFd dir, store.OpenDir(dir_path, /*create=*/false));
+  auto not_ours = [&](const std::string& why) {
+    return FailedPreconditionError(dir_path + ": not a layer hoist committed (" + why + ")");
+  };
+  int raw = ::openat(dir.get(), kRecordName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) return not_ours(std::string("no record: ") + std::strerror(errno));
+  UniqueFd record(raw);
+  struct stat st;
+  if (::fstat(record.get(), &st) != 0) return ErrnoError(errno, "stat " + record_path);
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0222 & ~S_IWUSR) != 0) {
+    return not_ours("record not a private file of this user");
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxRecordBytes) return not_ours("record too large");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  ssize_t got = ::pread(record.get(), text.data(), text.size(), 0);
+  if (got != static_cast<ssize_t>(text.size())) return not_ours("record unreadable");
+  auto parsed = ParseJson(text, record_path);
+  if (!parsed.ok() || !parsed->is_object()) return not_ours("record not a JSON object");
+  const nlohmann::json& j = *parsed;
+  auto field = [&](const char* key) -> const nlohmann::json* {
+    auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+  };
+  const auto *id = field("diffID"), *blob = field("blob"), *files = field("files"),
+             *size = field("size"), *whiteouts = field("whiteouts"), *inode = field("rootfsInode");
+  if (!id || !id->is_string() || id->get<std::string>() != diff_id.String()) {
+    return not_ours("record names another diff_id");
+  }
+  if (!blob || !blob->is_string() || !files || !files->is_number_unsigned() || !size ||
+      !size->is_number_unsigned() || !whiteouts || !whiteouts->is_string() || !inode ||
+      !inode->is_number_unsigned()) {
+    return not_ours("record incomplete");
+  }
+  LayerRecord r;
+  r.diff_id = diff_id;
+  auto blob_digest = Digest::Parse(blob->get<std::string>());
+  if (!blob_digest.ok()) return not_ours("record names no valid blob");
+  r.blob = *blob_digest;
+  r.files = files->get<uint64_t>();
+  r.size = size->get<uint64_t>();
+  const std::string format = whiteouts->get<std::string>();
+  if (format != "overlay" && format != "oci") return not_ours("record names no whiteout format");
+  r.whiteouts = format == "overlay" ? WhiteoutMode::kOverlay : WhiteoutMode::kOciFiles;
+  r.lower_hardlinks = j.contains("lowerHardlinks");
+  // rootfs/ must be the directory the commit recorded, not one put in its place.
+  if (::fstatat(dir.get(), kRootfsName, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+      st.st_ino != inode->get<uint64_t>()) {
+    return not_ours("rootfs is not the committed directory");
+  }
+  return r;
 }
 
-LayerUnpacker::LayerUnpacker(const content::Layout& layout, FileSystem* fs, Digest diff_id,
+bool LayerExists(const content::Store& store, const Digest& diff_id) {
+  auto record = ReadLayerRecord(store, diff_id);
+  if (!record.ok()) return false;
+  // A layer kept in OCI .wh. format (extracted without root) is redone in overlay format by a
+  // process that can write it; overlay format serves everyone.
+  return record->whiteouts == WhiteoutMode::kOverlay ||
+         StoreWhiteoutMode() == WhiteoutMode::kOciFiles;
+}
+
+LayerUnpacker::LayerUnpacker(const content::Store& store, Digest diff_id, Digest blob,
                              FileLock lock)
-    : layout_(layout), fs_(fs), diff_id_(std::move(diff_id)), lock_(std::move(lock)) {}
+    : store_(store),
+      fs_(store.fs()),
+      diff_id_(std::move(diff_id)),
+      blob_(std::move(blob)),
+      lock_(std::move(lock)) {}
 
 LayerUnpacker::~LayerUnpacker() {
   stream_.reset();
   rootfs_.reset();
-  if (!already_exists_ && !committed_) RemoveTree(layout_.LayerStagingDir(diff_id_));
+  if (!already_exists_ && !committed_ && staging_parent_) {
+    (void)RemoveAllAt(fs_, staging_parent_.get(),
+                      BaseName(store_.layout().LayerStagingDir(diff_id_)));
+  }
 }
 
-Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Layout& layout,
-                                                           FileSystem* fs, const Digest& diff_id,
+Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store& store,
+                                                           const Digest& diff_id,
+                                                           const Digest& blob,
                                                            std::string_view media_type,
                                                            LayerLimits limits) {
   const std::string context = "layer " + diff_id.String();
   if (diff_id.algorithm() != "sha256") {
     return DataLossError(context + ": diff_ids are sha256");
   }
-  RETURN_IF_ERROR(MakeDirs(fs, layout.LocksDir(), 0755).WithContext(context));
-  ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(fs, layout.LayerLockFile(diff_id)));
-  std::unique_ptr<LayerUnpacker> u(new LayerUnpacker(layout, fs, diff_id, std::move(lock)));
-  if (LayerExists(layout, diff_id)) {
+  const content::Layout& layout = store.layout();
+  FileSystem* fs = store.fs();
+  auto locks = store.OpenDir(layout.LocksDir(), true);
+  if (!locks.ok()) return locks.status().WithContext(context);
+  auto lock = FileLock::Acquire(fs, locks->get(), BaseName(layout.LayerLockFile(diff_id)));
+  if (!lock.ok()) return lock.status().WithContext(context);
+  std::unique_ptr<LayerUnpacker> u(new LayerUnpacker(store, diff_id, blob, std::move(*lock)));
+  if (LayerExists(store, diff_id)) {
     u->already_exists_ = true;
     return u;
   }
-  // Whatever a crashed extraction left is ours to clear: we hold the lock.
-  const std::string staging = layout.LayerStagingDir(diff_id);
-  RemoveTree(layout.LayerDir(diff_id));
-  RemoveTree(staging);
-  RETURN_IF_ERROR(MakeDirs(fs, staging + "/rootfs", 0755).WithContext(context));
-  u->rootfs_ = UniqueFd(
-      ::open((staging + "/rootfs").c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!u->rootfs_) return ErrnoError(errno, "open " + staging + "/rootfs");
+  Status s = [&]() -> Status {
+    // Whatever a crashed extraction left (or a directory that is not a layer) is ours to
+    // clear: we hold the lock.
+    ASSIGN_OR_RETURN(UniqueFd layers, store.OpenDir(layout.LayerAlgorithmDir("sha256"), true));
+    RETURN_IF_ERROR(RemoveAllAt(fs, layers.get(), diff_id.hex()));
+    const std::string staging = layout.LayerStagingDir(diff_id);
+    ASSIGN_OR_RETURN(u->staging_parent_, store.OpenDir(DirName(staging), true));
+    RETURN_IF_ERROR(RemoveAllAt(fs, u->staging_parent_.get(), BaseName(staging)));
+    ASSIGN_OR_RETURN(UniqueFd dir,
+                     MakeDirAt(fs, u->staging_parent_.get(), BaseName(staging), 0700));
+    // The layer's own root directory: its mode comes from the image (or stays 0755).
+    ASSIGN_OR_RETURN(UniqueFd rootfs, MakeDirAt(fs, dir.get(), kRootfsName, 0755));
+    u->rootfs_ = std::move(rootfs);
+    return OkStatus();
+  }();
+  if (!s.ok()) return s.WithContext(context);
   u->mode_ = StoreWhiteoutMode();
   ExtractOptions options;
   options.whiteouts = u->mode_;
@@ -126,8 +220,7 @@ Status LayerUnpacker::Finish() {
   if (already_exists_) return OkStatus();
   ASSIGN_OR_RETURN(Digest got, stream_->Finish());
   if (got != diff_id_) {
-    return DataLossError("diff_id mismatch: got " + got.String() + ", want " +
-                         diff_id_.String());
+    return DataLossError("diff_id mismatch: got " + got.String() + ", want " + diff_id_.String());
   }
   size_ = stream_->extractor().bytes_written();
   finished_ = true;
@@ -137,28 +230,39 @@ Status LayerUnpacker::Finish() {
 Status LayerUnpacker::Commit() {
   if (already_exists_) return OkStatus();
   if (!finished_) return FailedPreconditionError("layer commit before a successful finish");
-  const std::string staging = layout_.LayerStagingDir(diff_id_);
+  const content::Layout& layout = store_.layout();
+  const std::string staging = layout.LayerStagingDir(diff_id_);
+  struct stat st;
+  if (::fstat(rootfs_.get(), &st) != 0) return ErrnoError(errno, "stat " + staging + "/rootfs");
   nlohmann::json info = {
       {"diffID", diff_id_.String()},
-      {"whiteouts", mode_ == WhiteoutMode::kOverlay ? "overlay" : "oci"},
+      {"blob", blob_.String()},
+      {"files", stream_->entries()},
       {"size", size_},
+      {"whiteouts", mode_ == WhiteoutMode::kOverlay ? "overlay" : "oci"},
+      {"rootfsInode", static_cast<uint64_t>(st.st_ino)},
   };
   // Hardlinks to files of lower layers: this directory cannot hold them, so it is not a
   // complete overlay lowerdir (hoist mount refuses it; hoist unpack applies them from the
   // blobs). Only their number is recorded, so that layer.json stays small.
   const size_t lower = stream_->extractor().lower_hardlinks().size();
   if (lower > 0) info["lowerHardlinks"] = lower;
-  // The layer's files reach the disk before the rename makes them visible (one syncfs
-  // instead of an fsync per file).
-  UniqueFd dir(::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir || ::syncfs(dir.get()) != 0) return ErrnoError(errno, "syncfs " + staging);
-  RETURN_IF_ERROR(WriteFileAtomically(fs_, staging + "/layer.json", staging + "/layer.json.tmp",
-                                      info.dump() + "\n", 0444));
-  RETURN_IF_ERROR(MakeDirs(fs_, layout_.LayerAlgorithmDir(diff_id_.algorithm()), 0755));
-  RETURN_IF_ERROR(fs_->Rename(staging, layout_.LayerDir(diff_id_)));
-  RETURN_IF_ERROR(FsyncDir(fs_, layout_.LayerAlgorithmDir(diff_id_.algorithm())));
-  committed_ = true;
-  return OkStatus();
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(UniqueFd dir, fs_->OpenAt(staging_parent_.get(), BaseName(staging),
+                                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    // The layer's files reach the disk before the rename makes them visible (one syncfs
+    // instead of an fsync per file).
+    RETURN_IF_ERROR(fs_->Syncfs(dir.get()));
+    RETURN_IF_ERROR(WriteFileAtomicallyAt(fs_, dir.get(), kRecordName, kRecordTempName,
+                                          info.dump() + "\n", 0444));
+    ASSIGN_OR_RETURN(UniqueFd layers,
+                     store_.OpenDir(layout.LayerAlgorithmDir(diff_id_.algorithm()), true));
+    RETURN_IF_ERROR(
+        fs_->RenameAt(staging_parent_.get(), BaseName(staging), layers.get(), diff_id_.hex()));
+    committed_ = true;  // visible now; the directory is complete
+    return fs_->Fsync(layers.get());
+  }();
+  return s.WithContext(staging);
 }
 
 }  // namespace hoist::unpack

@@ -6,7 +6,17 @@
 //
 // LayerUnpacker: one layer of the store. Extracts into layers/staging/<diff-id> under the
 // layer's lock and commits by rename to layers/sha256/<diff-id>/ only after Finish() has
-// checked the diff_id. Destroyed without Commit, it leaves nothing behind.
+// checked the diff_id. Destroyed without Commit, it leaves nothing behind. The commit goes
+// through the store's FileSystem, relative to store directory fds.
+//
+// The layer record. A layer directory is trusted only because hoist committed it: the commit
+// writes layer.json (mode 0444, inside the owner-only store) recording what the directory was
+// made from — the diff_id, the blob digest, the number of tar entries, the bytes of file data,
+// the whiteout format — and the inode of its rootfs/. ReadLayerRecord checks it with a few
+// stats (no tree walk): the layer directory and the record are the running user's and not
+// writable by others, the record names this diff_id, and rootfs/ is the very directory that
+// was committed. Anything else (a directory from an older hoist, or one that someone put
+// there) is not a layer: pull extracts the layer again and mount refuses it.
 #pragma once
 
 #include <functional>
@@ -19,6 +29,7 @@
 #include "base/unique_fd.h"
 #include "content/digester.h"
 #include "content/layout.h"
+#include "content/store.h"
 #include "hoist/digest.h"
 #include "hoist/status.h"
 #include "unpack/decompress.h"
@@ -45,13 +56,31 @@ class LayerStream {
   // Ends the stream (inflate, tar and extractor all finish) and returns the diff_id.
   Result<Digest> Finish();
   const Extractor& extractor() const { return *extractor_; }
+  // Tar entries passed to the extractor so far.
+  uint64_t entries() const;
 
  private:
+  class Counter;
   std::unique_ptr<Extractor> extractor_;
+  std::unique_ptr<Counter> counter_;
   std::unique_ptr<TarReader> tar_;
   content::Digester diff_digester_;
   std::unique_ptr<Decompressor> decompressor_;
 };
+
+// The record of a committed layer (see above).
+struct LayerRecord {
+  Digest diff_id;
+  Digest blob;                                       // the blob it was extracted from
+  uint64_t files = 0;                                // tar entries applied
+  uint64_t size = 0;                                 // bytes of file data
+  WhiteoutMode whiteouts = WhiteoutMode::kOciFiles;  // kOverlay or kOciFiles
+  bool lower_hardlinks = false;  // hardlinks files of lower layers (not a whole lowerdir)
+};
+
+// The record of the layer diff_id, checked as described above. NotFound if the layer is not
+// there; FailedPrecondition (naming the path) if a directory is there that hoist did not commit.
+Result<LayerRecord> ReadLayerRecord(const content::Store& store, const Digest& diff_id);
 
 // Reads a whole file (a stored blob) and passes it to `sink` in chunks of up to 1 MiB.
 Status FeedFile(const std::string& path, const std::function<Status(const char*, size_t)>& sink);
@@ -63,9 +92,10 @@ WhiteoutMode StoreWhiteoutMode();
 class LayerUnpacker {
  public:
   // Takes the layer's lock (waiting for another process extracting it). If the layer is
-  // already extracted, already_exists() is true and nothing else needs doing.
-  static Result<std::unique_ptr<LayerUnpacker>> Open(const content::Layout& layout,
-                                                     FileSystem* fs, const Digest& diff_id,
+  // already extracted, already_exists() is true and nothing else needs doing. `blob` is the
+  // digest of the layer blob, for the record. Disk changes go through store.fs().
+  static Result<std::unique_ptr<LayerUnpacker>> Open(const content::Store& store,
+                                                     const Digest& diff_id, const Digest& blob,
                                                      std::string_view media_type,
                                                      LayerLimits limits = {});
   ~LayerUnpacker();
@@ -77,16 +107,20 @@ class LayerUnpacker {
   Status Feed(const char* data, size_t n);
   // Ends the stream and checks the diff_id (DataLoss "diff_id mismatch: got X").
   Status Finish();
-  // Makes the layer visible: writes layer.json, renames staging into place, fsyncs. Call
-  // only after Finish() succeeded (and, in a pull, after the blob itself was committed).
+  // Makes the layer visible: syncs the layer's files, writes the record (layer.json), renames
+  // staging into place (the one step that makes it visible), fsyncs layers/sha256/. Call only
+  // after Finish() succeeded (and, in a pull, after the blob itself was committed). A crash at
+  // any point leaves either no layers/sha256/<id> or a complete one with its record.
   Status Commit();
 
  private:
-  LayerUnpacker(const content::Layout& layout, FileSystem* fs, Digest diff_id, FileLock lock);
-  const content::Layout& layout_;
+  LayerUnpacker(const content::Store& store, Digest diff_id, Digest blob, FileLock lock);
+  const content::Store& store_;
   FileSystem* fs_;
   Digest diff_id_;
+  Digest blob_;
   FileLock lock_;
+  UniqueFd staging_parent_;  // layers/staging/
   bool already_exists_ = false;
   bool finished_ = false;
   bool committed_ = false;
@@ -96,9 +130,10 @@ class LayerUnpacker {
   uint64_t size_ = 0;
 };
 
-// True if the layer with this diff_id is extracted in the store in a form this process can
-// use: overlay format always; OCI .wh. format only when this process could not write overlay
-// format either (not root), so that a root pull redoes layers a non-root pull left.
-bool LayerExists(const content::Layout& layout, const Digest& diff_id);
+// True if the layer with this diff_id is committed in the store (its record checks out) in a
+// form this process can use: overlay format always; OCI .wh. format only when this process
+// could not write overlay format either (not root), so that a root pull redoes layers a
+// non-root pull left.
+bool LayerExists(const content::Store& store, const Digest& diff_id);
 
 }  // namespace hoist::unpack
