@@ -23,28 +23,10 @@ std::string BaseName(const std::string& path) { return path.substr(path.find_las
 
 }  // namespace
 
-// Counts the entries on their way from the tar reader to the extractor.
-class LayerStream::Counter : public TarHandler {
- public:
-  explicit Counter(TarHandler* next) : next_(next) {}
-  Status OnEntry(const TarEntry& e) override {
-    ++entries_;
-    return next_->OnEntry(e);
-  }
-  Status OnData(const char* data, size_t n) override { return next_->OnData(data, n); }
-  Status OnEntryEnd() override { return next_->OnEntryEnd(); }
-  uint64_t entries() const { return entries_; }
-
- private:
-  TarHandler* const next_;
-  uint64_t entries_ = 0;
-};
-
 LayerStream::LayerStream(int root_fd, std::string_view media_type, ExtractOptions options,
                          LayerLimits limits)
     : extractor_(std::make_unique<Extractor>(root_fd, options)),
-      counter_(std::make_unique<Counter>(extractor_.get())),
-      tar_(std::make_unique<TarReader>(counter_.get())),
+      tar_(std::make_unique<TarReader>(extractor_.get())),
       diff_digester_(std::move(content::Digester::New("sha256")).value()),
       decompressor_(std::make_unique<Decompressor>(
           [this](const char* data, size_t n) {
@@ -57,7 +39,7 @@ LayerStream::~LayerStream() = default;
 
 Status LayerStream::Feed(const char* data, size_t n) { return decompressor_->Feed(data, n); }
 
-uint64_t LayerStream::entries() const { return counter_->entries(); }
+uint64_t LayerStream::entries() const { return tar_->entries(); }
 
 Result<Digest> LayerStream::Finish() {
   RETURN_IF_ERROR(decompressor_->Finish());

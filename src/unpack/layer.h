@@ -60,9 +60,7 @@ class LayerStream {
   uint64_t entries() const;
 
  private:
-  class Counter;
   std::unique_ptr<Extractor> extractor_;
-  std::unique_ptr<Counter> counter_;
   std::unique_ptr<TarReader> tar_;
   content::Digester diff_digester_;
   std::unique_ptr<Decompressor> decompressor_;
