@@ -1173,6 +1173,21 @@ TEST_F(RegistryConfigTest, ForeignUrlOnLoopbackWhereTheRegistryIsNotIsRefused) {
   EXPECT_EQ((*internal)->requests().size(), 0u);
   EXPECT_EQ(img.reg->CountRequests("GET", "/v2/foreign/internal/blobs/" + img.first.digest), 1);
 
+  // Nor through a redirect from an allowed address: every hop is checked.
+  const std::string internal_url = (*internal)->url() + "/layer";
+  auto redirector = testing::FixtureServer::Start([&](const testing::HttpRequest&) {
+    return testing::HttpResponse{302, {{"Location", internal_url}}, ""};
+  });
+  ASSERT_TRUE(redirector.ok()) << redirector.status().message();
+  UrlImage redirected = PushImageWithUrls(
+      "foreign/redirect", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+      {(*redirector)->url()}, /*push_first=*/true, "/layer");
+  ASSERT_TRUE(redirected.reg);
+  pulled = PullWith(Options(), redirected.ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ((*redirector)->requests().size(), 1u);
+  EXPECT_EQ((*internal)->requests().size(), 0u);
+
   // Without the registry's copy, the refusal is the error, and it says why.
   UrlImage missing = PushImageWithUrls(
       "foreign/missing", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
