@@ -51,9 +51,12 @@ struct ClientOptions {
   // ($HOIST_REGISTRIES_CONF, ${XDG_CONFIG_HOME:-~/.config}/containers/registries.conf,
   // /etc/containers/registries.conf).
   std::string registries_conf;
-  // Foreign (non-distributable) layers are fetched from their `urls`, never with registry
-  // credentials. false: their urls are never used; such a layer must come from the registry
-  // itself, and a pull whose registry does not serve it is refused (PermissionDenied).
+  // Foreign (non-distributable) layers are fetched from their `urls` first (other layers'
+  // `urls` are ignored): http(s) only, never with credentials, and never from a loopback,
+  // private or link-local address unless the registry lives at that address too. A URL that
+  // is refused, fails or sends other bytes than the blob is passed over for the registry.
+  // false: their urls are never used; such a layer must come from the registry itself, and a
+  // pull whose registry does not serve it is refused (PermissionDenied).
   bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;
