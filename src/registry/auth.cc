@@ -183,16 +183,18 @@ bool IsLoopbackHost(std::string_view host) {
   return true;
 }
 
-std::string Authorizer::HeaderFor(const std::string& host, const std::string& scope) {
+std::string Authorizer::HeaderFor(const std::string& host, const CredentialSource& credentials,
+                                  const std::string& scope) {
+  const Key key{host, &credentials};
   std::lock_guard<std::mutex> lock(mu_);
-  auto t = tokens_.find({host, scope});
+  auto t = tokens_.find({key, scope});
   if (t != tokens_.end()) {
     if (std::chrono::steady_clock::now() < t->second.expires) {
       return "Authorization: Bearer " + t->second.value;
     }
     tokens_.erase(t);
   }
-  auto b = basic_.find(host);
+  auto b = basic_.find(key);
   return b == basic_.end() ? "" : b->second;
 }
 
@@ -208,7 +210,7 @@ Status Authorizer::OnUnauthorized(const std::string& registry, CredentialSource&
     if (c.scheme != "bearer") continue;
     ASSIGN_OR_RETURN(Token token, FetchToken(registry, credentials, host, tls, scope, c, http));
     std::lock_guard<std::mutex> lock(mu_);
-    tokens_[{host, scope}] = std::move(token);
+    tokens_[{Key{host, &credentials}, scope}] = std::move(token);
     return OkStatus();
   }
   for (const auto& c : challenges) {
@@ -221,10 +223,11 @@ Status Authorizer::OnUnauthorized(const std::string& registry, CredentialSource&
     std::string header =
         "Authorization: Basic " + Base64Encode(cred->username + ":" + cred->password);
     std::lock_guard<std::mutex> lock(mu_);
-    if (basic_[host] == header) {
+    std::string& known = basic_[Key{host, &credentials}];
+    if (known == header) {
       return UnauthenticatedError("credentials for " + registry + " were rejected");
     }
-    basic_[host] = std::move(header);
+    known = std::move(header);
     return OkStatus();
   }
   return UnauthenticatedError("registry " + registry +

@@ -70,8 +70,11 @@ class Authorizer {
   Authorizer() = default;
 
   // The Authorization header ("Authorization: Bearer …") to send to `host` (host:port the
-  // request goes to) for `scope`, or "" when nothing is known yet.
-  std::string HeaderFor(const std::string& host, const std::string& scope);
+  // request goes to) for `scope` on behalf of `credentials`, or "" when nothing is known yet.
+  // What was obtained with one source's credentials is never sent on behalf of another, even
+  // to the same host (a mirror gets nothing of --creds).
+  std::string HeaderFor(const std::string& host, const CredentialSource& credentials,
+                        const std::string& scope);
 
   // Called with a 401 response from `host` (serving `registry`). Reads its challenges and
   // obtains what the next HeaderFor needs: a bearer token from the realm, or basic
@@ -94,8 +97,10 @@ class Authorizer {
                            const Challenge& challenge, HttpClient& http);
 
   std::mutex mu_;
-  std::map<std::string, std::string> basic_;                     // host → header
-  std::map<std::pair<std::string, std::string>, Token> tokens_;  // (host, scope) → token
+  // Keyed by host and the credential source they were obtained with.
+  using Key = std::pair<std::string, const CredentialSource*>;
+  std::map<Key, std::string> basic_;                     // → header
+  std::map<std::pair<Key, std::string>, Token> tokens_;  // (key, scope) → token
 };
 
 // Host part of an URL's authority without the port ("127.0.0.1" for "http://127.0.0.1:5000/x");

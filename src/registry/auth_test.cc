@@ -97,9 +97,12 @@ TEST(Authorizer, FindsBasicBehindANegotiateToken68) {
   Status s =
       authorizer.OnUnauthorized("reg.example", creds, "reg.example", RealmTls{}, "", r, http);
   ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(authorizer.HeaderFor("reg.example", ""),
+  EXPECT_EQ(authorizer.HeaderFor("reg.example", creds, ""),
             "Authorization: Basic " + Base64Encode("alice:pw"));
-  EXPECT_EQ(authorizer.HeaderFor("other.example", ""), "");
+  EXPECT_EQ(authorizer.HeaderFor("other.example", creds, ""), "");
+  // Another source (a mirror's configured credentials) on the same host gets none of it.
+  StaticCredentials other(std::nullopt);
+  EXPECT_EQ(authorizer.HeaderFor("reg.example", other, ""), "");
 }
 
 TEST(Credentials, UserPassword) {

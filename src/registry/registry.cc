@@ -126,7 +126,7 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
     request.url = url;
     request.headers = base_headers;
     if (at_registry) {
-      std::string auth = authorizer_->HeaderFor(host_, scope);
+      std::string auth = authorizer_->HeaderFor(host_, *credentials_, scope);
       if (!auth.empty()) request.headers.push_back(std::move(auth));
     }
     // TLS is verified everywhere except on the insecure registry itself, and the registry's
