@@ -23,6 +23,7 @@
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
 #include "registry/auth.h"
+#include "registry/foreign_url.h"
 #include "registry/registry.h"
 #include "transfer/dispatch.h"
 #include "unpack/layer.h"
@@ -39,15 +40,18 @@ std::string DefaultStoreDir() {
   return std::string(home != nullptr ? home : ".") + "/.local/share/hoist";
 }
 
-Result<registry::Registry*> Client::Impl::RegistryFor(const std::string& name,
-                                                      const std::string& host,
-                                                      bool configured_insecure) {
+Result<registry::Registry*> Client::Impl::RegistryFor(const config::RegistriesConf::Route& route) {
+  registry::CredentialSource* credentials = CredentialsFor(route);
+  const std::string key = route.registry + "|" + route.host + "|" +
+                          (credentials == static_credentials.get() ? "creds" : "files");
   std::lock_guard<std::mutex> lock(mu);
-  auto& r = registries[name + "|" + host];
+  auto& r = registries[key];
   if (!r) {
-    ASSIGN_OR_RETURN(registry::Endpoint endpoint,
-                     config::MakeEndpoint(name, host, configured_insecure, tls));
-    r = std::make_unique<registry::Registry>(name, host, std::move(endpoint), authorizer.get());
+    ASSIGN_OR_RETURN(
+        registry::Endpoint endpoint,
+        config::MakeEndpoint(route.registry, route.host, route.endpoint.insecure, tls));
+    r = std::make_unique<registry::Registry>(route.registry, route.host, std::move(endpoint),
+                                             authorizer.get(), credentials);
   }
   return r.get();
 }
@@ -56,9 +60,7 @@ Result<std::vector<Client::Impl::Source>> Client::Impl::SourcesFor(const Referen
   ASSIGN_OR_RETURN(auto routes, registries_conf.RoutesFor(ref));
   std::vector<Source> out;
   for (const auto& route : routes) {
-    const std::string name = route.endpoint.mirror ? route.host : ref.domain();
-    ASSIGN_OR_RETURN(registry::Registry * reg,
-                     RegistryFor(name, route.host, route.endpoint.insecure));
+    ASSIGN_OR_RETURN(registry::Registry * reg, RegistryFor(route));
     out.push_back({std::make_unique<registry::Repository>(reg, route.repository),
                    (route.endpoint.mirror ? "mirror " : "") + route.host});
   }
@@ -93,32 +95,40 @@ Result<manifest::Decoded> Client::Impl::FetchManifest(registry::Repository& repo
   return manifest::Decode("", *bytes);
 }
 
-// A blob's bytes to sink: from its `urls` first when it has some (foreign
-// layers; plain http(s), never with registry credentials; skipped when the
-// client refuses foreign URLs), then from the registry.
+// A foreign layer may come from its `urls` (when the client allows it and each URL passes
+// registry::CheckForeignUrl), then from the registry; any other blob only from the registry.
+// Each source is one call of `attempt`, which starts from nothing: a failed attempt at a URL
+// (unreachable, refused, or bytes that are not the blob) leaves nothing behind, and the next
+// source is tried.
 Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& http,
                               const Descriptor& d,
-                              const std::function<Status(const char*, size_t)>& sink) {
-  if (!d.urls.empty() && options.allow_foreign_urls) {
-    bool started = false;
-    auto counting = [&](const char* data, size_t n) {
-      started = true;
-      return sink(data, n);
-    };
+                              const std::function<Status(const Fetch&)>& attempt) {
+  const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
+  std::string failed;  // what went wrong at the URLs, for the registry's error
+  if (foreign && options.allow_foreign_urls) {
+    // A URL may point where the registry itself lives, even on loopback or a private network.
+    const std::string registry_host = registry::UrlHostname("http://" + repo.registry().host());
+    auto resolved = registry::ResolveHost(registry_host.starts_with("[")
+                                              ? registry_host.substr(1, registry_host.size() - 2)
+                                              : registry_host);
+    const std::vector<std::string> registry_addresses =
+        resolved.ok() ? *resolved : std::vector<std::string>{};
     for (const std::string& url : d.urls) {
-      Status s = registry::GetUrl(http, url, counting);
-      if (s.ok()) return s;
-      // Bytes already consumed: no fallback.
-      if (started) return s.WithContext("foreign URL " + TerminalSafe(url));
+      Status s = attempt([&](const Sink& sink) {
+        return registry::GetForeignUrl(http, url, registry_addresses, sink);
+      });
+      if (s.ok() || s.code() == StatusCode::kCancelled) return s;
+      failed += (failed.empty() ? "" : "; ") + TerminalSafe(url) + ": " + s.message();
     }
   }
-  Status s = repo.GetBlob(http, d.digest, sink);
-  if (!s.ok() && !d.urls.empty() && !options.allow_foreign_urls) {
+  Status s = attempt([&](const Sink& sink) { return repo.GetBlob(http, d.digest, sink); });
+  if (!s.ok() && foreign && !options.allow_foreign_urls) {
     return PermissionDeniedError(
         "foreign layer: fetching it from its URLs is refused by "
         "configuration, and the registry does not serve it (" +
         s.message() + ")");
   }
+  if (!s.ok() && !failed.empty()) return s.WithContext("foreign URLs failed (" + failed + ")");
   return s;
 }
 
@@ -135,10 +145,20 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     return OkStatus();
   }
   report(ProgressState::kDownloading);
-  RETURN_IF_ERROR(
-      Download(repo, http, d, [&](const char* data, size_t n) { return writer->Write(data, n); }));
-  report(ProgressState::kVerifying, writer->written());
-  RETURN_IF_ERROR(writer->Commit());
+  RETURN_IF_ERROR(Download(repo, http, d, [&](const Fetch& fetch) -> Status {
+    // A fresh writer for every attempt: what a failed one wrote is gone with its writer.
+    if (writer == nullptr) {
+      ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
+    }
+    if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
+    Status s = fetch([&](const char* data, size_t n) { return writer->Write(data, n); });
+    if (s.ok()) {
+      report(ProgressState::kVerifying, writer->written());
+      s = writer->Commit();
+    }
+    if (!s.ok()) writer.reset();
+    return s;
+  }));
   *downloaded = true;
   report(ProgressState::kDownloadComplete, d.size);
   return OkStatus();
@@ -155,41 +175,72 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
   limits.image_budget = budget;
-  ASSIGN_OR_RETURN(auto layer,
-                   unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type, limits));
-  ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
+  std::unique_ptr<unpack::LayerUnpacker> layer;
+  std::unique_ptr<content::Writer> writer;
+  // A new staging directory and a new blob writer, in lock order; whatever the previous ones
+  // held (extracted files, ingest data, hash state) is removed with them.
+  auto open = [&]() -> Status {
+    writer.reset();
+    layer.reset();
+    ASSIGN_OR_RETURN(layer,
+                     unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type, limits));
+    ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
+    return OkStatus();
+  };
+  // The blob is verified and read-only in the store: its lock is not needed.
+  auto extract_stored = [&]() -> Status {
+    writer.reset();
+    progress.Report(d, ProgressState::kExtracting);
+    RETURN_IF_ERROR(
+        unpack::FeedFile(store->layout().BlobFile(d.digest),
+                         [&](const char* data, size_t n) { return layer->Feed(data, n); }));
+    return layer->Finish();
+  };
+  RETURN_IF_ERROR(open());
   if (writer->already_committed()) {
     if (layer->already_exists()) {
       progress.Report(d, ProgressState::kAlreadyExists);
       return OkStatus();
     }
-    writer.reset();  // the blob is verified and read-only: its lock is not needed
-    progress.Report(d, ProgressState::kExtracting);
-    RETURN_IF_ERROR(
-        unpack::FeedFile(store->layout().BlobFile(d.digest),
-                         [&](const char* data, size_t n) { return layer->Feed(data, n); }));
-    RETURN_IF_ERROR(layer->Finish());
+    RETURN_IF_ERROR(extract_stored());
   } else {
     progress.Report(d, ProgressState::kDownloading);
-    // If extraction fails, the rest of the blob is still read (bounded by its
-    // declared size) and hashed, so that bytes that are not the blob are
-    // reported as such, not as whatever the inflater or tar reader made of
-    // them.
-    Status extract;
-    RETURN_IF_ERROR(Download(repo, http, d, [&](const char* data, size_t n) -> Status {
-      RETURN_IF_ERROR(writer->Write(data, n));
-      if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+    bool fresh = true;  // the writer and the staging directory have seen no bytes yet
+    RETURN_IF_ERROR(Download(repo, http, d, [&](const Fetch& fetch) -> Status {
+      // Every attempt hashes and extracts from byte zero: a source that sent wrong bytes
+      // leaves no trace in the next attempt's blob or layer.
+      if (!fresh) {
+        RETURN_IF_ERROR(open());
+        if (writer->already_committed()) {  // another process stored it meanwhile
+          return layer->already_exists() ? OkStatus() : extract_stored();
+        }
+      }
+      fresh = false;
+      // If extraction fails, the rest of the blob is still read (bounded by
+      // its declared size) and hashed, so that bytes that are not the blob are
+      // reported as such, not as whatever the inflater or tar reader made of
+      // them.
+      Status extract;
+      RETURN_IF_ERROR(fetch([&](const char* data, size_t n) -> Status {
+        RETURN_IF_ERROR(writer->Write(data, n));
+        if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+        return OkStatus();
+      }));
+      progress.Report(d, ProgressState::kVerifying, writer->written());
+      // Both digests before anything becomes visible: the blob's, then the
+      // diff_id.
+      RETURN_IF_ERROR(writer->Verify());
+      RETURN_IF_ERROR(extract);
+      RETURN_IF_ERROR(layer->Finish());
+      RETURN_IF_ERROR(writer->Commit());
+      *downloaded = true;
       return OkStatus();
     }));
-    progress.Report(d, ProgressState::kVerifying, writer->written());
-    // Both digests before anything becomes visible: the blob's, then the
-    // diff_id.
-    RETURN_IF_ERROR(writer->Verify());
-    RETURN_IF_ERROR(extract);
-    RETURN_IF_ERROR(layer->Finish());
-    RETURN_IF_ERROR(writer->Commit());
-    *downloaded = true;
-    progress.Report(d, ProgressState::kDownloadComplete, d.size);
+    if (*downloaded) progress.Report(d, ProgressState::kDownloadComplete, d.size);
+  }
+  if (layer->already_exists()) {  // committed by another process during a retry
+    progress.Report(d, ProgressState::kPullComplete, d.size);
+    return OkStatus();
   }
   if (layer->skipped_devices() > 0 && notice) {
     notice("layer " + diff_id.String() + ": " + std::to_string(layer->skipped_devices()) +
@@ -235,7 +286,10 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   std::atomic<bool> cancel{false};
   std::atomic<bool> never{false};
   const std::atomic<bool>* outside = options.cancel != nullptr ? options.cancel : &never;
-  registry::HttpClient http(outside);
+  const registry::TransferLimits limits{this->options.low_speed_bytes_per_second,
+                                        this->options.low_speed_seconds,
+                                        this->options.request_timeout_seconds};
+  registry::HttpClient http(outside, nullptr, limits);
 
   // 1. Resolve: what does the reference name, by digest? A HEAD answers that in
   // one request (and is the only request when the image is already here); a
@@ -334,7 +388,8 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
           downloaded = true;
         }
         return s.WithContext("blob " + w.layer.digest.String());
-      });
+      },
+      limits);
   RETURN_IF_ERROR(status);
 
   // 4. The image record, last: nothing points at a blob that is not verified
@@ -410,14 +465,12 @@ Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->docker_credentials =
       std::make_unique<config::DockerCredentials>(config::CredentialFiles::Default());
-  impl->credentials = impl->docker_credentials.get();
   if (!options.credentials.empty()) {
     ASSIGN_OR_RETURN(auto cred,
                      registry::StaticCredentials::ParseUserPassword(options.credentials));
     impl->static_credentials = std::make_unique<registry::StaticCredentials>(std::move(cred));
-    impl->credentials = impl->static_credentials.get();
   }
-  impl->authorizer = std::make_unique<registry::Authorizer>(impl->credentials);
+  impl->authorizer = std::make_unique<registry::Authorizer>();
   if (options.registries_conf.empty()) {
     ASSIGN_OR_RETURN(impl->registries_conf, config::RegistriesConf::Load());
   } else {

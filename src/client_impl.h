@@ -60,16 +60,19 @@ struct Client::Impl {
   config::TlsPolicy tls;
   std::unique_ptr<config::DockerCredentials> docker_credentials;   // login, logout, describe
   std::unique_ptr<registry::CredentialSource> static_credentials;  // --creds, when given
-  registry::CredentialSource* credentials = nullptr;               // the one in use
   std::unique_ptr<registry::Authorizer> authorizer;
   std::mutex mu;
-  std::map<std::string, std::unique_ptr<registry::Registry>> registries;  // by name|host
+  // by name|host|credential source
+  std::map<std::string, std::unique_ptr<registry::Registry>> registries;
 
-  // The Registry for a host, created once per client (it remembers http vs
-  // https). name: the registry whose credentials apply (the reference's, or a
-  // mirror's host).
-  Result<registry::Registry*> RegistryFor(const std::string& name, const std::string& host,
-                                          bool configured_insecure);
+  // The credentials one endpoint of a pull gets (config::CredentialsForRoute): --creds for
+  // the reference's own registry only, the configured ones of its own host for a mirror.
+  registry::CredentialSource* CredentialsFor(const config::RegistriesConf::Route& route) const {
+    return config::CredentialsForRoute(route, static_credentials.get(), docker_credentials.get());
+  }
+  // The Registry for a route, created once per client (it remembers http vs https) for each
+  // registry name, host and credential source.
+  Result<registry::Registry*> RegistryFor(const config::RegistriesConf::Route& route);
 
   // The repositories to try for `ref`, in order (mirrors first), per
   // registries.conf.
@@ -82,8 +85,16 @@ struct Client::Impl {
   Result<Image> Pull(const Reference& ref, const PullOptions& options);
   Result<Image> PullFrom(const Reference& ref, registry::Repository& repo,
                          const PullOptions& options);
+  using Sink = std::function<Status(const char*, size_t)>;
+  // Streams a blob's bytes from one source into a sink.
+  using Fetch = std::function<Status(const Sink&)>;
+  // Gets blob `d` by calling `attempt` once per source in turn until one succeeds: a foreign
+  // layer's `urls` (allowed ones only), then the registry. `attempt` must start from nothing
+  // each time (new writer, new staging: every digest recomputed from byte zero), call the
+  // Fetch with its sink, and verify what came; a failed attempt at a URL falls back to the
+  // next source.
   Status Download(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
-                  const std::function<Status(const char*, size_t)>& sink);
+                  const std::function<Status(const Fetch&)>& attempt);
   // The manifest with this digest, decoded: from the store, or fetched, verified and stored
   // first (then *downloaded is set). *bytes: the document as stored.
   Result<manifest::Decoded> FetchManifest(registry::Repository& repo, registry::HttpClient& http,

@@ -38,10 +38,10 @@ Status Client::Login(const std::string& registry_text, const std::string& user,
   // Checked with these credentials alone, against the registry's own endpoint
   // (not mirrors).
   registry::StaticCredentials only(cred);
-  registry::Authorizer authorizer(&only);
+  registry::Authorizer authorizer;
   auto endpoint = config::MakeEndpoint(*name, ref->RegistryHost(), false, impl_->tls);
   if (!endpoint.ok()) return endpoint.status().WithContext(context);
-  registry::Registry reg(*name, ref->RegistryHost(), *endpoint, &authorizer);
+  registry::Registry reg(*name, ref->RegistryHost(), *endpoint, &authorizer, &only);
   registry::HttpClient http;
   auto r = reg.Send(http, "/v2/", registry::HttpRequest{}, "");
   if (!r.ok()) return r.status().WithContext(context);
@@ -71,14 +71,14 @@ Result<std::string> Client::DescribeConfig(std::string_view text) {
          "\nendpoints, in order:\n";
   int n = 0;
   for (const auto& route : *routes) {
-    const std::string name = route.endpoint.mirror ? route.host : ref->domain();
-    out += "  " + std::to_string(++n) + ". " + (route.endpoint.mirror ? "mirror " : "registry ") +
-           route.host + "/" + route.repository + "\n     tls: " +
-           config::DescribeEndpoint(name, route.host, route.endpoint.insecure, impl_->tls) +
-           "\n     credentials: " +
-           (impl_->static_credentials ? std::string("--creds")
-                                      : impl_->docker_credentials->Describe(name)) +
-           "\n";
+    const bool given = impl_->CredentialsFor(route) == impl_->static_credentials.get();
+    out +=
+        "  " + std::to_string(++n) + ". " + (route.endpoint.mirror ? "mirror " : "registry ") +
+        route.host + "/" + route.repository + "\n     tls: " +
+        config::DescribeEndpoint(route.registry, route.host, route.endpoint.insecure, impl_->tls) +
+        "\n     credentials: " +
+        (given ? std::string("--creds") : impl_->docker_credentials->Describe(route.registry)) +
+        "\n";
   }
   out += "registries.conf files read:";
   if (impl_->registries_conf.files().empty()) out += " none";

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -787,6 +788,102 @@ insecure = true
   }
 }
 
+// --creds and HOIST_CREDS belong to the reference's own registry: a mirror is asked with the
+// credentials configured for its own host (here in config.json), through a Negotiate+Bearer
+// challenge it answers with a token of its own, and never sees the registry's password.
+TEST_F(RegistryConfigTest, MirrorNeverSeesTheCredsOfTheRegistry) {
+  const std::string password = "registry-only-pw";
+  RegistryOptions o;
+  o.auth = RegistryOptions::Auth::kHtpasswd;
+  o.user = "alice";
+  o.password = password;
+  auto reg = TestRegistry::Start(o);
+  ASSERT_TRUE(reg.ok()) << reg.status().message();
+  BuiltImage img = SmallImage(Format::kOci, "mirrorcreds");
+  ASSERT_TRUE(testing::PushImage((*reg)->host(), "app", "1", img, "alice:" + password).ok());
+
+  // The mirror: wants a bearer token from its own realm, which it gives for bob's password
+  // only; with the token it does not have the image (404), so the pull falls back.
+  const std::string mirror_basic = "Basic " + Base64Encode("bob:mirror-pw");
+  std::atomic<int> mirror_port{0};
+  auto mirror = testing::FixtureServer::Start([&](const testing::HttpRequest& r) {
+    auto auth = r.headers.find("authorization");
+    const std::string given = auth == r.headers.end() ? "" : auth->second;
+    if (r.target.starts_with("/token")) {
+      if (given != mirror_basic) return testing::HttpResponse{401, {}, "no"};
+      return testing::HttpResponse{200, {}, R"({"token":"mirror-token"})"};
+    }
+    if (given != "Bearer mirror-token") {
+      const std::string realm = "http://127.0.0.1:" + std::to_string(mirror_port.load()) + "/token";
+      return testing::HttpResponse{
+          401, {{"WWW-Authenticate", "Negotiate abc==, Bearer realm=\"" + realm + "\""}}, ""};
+    }
+    return testing::HttpResponse{404, {}, R"({"errors":[{"code":"MANIFEST_UNKNOWN"}]})"};
+  });
+  ASSERT_TRUE(mirror.ok()) << mirror.status().message();
+  mirror_port = (*mirror)->port();
+  WriteFile(registries_conf_, Fill(R"([[registry]]
+prefix = "@REG@"
+location = "@REG@"
+[[registry.mirror]]
+location = "@MIRROR@"
+)",
+                                   {{"@REG@", (*reg)->host()}, {"@MIRROR@", (*mirror)->host()}}));
+  WriteDockerConfig({{"auths", {{(*mirror)->host(), {{"auth", Base64Encode("bob:mirror-pw")}}}}}});
+  const std::string ref = (*reg)->host() + "/app:1";
+
+  // The library with --creds, then the command line with HOIST_CREDS.
+  ClientOptions with_creds = Options();
+  with_creds.credentials = "alice:" + password;
+  auto pulled = PullWith(with_creds, ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(pulled->repo_digest.String(), img.manifest_digest);
+  env_.Set("HOIST_CREDS", "alice:" + password);
+  CliRun cli = Hoist({"--store", NewStore(), "pull", "-q", ref}, dir());
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+
+  bool token_asked_with_bob = false, manifest_asked_with_token = false;
+  for (const auto& r : (*mirror)->requests()) {
+    for (const auto& [name, value] : r.headers) {
+      EXPECT_EQ(value.find(Base64Encode("alice:" + password)), std::string::npos)
+          << r.target << " " << name;
+      EXPECT_EQ(value.find(password), std::string::npos) << r.target << " " << name;
+    }
+    auto auth = r.headers.find("authorization");
+    if (auth == r.headers.end()) continue;
+    token_asked_with_bob |= r.target.starts_with("/token") && auth->second == mirror_basic;
+    manifest_asked_with_token |=
+        r.target.starts_with("/v2/app/manifests/") && auth->second == "Bearer mirror-token";
+  }
+  EXPECT_TRUE(token_asked_with_bob) << "the mirror's own credentials went to its realm";
+  EXPECT_TRUE(manifest_asked_with_token) << "the Bearer challenge was found behind Negotiate";
+}
+
+// With a [[registry]] location rewrite, config.json is asked about the host actually
+// contacted, not the name in the reference.
+TEST_F(RegistryConfigTest, LocationRewriteUsesTheCredentialsOfTheHostContacted) {
+  RegistryOptions o;
+  o.auth = RegistryOptions::Auth::kHtpasswd;
+  o.user = "alice";
+  o.password = "rewrite-pw";
+  auto reg = TestRegistry::Start(o);
+  ASSERT_TRUE(reg.ok()) << reg.status().message();
+  BuiltImage img = SmallImage(Format::kOci, "rewrite");
+  ASSERT_TRUE(testing::PushImage((*reg)->host(), "team/app", "1", img, "alice:rewrite-pw").ok());
+  WriteFile(registries_conf_, Fill(R"([[registry]]
+prefix = "alias.example/team"
+location = "@REG@/team"
+)",
+                                   {{"@REG@", (*reg)->host()}}));
+  WriteDockerConfig({{"auths",
+                      {{(*reg)->host(), {{"auth", Base64Encode("alice:rewrite-pw")}}},
+                       {"alias.example", {{"auth", Base64Encode("mallory:wrong")}}}}}});
+  auto pulled = PullWith(Options(), "alias.example/team/app:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(pulled->reference, "alias.example/team/app:1");
+  EXPECT_EQ(pulled->repo_digest.String(), img.manifest_digest);
+}
+
 TEST_F(RegistryConfigTest, BlockedRegistryAndMalformedFileAreNamed) {
   auto reg = TestRegistry::Start();
   ASSERT_TRUE(reg.ok()) << reg.status().message();
@@ -931,10 +1028,10 @@ TEST_F(RegistryConfigTest, ForeignLayerComesFromItsUrlWithoutCredentials) {
     refuse.allow_foreign_urls = false;
     auto refused = PullWith(refuse, ref);
     ASSERT_FALSE(refused.ok()) << "foreign URLs are not allowed";
-    EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied)
-        << refused.status().message();
-    EXPECT_NE(refused.status().message().find("foreign layer: fetching it from its URLs is refused"),
-              std::string::npos)
+    EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << refused.status().message();
+    EXPECT_NE(
+        refused.status().message().find("foreign layer: fetching it from its URLs is refused"),
+        std::string::npos)
         << refused.status().message();
     EXPECT_NE(refused.status().message().find(foreign.digest), std::string::npos)
         << refused.status().message();
@@ -956,6 +1053,246 @@ TEST_F(RegistryConfigTest, ForeignLayerComesFromItsUrlWithoutCredentials) {
       EXPECT_EQ(requests[i].headers.count("authorization"), 0u) << "no registry credentials";
     }
   }
+}
+
+// A registry (htpasswd: alice) that accepts layer URLs on 127.0.0.1 and 127.0.0.2, and an image
+// whose first layer is `first` (media type as given) with `urls`; its blob is pushed too when
+// `push_first`, so the registry can serve it.
+struct UrlImage {
+  std::unique_ptr<TestRegistry> reg;
+  testing::Blob first;
+  std::string ref, base_tar;
+};
+UrlImage PushImageWithUrls(const std::string& repo, const std::string& media_type,
+                           const std::vector<std::string>& urls_for_path, bool push_first,
+                           const std::string& path) {
+  UrlImage out;
+  RegistryOptions o;
+  o.manifest_urls_allow = {"^http://127\\.0\\.0\\.[12]:[0-9]+/"};
+  auto reg = TestRegistry::Start(o);
+  EXPECT_TRUE(reg.ok()) << reg.status().message();
+  if (!reg.ok()) return out;
+  out.reg = std::move(reg).value();
+  out.base_tar = testing::MakeTar({{"base/", "", '5'}, {"base/os", "the real base\n"}});
+  std::string app_tar = testing::MakeTar({{"app", "app\n"}});
+  out.first = testing::GzipLayer(Format::kOci, out.base_tar);
+  out.first.media_type = media_type;
+  testing::Blob app = testing::GzipLayer(Format::kOci, app_tar);
+  BuiltImage img = testing::BuildImageFromBlobs(
+      Format::kOci, {out.first, app},
+      {testing::Sha256Digest(out.base_tar), testing::Sha256Digest(app_tar)});
+  json manifest = json::parse(img.manifest);
+  manifest["layers"][0]["urls"] = json::array();
+  for (const auto& base : urls_for_path) manifest["layers"][0]["urls"].push_back(base + path);
+  const std::string host = out.reg->host();
+  EXPECT_TRUE(testing::PushBlob(host, repo, img.config).ok());
+  EXPECT_TRUE(testing::PushBlob(host, repo, app).ok());
+  if (push_first) {
+    EXPECT_TRUE(testing::PushBlob(host, repo, out.first).ok());
+  }
+  Status pushed = testing::PushManifest(host, repo, "1", manifest.dump(), img.manifest_media_type);
+  EXPECT_TRUE(pushed.ok()) << pushed.message();
+  out.ref = host + "/" + repo + ":1";
+  return out;
+}
+
+// A server that answers every GET with `body` and counts its requests.
+std::unique_ptr<testing::FixtureServer> ServeBytes(const std::string& body,
+                                                   const std::string& address = "127.0.0.1") {
+  auto server = testing::FixtureServer::Start(
+      [body](const testing::HttpRequest&) {
+        return testing::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, body};
+      },
+      address);
+  EXPECT_TRUE(server.ok()) << server.status().message();
+  return server.ok() ? std::move(server).value() : nullptr;
+}
+
+TEST_F(RegistryConfigTest, UrlsOfADistributableLayerAreNeverFetched) {
+  auto cdn = ServeBytes("not asked for");
+  ASSERT_TRUE(cdn);
+  UrlImage img = PushImageWithUrls("plain/app", "application/vnd.oci.image.layer.v1.tar+gzip",
+                                   {cdn->url()}, /*push_first=*/true, "/internal/admin");
+  ASSERT_TRUE(img.reg);
+  auto pulled = PullWith(Options(), img.ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(cdn->requests().size(), 0u) << cdn->requests().front().target;
+  EXPECT_EQ(img.reg->CountRequests("GET", "/v2/plain/app/blobs/" + img.first.digest), 1);
+}
+
+TEST_F(RegistryConfigTest, ForeignUrlWithWrongBytesFallsBackToTheRegistry) {
+  // The URL answers with a valid layer of the same media type but other files: extracting it
+  // works, only its digest gives it away. The registry's copy must then be extracted into a
+  // clean staging directory and hashed from its first byte.
+  std::string evil_tar = testing::MakeTar(
+      {{"base/", "", '5'}, {"base/os", "planted by the URL\n"}, {"base/planted", "x\n"}});
+  auto cdn = ServeBytes(testing::GzipLayer(Format::kOci, evil_tar).data);
+  ASSERT_TRUE(cdn);
+  UrlImage img = PushImageWithUrls("foreign/wrong",
+                                   "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                                   {cdn->url()}, /*push_first=*/true, "/layer");
+  ASSERT_TRUE(img.reg);
+  ClientOptions o = Options();
+  auto client = Open(o);
+  ASSERT_TRUE(client);
+  auto pulled = client->Pull(img.ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(cdn->requests().size(), 1u) << "the URL was tried first";
+  EXPECT_EQ(img.reg->CountRequests("GET", "/v2/foreign/wrong/blobs/" + img.first.digest), 1);
+  EXPECT_EQ(ReadFile(o.store_dir + "/blobs/sha256/" + img.first.digest.substr(7)), img.first.data);
+  const std::string dest = dir() + "/wrong-rootfs";
+  Status unpacked = client->Unpack(img.ref, dest);
+  ASSERT_TRUE(unpacked.ok()) << unpacked.message();
+  EXPECT_EQ(ReadFile(dest + "/base/os"), "the real base\n");
+  EXPECT_FALSE(fs::exists(dest + "/base/planted")) << "nothing of the wrong bytes is kept";
+}
+
+TEST_F(RegistryConfigTest, ForeignUrlOnLoopbackWhereTheRegistryIsNotIsRefused) {
+  // The registry lives on 127.0.0.1; the URL points at a service on 127.0.0.2, another
+  // loopback address, that serves the right bytes. It is never contacted: the layer comes from
+  // the registry.
+  std::string served;
+  std::mutex mu;
+  auto internal = testing::FixtureServer::Start(
+      [&](const testing::HttpRequest&) {
+        std::lock_guard<std::mutex> lock(mu);
+        return testing::HttpResponse{200, {}, served};
+      },
+      "127.0.0.2");
+  ASSERT_TRUE(internal.ok()) << internal.status().message();
+  UrlImage img = PushImageWithUrls("foreign/internal",
+                                   "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                                   {(*internal)->url()}, /*push_first=*/true, "/layer");
+  ASSERT_TRUE(img.reg);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    served = img.first.data;
+  }
+  auto pulled = PullWith(Options(), img.ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ((*internal)->requests().size(), 0u);
+  EXPECT_EQ(img.reg->CountRequests("GET", "/v2/foreign/internal/blobs/" + img.first.digest), 1);
+
+  // Nor through a redirect from an allowed address: every hop is checked.
+  const std::string internal_url = (*internal)->url() + "/layer";
+  auto redirector = testing::FixtureServer::Start([&](const testing::HttpRequest&) {
+    return testing::HttpResponse{302, {{"Location", internal_url}}, ""};
+  });
+  ASSERT_TRUE(redirector.ok()) << redirector.status().message();
+  UrlImage redirected = PushImageWithUrls(
+      "foreign/redirect", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+      {(*redirector)->url()}, /*push_first=*/true, "/layer");
+  ASSERT_TRUE(redirected.reg);
+  pulled = PullWith(Options(), redirected.ref);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ((*redirector)->requests().size(), 1u);
+  EXPECT_EQ((*internal)->requests().size(), 0u);
+
+  // Without the registry's copy, the refusal is the error, and it says why.
+  UrlImage missing = PushImageWithUrls(
+      "foreign/missing", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+      {(*internal)->url()}, /*push_first=*/false, "/layer");
+  ASSERT_TRUE(missing.reg);
+  auto refused = PullWith(Options(), missing.ref);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(ContainsIgnoreCase(refused.status().message(), "127.0.0.2"))
+      << refused.status().message();
+  EXPECT_TRUE(ContainsIgnoreCase(refused.status().message(), "registry does not live"))
+      << refused.status().message();
+  EXPECT_EQ((*internal)->requests().size(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Slow servers
+
+// A registry that serves one image, the manifest and the layer blobs sent one byte per
+// manifest_interval / layer_interval (0: at once).
+std::unique_ptr<testing::FixtureServer> ServeImageSlowly(
+    const BuiltImage& img, std::chrono::milliseconds manifest_interval,
+    std::chrono::milliseconds layer_interval) {
+  auto server = testing::FixtureServer::Start([=](const testing::HttpRequest& r) {
+    testing::HttpResponse resp{404, {}, ""};
+    if (r.target == "/v2/") return testing::HttpResponse{200, {}, "{}"};
+    if (r.target.starts_with("/v2/app/manifests/")) {
+      resp = {200,
+              {{"Content-Type", img.manifest_media_type},
+               {"Docker-Content-Digest", img.manifest_digest}},
+              img.manifest};
+      resp.byte_interval = manifest_interval;
+    }
+    if (r.target == "/v2/app/blobs/" + img.config.digest) resp = {200, {}, img.config.data};
+    for (const auto& l : img.layers) {
+      if (r.target != "/v2/app/blobs/" + l.digest) continue;
+      resp = {200, {}, l.data};
+      resp.byte_interval = layer_interval;
+    }
+    return resp;
+  });
+  EXPECT_TRUE(server.ok()) << server.status().message();
+  return server.ok() ? std::move(server).value() : nullptr;
+}
+
+// Bytes that gzip cannot shrink, so a layer is about as large as its content.
+std::string Incompressible(size_t n) {
+  std::string out(n, '\0');
+  uint32_t x = 12345;
+  for (char& c : out) {
+    x = x * 1103515245 + 12345;
+    c = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+TEST_F(RegistryConfigTest, TricklingServerTimesOutNamingTheHost) {
+  BuiltImage img = testing::BuildImage(Format::kOci, {{{"f", Incompressible(2000)}}});
+  auto server = ServeImageSlowly(img, std::chrono::milliseconds(0), std::chrono::milliseconds(333));
+  ASSERT_TRUE(server);
+  ClientOptions o = Options();
+  o.low_speed_bytes_per_second = 100;
+  o.low_speed_seconds = 1;
+  const auto start = std::chrono::steady_clock::now();
+  auto pulled = PullWith(o, server->host() + "/app:1");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.status().code(), StatusCode::kUnavailable) << pulled.status().message();
+  EXPECT_NE(pulled.status().message().find(server->host() + ": timed out"), std::string::npos)
+      << pulled.status().message();
+  EXPECT_LT(took, std::chrono::seconds(10)) << "3 bytes/s is not a live transfer";
+}
+
+TEST_F(RegistryConfigTest, RequestTimeoutEndsASlowManifestButNotASlowBlob) {
+  BuiltImage img = testing::BuildImage(Format::kOci, {{{"f", Incompressible(600)}}});
+  ASSERT_GT(img.layers[0].data.size(), 600u);
+  ClientOptions o = Options();
+  o.low_speed_bytes_per_second = 20;
+  o.low_speed_seconds = 1;
+  o.request_timeout_seconds = 1;
+
+  // A manifest at ~100 bytes/s is fast enough for the low-speed limit, but not complete
+  // within the request's time limit.
+  auto slow_manifest =
+      ServeImageSlowly(img, std::chrono::milliseconds(10), std::chrono::milliseconds(0));
+  ASSERT_TRUE(slow_manifest);
+  ASSERT_GT(img.manifest.size(), 200u) << "takes more than two seconds at 10 ms a byte";
+  auto start = std::chrono::steady_clock::now();
+  auto pulled = PullWith(o, slow_manifest->host() + "/app:1");
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(pulled.status().code(), StatusCode::kUnavailable) << pulled.status().message();
+  EXPECT_NE(pulled.status().message().find(slow_manifest->host() +
+                                           ": timed out: no complete answer within 1 s"),
+            std::string::npos)
+      << pulled.status().message();
+
+  // A layer blob at the same pace takes longer than the request time limit, and is fine: a
+  // blob's time is bounded by its size and the low-speed limit instead.
+  auto slow_layer =
+      ServeImageSlowly(img, std::chrono::milliseconds(0), std::chrono::milliseconds(2));
+  ASSERT_TRUE(slow_layer);
+  start = std::chrono::steady_clock::now();
+  pulled = PullWith(o, slow_layer->host() + "/app:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_GT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
 }
 
 }  // namespace

@@ -28,10 +28,13 @@ struct ClientOptions {
   // Registries (host[:port]) reached without TLS verification, and over plain http when https
   // fails. Loopback registries (localhost, 127.0.0.0/8, ::1) always are, as in docker.
   std::vector<std::string> insecure_registries;
-  // "user:password" sent to any registry that asks (basic auth or a token server's realm),
-  // instead of the user's own credentials. Empty: docker's config.json ($DOCKER_CONFIG, else
-  // ~/.docker) with its credential helpers, and podman's auth.json ($REGISTRY_AUTH_FILE,
-  // $XDG_RUNTIME_DIR/containers/auth.json).
+  // "user:password" for the reference's own registry (basic auth or its token server's realm),
+  // instead of the user's own credentials for it. That is the registry the reference is pulled
+  // from after a registries.conf location rewrite; registries.conf mirrors never get these,
+  // only what the files below hold for the mirror's own host. Empty: docker's config.json
+  // ($DOCKER_CONFIG, else ~/.docker) with its credential helpers, and podman's auth.json
+  // ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json), looked up for the host each
+  // request goes to.
   std::string credentials;
   // TLS verification for every registry, as skopeo's --tls-verify: kDefault follows each
   // registry's settings (loopback and insecure registries: unverified HTTPS, then plain HTTP;
@@ -48,9 +51,12 @@ struct ClientOptions {
   // ($HOIST_REGISTRIES_CONF, ${XDG_CONFIG_HOME:-~/.config}/containers/registries.conf,
   // /etc/containers/registries.conf).
   std::string registries_conf;
-  // Foreign (non-distributable) layers are fetched from their `urls`, never with registry
-  // credentials. false: their urls are never used; such a layer must come from the registry
-  // itself, and a pull whose registry does not serve it is refused (PermissionDenied).
+  // Foreign (non-distributable) layers are fetched from their `urls` first (other layers'
+  // `urls` are ignored): http(s) only, never with credentials, and never from a loopback,
+  // private or link-local address unless the registry lives at that address too. A URL that
+  // is refused, fails or sends other bytes than the blob is passed over for the registry.
+  // false: their urls are never used; such a layer must come from the registry itself, and a
+  // pull whose registry does not serve it is refused (PermissionDenied).
   bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;
@@ -61,6 +67,16 @@ struct ClientOptions {
   // the largest images in common use (CUDA and ML images of tens of GiB) and still stops an
   // image of many layers just under the layer cap from filling the disk.
   uint64_t max_image_bytes = 128ULL << 30;
+  // A transfer from a registry, token server or foreign URL that moves fewer than
+  // low_speed_bytes_per_second bytes per second, averaged over low_speed_seconds, is ended
+  // (Unavailable "HOST: timed out: ..."; a mirror is then passed over). 0 in either: no limit.
+  int64_t low_speed_bytes_per_second = 1024;
+  int64_t low_speed_seconds = 30;
+  // A request with a small answer (manifest, token, HEAD) must be complete within this many
+  // seconds (0: no limit). Blob downloads get no total limit: their size is known from the
+  // manifest, so the low-speed limit bounds their time, and a total limit would end a large
+  // layer on a slow but working link.
+  int64_t request_timeout_seconds = 120;
 };
 
 struct UnpackOptions {

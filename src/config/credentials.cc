@@ -445,4 +445,10 @@ Status DockerCredentials::Erase(const std::string& registry_name) {
   return WriteConfig(file).WithContext("logout from " + registry);
 }
 
+registry::CredentialSource* CredentialsForRoute(const RegistriesConf::Route& route,
+                                                registry::CredentialSource* given,
+                                                registry::CredentialSource* files) {
+  return given != nullptr && !route.endpoint.mirror ? given : files;
+}
+
 }  // namespace hoist::config

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/registries_conf.h"
 #include "hoist/status.h"
 #include "registry/auth.h"
 
@@ -87,5 +88,15 @@ class DockerCredentials : public registry::CredentialSource {
   std::chrono::milliseconds helper_timeout_{30000};
   std::mutex write_mu_;  // serializes Store/Erase within this process
 };
+
+// The credential source for one endpoint of a pull; its credentials are looked up under
+// route.registry, the registry that endpoint contacts. `given` (--creds or HOIST_CREDS; null
+// when absent) is the reference's own registry's: it goes to the route that is not a mirror,
+// which is where the reference lives (after a [[registry]] location rewrite), and nowhere
+// else. Mirrors, and every route when nothing is given, get `files`: each the credentials
+// configured for its own host, and nothing else.
+registry::CredentialSource* CredentialsForRoute(const RegistriesConf::Route& route,
+                                                registry::CredentialSource* given,
+                                                registry::CredentialSource* files);
 
 }  // namespace hoist::config

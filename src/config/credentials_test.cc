@@ -91,6 +91,97 @@ class CredentialsTest : public ::testing::Test {
 
 std::string AuthOf(const std::string& user_password) { return Base64Encode(user_password); }
 
+// Which host receives which credential, over (reference registry, mirror, location rewrite,
+// credential source): --creds only ever reaches the reference's own registry (where the
+// rewrite puts it), a mirror only gets what config.json holds for the mirror's own host, and
+// config.json is asked about the host actually contacted.
+TEST_F(CredentialsTest, EachRouteGetsTheCredentialsOfTheHostItContacts) {
+  DockerConfig(nlohmann::json{{"auths",
+                               {{"ref.example", {{"auth", AuthOf("ref-user:x")}}},
+                                {"mirror.example:5001", {{"auth", AuthOf("mirror-user:x")}}},
+                                {"internal.example", {{"auth", AuthOf("internal-user:x")}}},
+                                {"https://index.docker.io/v1/", {{"auth", AuthOf("hub-user:x")}}},
+                                {"mirror.gcr.io", {{"auth", AuthOf("gcr-user:x")}}}}}}
+                   .dump());
+  const std::string mirror = R"([[registry]]
+prefix = "ref.example"
+location = "ref.example"
+[[registry.mirror]]
+location = "mirror.example:5001"
+)";
+  const std::string rewrite = R"([[registry]]
+prefix = "ref.example"
+location = "internal.example/team"
+)";
+  const std::string rewrite_and_mirror = rewrite + R"([[registry.mirror]]
+location = "mirror.example:5001"
+)";
+  const std::string unknown_mirror = R"([[registry]]
+prefix = "ref.example"
+location = "ref.example"
+[[registry.mirror]]
+location = "mirror2.example"
+)";
+  const std::string hub_mirror = R"([[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "mirror.gcr.io"
+)";
+  struct Case {
+    std::string ref, conf, creds;   // creds: --creds, "" when not given
+    std::vector<std::string> want;  // "host user" per route in order ("-": no credentials)
+  };
+  const std::vector<Case> cases = {
+      {"ref.example/app:1", "", "", {"ref.example ref-user"}},
+      {"ref.example/app:1", "", "cli:pw", {"ref.example cli"}},
+      {"ref.example/app:1",
+       mirror,
+       "",
+       {"mirror.example:5001 mirror-user", "ref.example ref-user"}},
+      {"ref.example/app:1",
+       mirror,
+       "cli:pw",
+       {"mirror.example:5001 mirror-user", "ref.example cli"}},
+      {"ref.example/app:1", unknown_mirror, "cli:pw", {"mirror2.example -", "ref.example cli"}},
+      {"ref.example/app:1", rewrite, "", {"internal.example internal-user"}},
+      {"ref.example/app:1", rewrite, "cli:pw", {"internal.example cli"}},
+      {"ref.example/app:1",
+       rewrite_and_mirror,
+       "",
+       {"mirror.example:5001 mirror-user", "internal.example internal-user"}},
+      {"ref.example/app:1",
+       rewrite_and_mirror,
+       "cli:pw",
+       {"mirror.example:5001 mirror-user", "internal.example cli"}},
+      {"alpine", hub_mirror, "", {"mirror.gcr.io gcr-user", "registry-1.docker.io hub-user"}},
+      {"alpine", hub_mirror, "cli:pw", {"mirror.gcr.io gcr-user", "registry-1.docker.io cli"}},
+      {"other.example/app", mirror, "cli:pw", {"other.example cli"}},
+  };
+  DockerCredentials files(files_);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.ref + " creds=" + c.creds + " conf:\n" + c.conf);
+    auto conf = RegistriesConf::Parse(c.conf, "test.conf");
+    ASSERT_TRUE(conf.ok()) << conf.status().message();
+    auto ref = Reference::Parse(c.ref);
+    ASSERT_TRUE(ref.ok());
+    auto routes = conf->RoutesFor(*ref);
+    ASSERT_TRUE(routes.ok()) << routes.status().message();
+    auto given_cred = registry::StaticCredentials::ParseUserPassword(c.creds);
+    ASSERT_TRUE(given_cred.ok());
+    registry::StaticCredentials given(*given_cred);
+    std::vector<std::string> got;
+    for (const auto& route : *routes) {
+      registry::CredentialSource* source =
+          CredentialsForRoute(route, c.creds.empty() ? nullptr : &given, &files);
+      auto cred = source->Lookup(route.registry);
+      ASSERT_TRUE(cred.ok()) << cred.status().message();
+      got.push_back(route.host + " " + (*cred ? (*cred)->username : "-"));
+    }
+    EXPECT_EQ(got, c.want);
+  }
+}
+
 TEST_F(CredentialsTest, AuthsBase64) {
   DockerConfig(R"({"auths":{"ghcr.io":{"auth":")" + AuthOf("alice:pa:ss") + R"("}}})");
   auto c = MustLookup("ghcr.io");

@@ -422,7 +422,7 @@ Result<std::vector<RegistriesConf::Route>> RegistriesConf::RoutesFor(const Refer
   std::vector<Route> routes;
   if (index < 0) {
     routes.push_back(Route{Endpoint{ref.domain(), false, false, PullFromMirror::kAll},
-                           ref.RegistryHost(), ref.path()});
+                           ref.RegistryHost(), ref.path(), ref.domain()});
     return routes;
   }
   const RegistrySettings& entry = registries_[index];
@@ -436,7 +436,7 @@ Result<std::vector<RegistriesConf::Route>> RegistriesConf::RoutesFor(const Refer
       if (endpoint.pull_from_mirror == PullFromMirror::kTagOnly && by_digest) continue;
     }
     if (endpoint.location.empty()) {  // wildcard prefix without location: the name as is
-      routes.push_back(Route{endpoint, ref.RegistryHost(), ref.path()});
+      routes.push_back(Route{endpoint, ref.RegistryHost(), ref.path(), ref.domain()});
       continue;
     }
     const std::string rewritten_text = endpoint.location + ref_text.substr(match_length);
@@ -448,7 +448,8 @@ Result<std::vector<RegistriesConf::Route>> RegistriesConf::RoutesFor(const Refer
       return InvalidArgumentError(context + ": \"" + rewritten_text +
                                   "\" does not start with a registry host");
     }
-    routes.push_back(Route{endpoint, rewritten->RegistryHost(), rewritten->path()});
+    routes.push_back(
+        Route{endpoint, rewritten->RegistryHost(), rewritten->path(), rewritten->domain()});
   }
   return routes;
 }

@@ -81,12 +81,14 @@ class RegistriesConf {
   static Result<RegistriesConf> Parse(std::string_view toml_text, std::string source_name);
 
   // Where a pull of a name can be served from: the endpoint, the host[:port] to connect to
-  // ("registry-1.docker.io" for docker.io) and the repository path on it after the location
-  // rewrite ("library/alpine").
+  // ("registry-1.docker.io" for docker.io), the repository path on it after the location
+  // rewrite ("library/alpine"), and that host as references name it ("docker.io"): the name
+  // its credentials are looked up under.
   struct Route {
     Endpoint endpoint;
     std::string host;
     std::string repository;
+    std::string registry;
   };
 
   // The routes for `ref`, in the order to try them: the mirrors of the matching entry (those

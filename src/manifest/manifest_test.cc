@@ -1,10 +1,10 @@
 #include "manifest/manifest.h"
 
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "manifest/media_types.h"
 
@@ -19,10 +19,8 @@ constexpr char kLayer1[] =
     "sha256:77ea7eee3d80b1a38f83906dd3048e2689457eb90e18a7d12f839c5ae37106a2";
 constexpr char kLayer2[] =
     "sha256:95cf1a2e1698fe3ca1fcc3f653119146b271d0b62e487ec264441e886a11bd06";
-constexpr char kAmd64[] =
-    "sha256:5861314d7fccb39c2192173240eab44fa35ca66426201ca2acd0630a6258dd51";
-constexpr char kArm64[] =
-    "sha256:f69162950f235e3cdbbad33f1f912d1a504be90d8a37d002c735d6f3e3882265";
+constexpr char kAmd64[] = "sha256:5861314d7fccb39c2192173240eab44fa35ca66426201ca2acd0630a6258dd51";
+constexpr char kArm64[] = "sha256:f69162950f235e3cdbbad33f1f912d1a504be90d8a37d002c735d6f3e3882265";
 
 constexpr char kOciManifestDoc[] = R"({
   "schemaVersion": 2,
@@ -116,9 +114,12 @@ constexpr char kDockerListDoc[] = R"({
 std::string ManifestWith(std::string extra, std::string layer_type = std::string(kOciLayerGzip)) {
   return R"({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
-               "digest": ")" + std::string(kConfigDigest) + R"("},
-    "layers": [{"mediaType": ")" + layer_type + R"(", "size": 3,
-                "digest": ")" + std::string(kLayer1) + R"("}])" + extra + "}";
+               "digest": ")" +
+         std::string(kConfigDigest) + R"("},
+    "layers": [{"mediaType": ")" +
+         layer_type + R"(", "size": 3,
+                "digest": ")" +
+         std::string(kLayer1) + R"("}])" + extra + "}";
 }
 
 // A manifest whose single layer descriptor has `field` (a JSON member or members) in place
@@ -126,14 +127,17 @@ std::string ManifestWith(std::string extra, std::string layer_type = std::string
 std::string LayerWith(std::string fields) {
   return R"({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
-               "digest": ")" + std::string(kConfigDigest) + R"("},
-    "layers": [{)" + fields + "}]}";
+               "digest": ")" +
+         std::string(kConfigDigest) + R"("},
+    "layers": [{)" +
+         fields + "}]}";
 }
 
 // An index with one entry made of `fields`.
 std::string IndexEntryWith(std::string fields) {
   return R"({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-    "manifests": [{)" + fields + "}]}";
+    "manifests": [{)" +
+         fields + "}]}";
 }
 
 std::string LayerDigest() { return R"("digest": ")" + std::string(kLayer1) + R"(")"; }
@@ -152,6 +156,13 @@ TEST(MediaTypes, AcceptHeaderListsTheSixManifestTypes) {
 TEST(MediaTypes, Predicates) {
   EXPECT_TRUE(IsLayerType(kOciLayerNondistributableZstd));
   EXPECT_TRUE(IsLayerType(kDockerForeignLayer));
+  for (auto t : {kOciLayerNondistributableTar, kOciLayerNondistributableGzip,
+                 kOciLayerNondistributableZstd, kDockerForeignLayer}) {
+    EXPECT_TRUE(IsForeignLayerType(t)) << t;
+  }
+  for (auto t : {kOciLayerTar, kOciLayerGzip, kOciLayerZstd, kDockerLayer, kOciConfig}) {
+    EXPECT_FALSE(IsForeignLayerType(t)) << t;
+  }
   EXPECT_FALSE(IsLayerType("application/vnd.cncf.helm.chart.content.v1.tar+gzip"));
   EXPECT_TRUE(IsIndexType(kDockerManifestList));
   EXPECT_FALSE(IsIndexType(kOciManifest));
@@ -174,10 +185,8 @@ TEST(Decode, OciManifest) {
   EXPECT_EQ(d->manifest.layers[1].media_type, kOciLayerZstd);
   EXPECT_EQ(d->manifest.layers[1].size, int64_t{1} << 53);
   EXPECT_EQ(d->manifest.layers[1].urls, std::vector<std::string>{"https://mirror.example/blob"});
-  EXPECT_EQ(d->manifest.layers[1].annotations.at("org.opencontainers.image.title"),
-            "app.tar.zst");
-  EXPECT_EQ(d->manifest.annotations.at("org.opencontainers.image.created"),
-            "2024-01-02T03:04:05Z");
+  EXPECT_EQ(d->manifest.layers[1].annotations.at("org.opencontainers.image.title"), "app.tar.zst");
+  EXPECT_EQ(d->manifest.annotations.at("org.opencontainers.image.created"), "2024-01-02T03:04:05Z");
 
   std::vector<Descriptor> children = Children(*d);
   ASSERT_EQ(children.size(), 3u);
@@ -265,8 +274,8 @@ TEST(Decode, MediaTypeFromShape) {
 
 TEST(Decode, EmptyLayersAndEmptyIndexAreAccepted) {
   std::string no_layers = R"({"schemaVersion": 2, "config": {"mediaType": ")" +
-                          std::string(kOciConfig) + R"(", "size": 2, "digest": ")" +
-                          kConfigDigest + R"("}, "layers": []})";
+                          std::string(kOciConfig) + R"(", "size": 2, "digest": ")" + kConfigDigest +
+                          R"("}, "layers": []})";
   Result<Decoded> d = Decode(kOciManifest, no_layers);
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_TRUE(d->manifest.layers.empty());
@@ -277,16 +286,16 @@ TEST(Decode, EmptyLayersAndEmptyIndexAreAccepted) {
 }
 
 TEST(Decode, RefusesOversizedDocument) {
-  std::string big = ManifestWith(R"(, "annotations": {"pad": ")" +
-                                 std::string(kMaxManifestBytes, 'x') + R"("})");
+  std::string big =
+      ManifestWith(R"(, "annotations": {"pad": ")" + std::string(kMaxManifestBytes, 'x') + R"("})");
   Result<Decoded> d = Decode(kOciManifest, big);
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), StatusCode::kResourceExhausted);
 }
 
 TEST(Decode, RefusesDeepNesting) {
-  std::string deep = ManifestWith(R"(, "annotations": )" + std::string(100, '[') +
-                                  std::string(100, ']'));
+  std::string deep =
+      ManifestWith(R"(, "annotations": )" + std::string(100, '[') + std::string(100, ']'));
   Result<Decoded> d = Decode(kOciManifest, deep);
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
@@ -378,7 +387,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "config must be an object"},
         Refusal{"UnsupportedConfigType", kOci,
                 R"({"schemaVersion": 2, "layers": [], "config": {"mediaType": "text/x",
-                    "size": 2, "digest": ")" + std::string(kConfigDigest) + R"("}})",
+                    "size": 2, "digest": ")" +
+                    std::string(kConfigDigest) + R"("}})",
                 "unsupported config media type text/x"},
         Refusal{"UnsupportedLayerType", kOci,
                 ManifestWith("", "application/vnd.cncf.helm.chart.content.v1.tar+gzip"),
@@ -414,10 +424,10 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"SizeOver2To53", kOci,
                 LayerWith(GzipType() + ", " + LayerDigest() + R"(, "size": 9007199254740993)"),
                 "layers[0].size must be an integer"},
-        Refusal{"HugeSize", kOci,
-                LayerWith(GzipType() + ", " + LayerDigest() +
-                          R"(, "size": 100000000000000000000000)"),
-                "layers[0].size must be an integer"},
+        Refusal{
+            "HugeSize", kOci,
+            LayerWith(GzipType() + ", " + LayerDigest() + R"(, "size": 100000000000000000000000)"),
+            "layers[0].size must be an integer"},
         Refusal{"UrlsNotArray", kOci,
                 LayerWith(GzipType() + ", " + LayerDigest() + ", " + kSize + R"(, "urls": "x")"),
                 "layers[0].urls must be an array of strings"},
@@ -453,18 +463,18 @@ INSTANTIATE_TEST_SUITE_P(
                 IndexEntryWith(R"("mediaType": ")" + kOci + R"(", "size": 1, "digest": ")" +
                                kAmd64 + R"(", "platform": {"os": "linux"})"),
                 "manifests[0].platform.architecture is missing"},
-        Refusal{"PlatformVariantNotString", std::string(kOciIndex),
-                IndexEntryWith(R"("mediaType": ")" + kOci + R"(", "size": 1, "digest": ")" +
-                               kAmd64 +
-                               R"(", "platform": {"os": "linux", "architecture": "arm",
+        Refusal{
+            "PlatformVariantNotString", std::string(kOciIndex),
+            IndexEntryWith(R"("mediaType": ")" + kOci + R"(", "size": 1, "digest": ")" + kAmd64 +
+                           R"(", "platform": {"os": "linux", "architecture": "arm",
                                                   "variant": 7})"),
-                "manifests[0].platform.variant must be a string"},
-        Refusal{"PlatformFeaturesNotStrings", std::string(kOciIndex),
-                IndexEntryWith(R"("mediaType": ")" + kOci + R"(", "size": 1, "digest": ")" +
-                               kAmd64 +
-                               R"(", "platform": {"os": "linux", "architecture": "amd64",
+            "manifests[0].platform.variant must be a string"},
+        Refusal{
+            "PlatformFeaturesNotStrings", std::string(kOciIndex),
+            IndexEntryWith(R"("mediaType": ")" + kOci + R"(", "size": 1, "digest": ")" + kAmd64 +
+                           R"(", "platform": {"os": "linux", "architecture": "amd64",
                                                   "os.features": [true]})"),
-                "manifests[0].platform.os.features must be an array of strings"}),
+            "manifests[0].platform.os.features must be an array of strings"}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return std::string(info.param.name); });
 
 // Manifests and indexes nested 300 000 deep are refused before parsing.

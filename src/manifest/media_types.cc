@@ -41,4 +41,12 @@ bool IsLayerType(std::string_view media_type) {
   return false;
 }
 
+bool IsForeignLayerType(std::string_view media_type) {
+  for (std::string_view type : {kOciLayerNondistributableTar, kOciLayerNondistributableGzip,
+                                kOciLayerNondistributableZstd, kDockerForeignLayer}) {
+    if (media_type == type) return true;
+  }
+  return false;
+}
+
 }  // namespace hoist::manifest

@@ -57,5 +57,8 @@ bool IsConfigType(std::string_view media_type);
 // tar+gzip, tar+zstd types and their non-distributable variants, Docker rootfs diff and
 // Docker foreign layer.
 bool IsLayerType(std::string_view media_type);
+// A foreign (non-distributable) layer: the three OCI nondistributable types and the Docker
+// foreign layer. Only these may be fetched from their descriptor's `urls`.
+bool IsForeignLayerType(std::string_view media_type);
 
 }  // namespace hoist::manifest

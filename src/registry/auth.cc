@@ -23,6 +23,15 @@ bool IsTokenChar(char c) {
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+bool IsToken68Char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("-._~+/").find(c) != std::string_view::npos;
+}
+
+void SkipSpace(std::string_view s, size_t& i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+}
+
 void SkipSpaceAndCommas(std::string_view s, size_t& i) {
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == ',')) ++i;
 }
@@ -33,44 +42,72 @@ std::string ReadToken(std::string_view s, size_t& i) {
   return std::string(s.substr(start, i - start));
 }
 
-// Parses the challenges of one header value, appending to out.
+// A token68 (RFC 7235 2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=") at i
+// that makes up the whole rest of its challenge, i.e. is followed by a comma or the end; then i
+// moves past it. Otherwise "" and i is unchanged (what follows the scheme is auth-params).
+std::string ReadToken68(std::string_view s, size_t& i) {
+  size_t j = i;
+  while (j < s.size() && IsToken68Char(s[j])) ++j;
+  if (j == i) return "";
+  while (j < s.size() && s[j] == '=') ++j;
+  size_t end = j;
+  SkipSpace(s, j);
+  if (j < s.size() && s[j] != ',') return "";
+  std::string out(s.substr(i, end - i));
+  i = j;
+  return out;
+}
+
+// An auth-param value: a quoted-string (backslash escapes) or a token.
+std::string ReadParamValue(std::string_view s, size_t& i) {
+  if (i >= s.size() || s[i] != '"') return ReadToken(s, i);
+  std::string value;
+  ++i;
+  while (i < s.size() && s[i] != '"') {
+    if (s[i] == '\\' && i + 1 < s.size()) ++i;
+    value.push_back(s[i++]);
+  }
+  if (i < s.size()) ++i;  // closing quote
+  return value;
+}
+
+// Parses the challenges of one header value, appending to out (RFC 7235 section 4.1):
+//   challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ], challenges separated by ","
+// A name followed by "=" is a parameter of the current challenge; any other token starts the
+// next challenge. Text that fits neither is skipped up to the next comma.
 void ParseValue(std::string_view s, std::vector<Challenge>& out) {
   size_t i = 0;
   while (i < s.size()) {
     SkipSpaceAndCommas(s, i);
     std::string scheme = ReadToken(s, i);
-    if (scheme.empty()) return;  // garbage: stop here
+    if (scheme.empty()) {  // not a challenge: skip to the next comma
+      while (i < s.size() && s[i] != ',') ++i;
+      continue;
+    }
     Challenge c;
     c.scheme = ToLower(scheme);
-    // auth-params: name = token / quoted-string, separated by commas
-    while (i < s.size()) {
+    SkipSpace(s, i);
+    c.token68 = ReadToken68(s, i);
+    while (c.token68.empty() && i < s.size()) {
       SkipSpaceAndCommas(s, i);
       size_t name_start = i;
       std::string name = ReadToken(s, i);
-      size_t j = i;
-      while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
-      if (name.empty()) {  // end of input, or a character no token may hold
-        i = s.size();
-        break;
+      if (name.empty()) {  // a character no token may hold: skip to the next comma
+        while (i < s.size() && s[i] != ',') ++i;
+        continue;
       }
-      if (j >= s.size() || s[j] != '=') {  // not a parameter: the next challenge's scheme
+      SkipSpace(s, i);
+      if (i >= s.size() || s[i] != '=') {  // not a parameter: the next challenge's scheme
         i = name_start;
         break;
       }
-      i = j + 1;
-      while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-      std::string value;
-      if (i < s.size() && s[i] == '"') {
-        ++i;
-        while (i < s.size() && s[i] != '"') {
-          if (s[i] == '\\' && i + 1 < s.size()) ++i;
-          value.push_back(s[i++]);
-        }
-        if (i < s.size()) ++i;  // closing quote
-      } else {
-        value = ReadToken(s, i);
+      ++i;
+      SkipSpace(s, i);
+      c.params[ToLower(name)] = ReadParamValue(s, i);
+      SkipSpace(s, i);
+      if (i < s.size() && s[i] != ',') {  // junk after the value
+        while (i < s.size() && s[i] != ',') ++i;
       }
-      c.params[ToLower(name)] = value;
     }
     out.push_back(std::move(c));
   }
@@ -147,36 +184,39 @@ bool IsLoopbackHost(std::string_view host) {
   return true;
 }
 
-std::string Authorizer::HeaderFor(const std::string& host, const std::string& scope) {
+std::string Authorizer::HeaderFor(const std::string& host, const CredentialSource& credentials,
+                                  const std::string& scope) {
+  const Key key{host, &credentials};
   std::lock_guard<std::mutex> lock(mu_);
-  auto t = tokens_.find({host, scope});
+  auto t = tokens_.find({key, scope});
   if (t != tokens_.end()) {
     if (std::chrono::steady_clock::now() < t->second.expires) {
       return "Authorization: Bearer " + t->second.value;
     }
     tokens_.erase(t);
   }
-  auto b = basic_.find(host);
+  auto b = basic_.find(key);
   return b == basic_.end() ? "" : b->second;
 }
 
-Status Authorizer::OnUnauthorized(const std::string& registry, const std::string& host,
-                                  const RealmTls& tls, const std::string& scope,
-                                  const HttpResponse& response, HttpClient& http) {
+Status Authorizer::OnUnauthorized(const std::string& registry, CredentialSource& credentials,
+                                  const std::string& host, const RealmTls& tls,
+                                  const std::string& scope, const HttpResponse& response,
+                                  HttpClient& http) {
   auto it = response.headers.find("www-authenticate");
   std::vector<Challenge> challenges =
       ParseChallenges(it == response.headers.end() ? std::vector<std::string>{} : it->second);
   // Bearer first (it carries the scope), then basic.
   for (const auto& c : challenges) {
     if (c.scheme != "bearer") continue;
-    ASSIGN_OR_RETURN(Token token, FetchToken(registry, host, tls, scope, c, http));
+    ASSIGN_OR_RETURN(Token token, FetchToken(registry, credentials, host, tls, scope, c, http));
     std::lock_guard<std::mutex> lock(mu_);
-    tokens_[{host, scope}] = std::move(token);
+    tokens_[{Key{host, &credentials}, scope}] = std::move(token);
     return OkStatus();
   }
   for (const auto& c : challenges) {
     if (c.scheme != "basic") continue;
-    ASSIGN_OR_RETURN(auto cred, credentials_->Lookup(registry));
+    ASSIGN_OR_RETURN(auto cred, credentials.Lookup(registry));
     if (!cred || cred->username.empty()) {
       return UnauthenticatedError("authentication required (no credentials for " + registry +
                                   "; use --creds)");
@@ -184,10 +224,11 @@ Status Authorizer::OnUnauthorized(const std::string& registry, const std::string
     std::string header =
         "Authorization: Basic " + Base64Encode(cred->username + ":" + cred->password);
     std::lock_guard<std::mutex> lock(mu_);
-    if (basic_[host] == header) {
+    std::string& known = basic_[Key{host, &credentials}];
+    if (known == header) {
       return UnauthenticatedError("credentials for " + registry + " were rejected");
     }
-    basic_[host] = std::move(header);
+    known = std::move(header);
     return OkStatus();
   }
   return UnauthenticatedError("registry " + registry +
@@ -195,6 +236,7 @@ Status Authorizer::OnUnauthorized(const std::string& registry, const std::string
 }
 
 Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
+                                                 CredentialSource& credentials,
                                                  const std::string& host, const RealmTls& tls,
                                                  const std::string& scope, const Challenge& c,
                                                  HttpClient& http) {
@@ -210,7 +252,7 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
   bool may_send_credentials =
       realm.starts_with("https://") || UrlHostname(realm) == UrlHostname("http://" + host);
 
-  ASSIGN_OR_RETURN(auto cred, credentials_->Lookup(registry));
+  ASSIGN_OR_RETURN(auto cred, credentials.Lookup(registry));
   std::string query;
   auto service = c.params.find("service");
   if (service != c.params.end()) query += "service=" + UrlEncode(service->second);

@@ -17,12 +17,15 @@
 namespace hoist::registry {
 
 struct Challenge {
-  std::string scheme;                         // lowercase: "bearer", "basic"
+  std::string scheme;                         // lowercase: "bearer", "basic", "negotiate"
+  std::string token68;                        // "abc==" of "Negotiate abc=="; "" with params
   std::map<std::string, std::string> params;  // lowercase names: realm, service, scope, error
 };
 
 // Parses one or more challenges from WWW-Authenticate header values (RFC 7235: several
-// challenges in one value, quoted strings with escapes, several header lines).
+// challenges in one value, a token68 or auth-params after each scheme, quoted strings with
+// escapes, several header lines). Malformed parts are skipped up to the next comma, so a
+// challenge hoist does not use never hides one it does ("Negotiate abc==, Bearer realm=...").
 std::vector<Challenge> ParseChallenges(const std::vector<std::string>& header_values);
 
 struct Credential {
@@ -60,37 +63,44 @@ struct RealmTls {
   TlsSettings tls;
 };
 
-// Answers 401s. Thread-safe; one per client, shared by all registries.
+// Answers 401s. Thread-safe; one per client, shared by all registries. Holds no credentials
+// itself: each call names the source that applies to the registry it answers for.
 class Authorizer {
  public:
-  explicit Authorizer(CredentialSource* credentials) : credentials_(credentials) {}
+  Authorizer() = default;
 
   // The Authorization header ("Authorization: Bearer …") to send to `host` (host:port the
-  // request goes to) for `scope`, or "" when nothing is known yet.
-  std::string HeaderFor(const std::string& host, const std::string& scope);
+  // request goes to) for `scope` on behalf of `credentials`, or "" when nothing is known yet.
+  // What was obtained with one source's credentials is never sent on behalf of another, even
+  // to the same host (a mirror gets nothing of --creds).
+  std::string HeaderFor(const std::string& host, const CredentialSource& credentials,
+                        const std::string& scope);
 
   // Called with a 401 response from `host` (serving `registry`). Reads its challenges and
   // obtains what the next HeaderFor needs: a bearer token from the realm, or basic
-  // credentials. Unauthenticated when no challenge can be met (no credentials for a basic
-  // challenge, the token server refuses, ...). The realm is reached with the registry's TLS
-  // material (its private CA usually signs both), verified unless the realm is on the host
-  // of a registry configured as insecure.
-  Status OnUnauthorized(const std::string& registry, const std::string& host, const RealmTls& tls,
-                        const std::string& scope, const HttpResponse& response, HttpClient& http);
+  // credentials, both from `credentials`' entry for `registry` (and nothing else). A Bearer
+  // challenge is preferred, then Basic; other schemes are passed over. Unauthenticated when
+  // no challenge can be met (no credentials for a basic challenge, the token server refuses,
+  // ...). The realm is reached with the registry's TLS material (its private CA usually signs
+  // both), verified unless the realm is on the host of a registry configured as insecure.
+  Status OnUnauthorized(const std::string& registry, CredentialSource& credentials,
+                        const std::string& host, const RealmTls& tls, const std::string& scope,
+                        const HttpResponse& response, HttpClient& http);
 
  private:
   struct Token {
     std::string value;
     std::chrono::steady_clock::time_point expires;
   };
-  Result<Token> FetchToken(const std::string& registry, const std::string& host,
-                           const RealmTls& tls, const std::string& scope,
+  Result<Token> FetchToken(const std::string& registry, CredentialSource& credentials,
+                           const std::string& host, const RealmTls& tls, const std::string& scope,
                            const Challenge& challenge, HttpClient& http);
 
-  CredentialSource* credentials_;
   std::mutex mu_;
-  std::map<std::string, std::string> basic_;                     // host → header
-  std::map<std::pair<std::string, std::string>, Token> tokens_;  // (host, scope) → token
+  // Keyed by host and the credential source they were obtained with.
+  using Key = std::pair<std::string, const CredentialSource*>;
+  std::map<Key, std::string> basic_;                     // → header
+  std::map<std::pair<Key, std::string>, Token> tokens_;  // (key, scope) → token
 };
 
 // Host part of an URL's authority without the port ("127.0.0.1" for "http://127.0.0.1:5000/x");

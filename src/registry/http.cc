@@ -2,11 +2,13 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 
 #include "base/strings.h"
+#include "registry/auth.h"
 
 namespace hoist::registry {
 namespace {
@@ -104,13 +106,16 @@ std::string HttpResponse::Header(const std::string& name) const {
 struct HttpClient::State {
   CURL* curl = nullptr;
   CancelFlags cancel;
+  TransferLimits limits;
 };
 
-HttpClient::HttpClient(const std::atomic<bool>* cancel, const std::atomic<bool>* also_cancel)
+HttpClient::HttpClient(const std::atomic<bool>* cancel, const std::atomic<bool>* also_cancel,
+                       TransferLimits limits)
     : state_(std::make_unique<State>()) {
   InitHttpOnce();
   state_->curl = curl_easy_init();
   state_->cancel = CancelFlags{cancel, also_cancel};
+  state_->limits = limits;
 }
 
 HttpClient::~HttpClient() {
@@ -132,6 +137,9 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   // Never let curl add "Expect: 100-continue" or follow redirects on its own.
   headers = curl_slist_append(headers, "Expect:");
 
+  curl_slist* resolve = nullptr;
+  for (const auto& r : request.resolve) resolve = curl_slist_append(resolve, r.c_str());
+  curl_easy_setopt(curl, CURLOPT_RESOLVE, resolve);
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -140,9 +148,15 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
-  // A transfer that moves less than 1 byte/s for 60 s is dead.
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+  const TransferLimits& limits = state_->limits;
+  if (limits.low_speed_bytes > 0 && limits.low_speed_seconds > 0) {
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(limits.low_speed_bytes));
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(limits.low_speed_seconds));
+  }
+  const bool time_limited = !request.sink && limits.request_timeout_seconds > 0;
+  if (time_limited) {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(limits.request_timeout_seconds));
+  }
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
@@ -170,14 +184,19 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
   } else if (request.method != "GET") {
     curl_slist_free_all(headers);
+    curl_slist_free_all(resolve);
     return InternalError("unsupported HTTP method " + request.method);
   }
 
+  const auto started = std::chrono::steady_clock::now();
   CURLcode rc = curl_easy_perform(curl);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
   curl_slist_free_all(headers);
+  curl_slist_free_all(resolve);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_RESOLVE, nullptr);
 
   if (!t.sink_status.ok()) return t.sink_status;
   if (t.too_big) {
@@ -188,6 +207,16 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   if (rc != CURLE_OK) {
     std::string why = error[0] != '\0' ? std::string(error) : curl_easy_strerror(rc);
     while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      // The total limit, not the low-speed one, when its time has come (curl's own clock may
+      // fire a little early, hence the margin).
+      if (time_limited && elapsed + std::chrono::milliseconds(100) >=
+                              std::chrono::seconds(limits.request_timeout_seconds)) {
+        why = "no complete answer within " + std::to_string(limits.request_timeout_seconds) + " s";
+      }
+      return UnavailableError(TerminalSafe(UrlAuthority(request.url)) + ": timed out: " + TerminalSafe(why) + " (" +
+                              request.method + " " + TerminalSafe(request.url) + ")");
+    }
     return UnavailableError(request.method + " " + TerminalSafe(request.url) + ": " +
                             TerminalSafe(why));
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,21 @@ struct TlsSettings {
   std::string client_key;
 };
 
+// How long a request may take, so that a server that stalls or trickles cannot hold a pull
+// forever. Both limits end the request with Unavailable naming the host.
+struct TransferLimits {
+  // A transfer (waiting for the answer included) that moves fewer than low_speed_bytes bytes
+  // per second, averaged over low_speed_seconds, is aborted. 0 in either disables this.
+  int64_t low_speed_bytes = 1024;
+  int64_t low_speed_seconds = 30;
+  // A request whose answer is held in memory (no sink: manifests, tokens, HEAD, pings) must be
+  // complete within this many seconds. Streamed bodies (blobs, with a sink) have no total limit:
+  // their size is bounded by the caller (the descriptor's size), so the low-speed limit already
+  // bounds their time, and a total limit would end a large layer on a slow but working link.
+  // 0 disables.
+  int64_t request_timeout_seconds = 120;
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET or HEAD (POST for token refresh)
   std::string url;
@@ -30,6 +46,8 @@ struct HttpRequest {
   std::string body;                  // POST body
   bool verify_tls = true;
   TlsSettings tls;
+  // CURLOPT_RESOLVE entries ("host:port:addr[,addr]"): connect to these addresses, no DNS.
+  std::vector<std::string> resolve;
   // A 2xx body goes to `sink` when set (streamed, never held whole), else into
   // HttpResponse::body up to `max_body` bytes; more is ResourceExhausted. Non-2xx bodies are
   // always kept in memory, truncated to 64 KiB, for error messages.
@@ -49,14 +67,16 @@ class HttpClient {
  public:
   // The flags (optional) are polled during transfers; when either becomes true the request
   // fails with Cancelled. Typically: the caller's cancel flag, and a pull's first-error flag.
+  // `limits` apply to every request made through this client.
   explicit HttpClient(const std::atomic<bool>* cancel = nullptr,
-                      const std::atomic<bool>* also_cancel = nullptr);
+                      const std::atomic<bool>* also_cancel = nullptr, TransferLimits limits = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Performs the request. A transport failure (DNS, connect, TLS, reset, stall) is Unavailable
-  // with curl's message; an error returned by the sink ends the transfer and is returned as is.
+  // Performs the request. A transport failure (DNS, connect, TLS, reset) is Unavailable with
+  // curl's message; so is a request over the TransferLimits, as "HOST: timed out: ...". An
+  // error returned by the sink ends the transfer and is returned as is.
   // HTTP error statuses are not errors here: the caller reads `status`.
   Result<HttpResponse> Do(const HttpRequest& request);
 

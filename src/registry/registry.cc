@@ -7,6 +7,7 @@
 #include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "registry/foreign_url.h"
 
 namespace hoist::registry {
 namespace {
@@ -70,11 +71,13 @@ Status StatusFromResponse(const HttpResponse& r) {
   return InternalError("unexpected " + message);
 }
 
-Registry::Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer)
+Registry::Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer,
+                   CredentialSource* credentials)
     : name_(std::move(name)),
       host_(std::move(host)),
       endpoint_(std::move(endpoint)),
-      authorizer_(authorizer) {}
+      authorizer_(authorizer),
+      credentials_(credentials) {}
 
 Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
                                     const HttpRequest& request, const std::string& scope) {
@@ -124,7 +127,7 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
     request.url = url;
     request.headers = base_headers;
     if (at_registry) {
-      std::string auth = authorizer_->HeaderFor(host_, scope);
+      std::string auth = authorizer_->HeaderFor(host_, *credentials_, scope);
       if (!auth.empty()) request.headers.push_back(std::move(auth));
     }
     // TLS is verified everywhere except on the insecure registry itself, and the registry's
@@ -134,8 +137,9 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(request));
     if (r.status == 401 && at_registry && !answered_challenge) {
       answered_challenge = true;
-      RETURN_IF_ERROR(authorizer_->OnUnauthorized(
-          name_, host_, RealmTls{endpoint_.insecure, endpoint_.tls}, scope, r, http));
+      RETURN_IF_ERROR(authorizer_->OnUnauthorized(name_, *credentials_, host_,
+                                                  RealmTls{endpoint_.insecure, endpoint_.tls},
+                                                  scope, r, http));
       --hop;  // the retry is not a redirect
       continue;
     }
@@ -155,16 +159,16 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
                           TerminalSafe(origin + path));
 }
 
-Status GetUrl(HttpClient& http, const std::string& start,
-              const std::function<Status(const char*, size_t)>& sink) {
-  if (!start.starts_with("https://") && !start.starts_with("http://")) {
-    return InvalidArgumentError("URL " + Quote(start) + " is not http(s)");
-  }
+Status GetForeignUrl(HttpClient& http, const std::string& start,
+                     const std::vector<std::string>& registry_addresses,
+                     const std::function<Status(const char*, size_t)>& sink) {
   std::string url = start;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+    ASSIGN_OR_RETURN(std::string pinned, CheckForeignUrl(url, registry_addresses));
     HttpRequest req;
     req.url = url;
     req.sink = sink;
+    if (!pinned.empty()) req.resolve.push_back(std::move(pinned));
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(req));
     if (IsRedirect(r.status)) {
       url = ResolveLocation(url, r.Header("location"));

@@ -29,8 +29,11 @@ struct Endpoint {
 class Registry {
  public:
   // name: the registry as credentials are looked up ("docker.io", a mirror's host:port);
-  // host: where to connect ("registry-1.docker.io", "127.0.0.1:5000").
-  Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer);
+  // host: where to connect ("registry-1.docker.io", "127.0.0.1:5000"); credentials: the
+  // source asked for `name`'s credentials when the registry answers 401 (the only one this
+  // registry ever gets credentials from). authorizer and credentials must outlive it.
+  Registry(std::string name, std::string host, Endpoint endpoint, Authorizer* authorizer,
+           CredentialSource* credentials);
 
   const std::string& name() const { return name_; }
   const std::string& host() const { return host_; }
@@ -50,6 +53,7 @@ class Registry {
   std::string host_;
   Endpoint endpoint_;
   Authorizer* authorizer_;
+  CredentialSource* credentials_;
   std::mutex mu_;
   std::string scheme_;  // "" until the first request succeeds
 };
@@ -67,6 +71,7 @@ class Repository {
   Repository(Registry* registry, std::string path);
 
   const std::string& path() const { return path_; }
+  const Registry& registry() const { return *registry_; }
   std::string scope() const { return "repository:" + path_ + ":pull"; }
 
   // HEAD or GET /v2/<path>/manifests/<reference>. GET bodies over max_bytes are
@@ -88,10 +93,13 @@ class Repository {
   std::string path_;
 };
 
-// GET of a plain http(s) URL (a foreign layer's `urls`), following up to 10 redirects, never
-// with credentials of any registry; the 2xx body goes to sink.
-Status GetUrl(HttpClient& http, const std::string& url,
-              const std::function<Status(const char*, size_t)>& sink);
+// GET of a foreign layer's URL, following up to 10 redirects, never with credentials of any
+// registry (nor a registry's TLS client certificate); the 2xx body goes to sink. Each hop must
+// pass CheckForeignUrl (foreign_url.h) with `registry_addresses` (those of the registry the
+// manifest came from) and is pinned to the addresses it checked.
+Status GetForeignUrl(HttpClient& http, const std::string& url,
+                     const std::vector<std::string>& registry_addresses,
+                     const std::function<Status(const char*, size_t)>& sink);
 
 // A Status for a non-2xx response: the code follows the HTTP status (401 Unauthenticated,
 // 403 PermissionDenied, 404 NotFound, 429 and 5xx Unavailable), the message carries the

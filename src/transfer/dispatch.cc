@@ -9,13 +9,14 @@ namespace hoist::transfer {
 
 Status ForEachParallel(size_t count, int jobs, std::atomic<bool>* cancel,
                        const std::atomic<bool>* outside,
-                       const std::function<Status(size_t, registry::HttpClient&)>& fn) {
+                       const std::function<Status(size_t, registry::HttpClient&)>& fn,
+                       const registry::TransferLimits& limits) {
   std::atomic<size_t> next{0};
   std::mutex mu;
   Status first_error;
 
   auto worker = [&] {
-    registry::HttpClient http(cancel, outside);
+    registry::HttpClient http(cancel, outside, limits);
     while (!cancel->load() && (outside == nullptr || !outside->load())) {
       size_t i = next.fetch_add(1);
       if (i >= count) return;

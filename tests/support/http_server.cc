@@ -134,17 +134,20 @@ bool ParseHead(std::string_view head, HttpRequest* req) {
 
 }  // namespace
 
-Result<std::unique_ptr<FixtureServer>> FixtureServer::Start(Handler handler) {
+Result<std::unique_ptr<FixtureServer>> FixtureServer::Start(Handler handler,
+                                                            const std::string& address) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoError(errno, "fixture server: socket");
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    return InvalidArgumentError("fixture server: not an IPv4 address: " + address);
+  }
   addr.sin_port = 0;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoError(errno, "fixture server: bind 127.0.0.1:0");
+    return ErrnoError(errno, "fixture server: bind " + address + ":0");
   }
   if (::listen(fd.get(), 64) != 0) return ErrnoError(errno, "fixture server: listen");
   socklen_t len = sizeof(addr);
@@ -152,7 +155,7 @@ Result<std::unique_ptr<FixtureServer>> FixtureServer::Start(Handler handler) {
     return ErrnoError(errno, "fixture server: getsockname");
   }
   std::unique_ptr<FixtureServer> server(
-      new FixtureServer(std::move(handler), std::move(fd), ntohs(addr.sin_port)));
+      new FixtureServer(std::move(handler), std::move(fd), address, ntohs(addr.sin_port)));
   server->acceptor_ = std::thread([s = server.get()] { s->AcceptLoop(); });
   return server;
 }
@@ -276,10 +279,14 @@ void FixtureServer::Serve(UniqueFd fd) {
   if (!has_length) out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
   if (!has_connection) out += "Connection: close\r\n";
   out += "\r\n";
-  if (req.method != "HEAD") {
-    out.append(resp.body, 0, std::min(resp.body_limit, resp.body.size()));
-  }
+  const size_t body_bytes = req.method == "HEAD" ? 0 : std::min(resp.body_limit, resp.body.size());
+  const bool trickle = resp.byte_interval.count() > 0;
+  if (!trickle) out.append(resp.body, 0, body_bytes);
   if (!SendAll(fd.get(), out, deadline)) return;
+  for (size_t i = 0; trickle && i < body_bytes && !stopping_.load(); ++i) {
+    std::this_thread::sleep_for(resp.byte_interval);
+    if (!SendAll(fd.get(), std::string_view(resp.body).substr(i, 1), deadline)) return;
+  }
 
   // Close gracefully: stop sending, then drain what the client still sends (briefly) so the
   // kernel does not answer unread bytes with a reset that could destroy the response.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <list>
 #include <map>
@@ -32,6 +33,9 @@ struct HttpResponse {
   // Send at most this many body bytes, then close the connection: a dropped transfer. The
   // Content-Length still announces the whole body.
   size_t body_limit = std::string::npos;
+  // Non-zero: send the body one byte at a time, this long apart (a server that trickles),
+  // until it is all sent, the client goes away or the server stops.
+  std::chrono::milliseconds byte_interval{0};
 };
 
 class FixtureServer {
@@ -39,12 +43,14 @@ class FixtureServer {
   // Called on a connection thread, possibly concurrently with itself; must be thread-safe.
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
-  // Listens on 127.0.0.1:<free port> and serves until destroyed.
-  static Result<std::unique_ptr<FixtureServer>> Start(Handler handler);
+  // Listens on <address>:<free port> (an IPv4 address of this machine, e.g. another loopback
+  // address such as 127.0.0.2) and serves until destroyed.
+  static Result<std::unique_ptr<FixtureServer>> Start(Handler handler,
+                                                      const std::string& address = "127.0.0.1");
   ~FixtureServer();  // stops accepting, joins every connection thread
 
   int port() const { return port_; }
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }  // "127.0.0.1:PORT"
+  std::string host() const { return address_ + ":" + std::to_string(port_); }  // "127.0.0.1:PORT"
   std::string url() const { return "http://" + host(); }
   // Every request parsed so far, in arrival order (thread-safe copy).
   std::vector<HttpRequest> requests() const;
@@ -62,14 +68,18 @@ class FixtureServer {
     std::atomic<bool> done{false};
   };
 
-  FixtureServer(Handler handler, UniqueFd listener, int port)
-      : handler_(std::move(handler)), listener_(std::move(listener)), port_(port) {}
+  FixtureServer(Handler handler, UniqueFd listener, std::string address, int port)
+      : handler_(std::move(handler)),
+        listener_(std::move(listener)),
+        address_(std::move(address)),
+        port_(port) {}
   void AcceptLoop();
   void Serve(UniqueFd fd);
   void JoinFinished(bool all);
 
   Handler handler_;
   UniqueFd listener_;
+  std::string address_;
   int port_;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;

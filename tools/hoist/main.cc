@@ -263,7 +263,8 @@ static int Run(int argc, char** argv) {
   pull->add_option("--jobs", jobs, "Blobs transferred at once")->check(CLI::Range(1, 64));
   pull->add_option("--insecure-registry", g.insecure,
                    "HOST[:PORT] reached without TLS verification (and over http if https fails)");
-  pull->add_option("--creds", g.creds, "USER:PASSWORD for the registry (or $HOIST_CREDS)");
+  pull->add_option("--creds", g.creds,
+                   "USER:PASSWORD for the image's registry, never its mirrors (or $HOIST_CREDS)");
   pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
   pull->add_option("--tls-verify", g.tls_verify,
                    "true: verify TLS everywhere, loopback included, and never use plain http; "
