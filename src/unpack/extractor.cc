@@ -18,6 +18,10 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 
+// Every change to the disk goes through fs_ (ExtractOptions::fs). A failed FileSystem call leaves
+// errno set to its cause (base/fs.h), so the extractor branches on errno as with the plain calls
+// and words its own messages: `if (!fs_->X(...).ok()) return ErrnoError(errno, "...")`.
+
 namespace hoist::unpack {
 namespace {
 

@@ -31,6 +31,14 @@
 //   - An entry naming the root itself (".", "/") may only be a directory: its metadata is
 //     applied to the root. A name ending in ".." is DataLoss.
 //
+// Every change to the disk (files and their data, directories, links, nodes, metadata, xattrs,
+// removals, and the directories the resolver creates) goes through ExtractOptions::fs, so tests
+// can fail any of them or stop all of them ("crash"). Reads (stat, readlink, listing, openat2
+// resolution, O_PATH opens) stay plain system calls. File data is written with FileSystem::Write;
+// holes are skipped with lseek and the size set with Ftruncate. ENOSPC while writing data is
+// ResourceExhausted "no space left on device writing file data" (EDQUOT likewise); any other
+// failed call keeps its errno's code, and the message says which step failed.
+//
 // Errors carry "extract <member name>: " in front. After the first error every call returns
 // that error; the root is then left half-extracted (the caller discards its staging dir).
 //
