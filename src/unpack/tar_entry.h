@@ -11,13 +11,13 @@
 namespace hoist::unpack {
 
 enum class EntryType {
-  kRegular,      // '0', '\0', '7' (contiguous)
-  kHardlink,     // '1': linkname names an earlier entry (of this layer, or a lower one)
-  kSymlink,      // '2'
-  kCharDevice,   // '3'
-  kBlockDevice,  // '4'
-  kDirectory,    // '5'
-  kFifo,         // '6'
+  kRegular,    // '0', '\0', '7' (contiguous)
+  kHardlink,   // '1': linkname names an earlier entry (of this layer, or a lower one)
+  kSymlink,    // '2'
+  kCharDevice, // '3'
+  kBlockDevice,// '4'
+  kDirectory,  // '5'
+  kFifo,       // '6'
 };
 
 struct TarEntry {
