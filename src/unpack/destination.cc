@@ -67,7 +67,7 @@ Status BuildNewDirectory(FileSystem* fs, const std::string& dest,
                        fs->OpenAt(dir.get(), kOut, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
       RETURN_IF_ERROR(fill(out.get()));
     }
-    return fs->RenameAt(dir.get(), kOut, parent.get(), name).WithContext("into " + dest);
+    return fs->RenameAt(dir.get(), kOut, parent.get(), name).WithContext(dest);
   }();
   // Empty now after a success; a leftover would be harmless (0700, hidden).
   if (s.ok()) {
