@@ -15,6 +15,7 @@
 #include "content/digester.h"
 #include "manifest/config.h"
 #include "unpack/bundle.h"
+#include "unpack/destination.h"
 #include "unpack/layer.h"
 #include "unpack/mount.h"
 
@@ -30,6 +31,7 @@ Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
   }
   unpack::ExtractOptions extract;
   extract.whiteouts = unpack::WhiteoutMode::kApply;
+  extract.fs = store->fs();
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
   extract.max_total_bytes = limits.max_uncompressed;
@@ -54,37 +56,6 @@ Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
 }
 
 namespace {
-
-// A fresh private (0700) directory beside `dest` ("DIR/.NAME.hoist-XXXXXX"): the tree is built
-// inside it, so nobody else can reach the image's files (setuid binaries, devices, world-
-// writable directories) before it is complete and renamed to `dest`.
-Result<std::string> MakeStagingBeside(const std::string& dest) {
-  std::filesystem::path p(dest);
-  std::string name = p.filename().string();
-  if (name.empty() || name == "." || name == "..") {
-    return InvalidArgumentError("destination \"" + dest + "\" must name a directory");
-  }
-  std::string tmpl = (p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path()) /
-                     ("." + name + ".hoist-XXXXXX");
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) return ErrnoError(errno, "create staging beside " + dest);
-  return std::string(buf.data());
-}
-
-// OK if `dest` does not exist or is an empty directory.
-Status CheckDestination(const std::string& dest) {
-  std::error_code ec;
-  auto st = std::filesystem::symlink_status(dest, ec);
-  if (ec || st.type() == std::filesystem::file_type::not_found) return OkStatus();
-  if (st.type() != std::filesystem::file_type::directory) {
-    return AlreadyExistsError(dest + " exists and is not a directory");
-  }
-  if (!std::filesystem::is_empty(dest, ec) || ec) {
-    return AlreadyExistsError(dest + " is not empty");
-  }
-  return OkStatus();
-}
 
 // The store's directory for the upper/work dirs of a writable mount at
 // `target`.
@@ -111,36 +82,18 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   if (!ref.ok()) return ref.status().WithContext(context);
   auto image = impl_->Find(*ref);
   if (!image.ok()) return image.status().WithContext(context);
-  RETURN_IF_ERROR(CheckDestination(dest).WithContext(context));
-  auto staging = MakeStagingBeside(dest);
-  if (!staging.ok()) return staging.status().WithContext(context);
-  // Built as STAGING/out (the image sets its root's mode), then renamed to dest.
-  const std::string out = *staging + "/out";
-  auto build = [&]() -> Status {
-    if (::mkdir(out.c_str(), 0755) != 0) return ErrnoError(errno, "mkdir " + out);
-    std::string rootfs = options.bundle ? out + "/rootfs" : out;
-    if (options.bundle && ::mkdir(rootfs.c_str(), 0755) != 0) {
-      return ErrnoError(errno, "mkdir " + rootfs);
-    }
-    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!root) return ErrnoError(errno, "open " + rootfs);
-    RETURN_IF_ERROR(impl_->ApplyLayers(*image, root.get()));
-    if (options.bundle) {
-      ASSIGN_OR_RETURN(std::string config, unpack::RuntimeConfig(image->config_json, root.get()));
-      RETURN_IF_ERROR(WriteFileAtomically(FileSystem::Default(), out + "/config.json",
-                                          out + "/config.json.tmp", config, 0644));
-    }
-    if (::rename(out.c_str(), dest.c_str()) != 0) return ErrnoError(errno, "rename into " + dest);
-    (void)::rmdir(staging->c_str());  // empty now; a leftover would be harmless (0700)
-    return OkStatus();
-  };
-  Status s = build();
-  if (!s.ok()) {
-    std::error_code ec;
-    std::filesystem::remove_all(*staging, ec);
-    return s.WithContext(context);
-  }
-  return OkStatus();
+  FileSystem* fs = impl_->store->fs();
+  // The tree is built in a private staging dir beside dest and renamed into place when complete.
+  Status s = unpack::BuildNewDirectory(fs, dest, [&](int out_fd) -> Status {
+    if (!options.bundle) return impl_->ApplyLayers(*image, out_fd);
+    RETURN_IF_ERROR(fs->MkdirAt(out_fd, "rootfs", 0755));
+    ASSIGN_OR_RETURN(UniqueFd rootfs,
+                     fs->OpenAt(out_fd, "rootfs", O_PATH | O_DIRECTORY | O_NOFOLLOW));
+    RETURN_IF_ERROR(impl_->ApplyLayers(*image, rootfs.get()));
+    ASSIGN_OR_RETURN(std::string config, unpack::RuntimeConfig(image->config_json, rootfs.get()));
+    return WriteFileAtomicallyAt(fs, out_fd, "config.json", "config.json.tmp", config, 0644);
+  });
+  return s.WithContext(context);
 }
 
 namespace {

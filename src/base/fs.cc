@@ -15,6 +15,12 @@
 
 #include "base/status_macros.h"
 
+// fchmodat2 (Linux 6.6) is the only way to chmod a name without following a symlink and
+// without going through /proc; older kernels answer ENOSYS. Older headers lack the number.
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
 namespace hoist {
 namespace {
 
@@ -74,15 +80,8 @@ class RealFileSystem : public FileSystem {
   }
   Status FchmodAt(int dir_fd, const std::string& name, mode_t mode, int flags) override {
     if (flags == 0) return Check(::fchmodat(dir_fd, name.c_str(), mode, 0), "chmod", name);
-#ifdef SYS_fchmodat2
     return Check(static_cast<int>(::syscall(SYS_fchmodat2, dir_fd, name.c_str(), mode, flags)),
                  "chmod", name);
-#else
-    (void)dir_fd;
-    (void)mode;
-    (void)flags;
-    return ErrnoError(ENOSYS, Named("chmod", name));
-#endif
   }
   Status UtimensAt(int dir_fd, const std::string& name, const struct timespec times[2],
                    int flags) override {

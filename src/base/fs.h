@@ -5,6 +5,14 @@
 // caller that walked to a directory with O_NOFOLLOW never goes through a path component that
 // someone could swap afterwards. `dir_fd` may be AT_FDCWD for a plain path.
 //
+// Users: the content store (ingest, commit, index), the layer unpacker (staging, record, commit),
+// the extractor (every entry it applies: ExtractOptions::fs, which the layer unpacker sets to its
+// store's) with its in-root resolver (the directories it creates), and `hoist unpack`, which
+// builds DEST beside it (unpack/destination.h). So a fault or crash can be injected at any change
+// a pull or an unpack makes, and the tests walk them: base/fs_test.cc, content/store_test.cc,
+// unpack/layer_test.cc (ENOSPC at every write, EIO at every call, a crash after every change of a
+// layer's extraction and commit) and unpack/destination_test.cc.
+//
 // Only the write side goes through FileSystem (plus OpenAt, which may also create); reading
 // (stat, read, readlink, listing a directory) uses plain system calls. Every descriptor is opened
 // with O_CLOEXEC and owned by a UniqueFd. Errors are ErrnoError (ENOSPC → ResourceExhausted)

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -19,11 +18,9 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 
-// fchmodat2 (Linux 6.6) is the only way to chmod a name without following a symlink and
-// without going through /proc; older kernels answer ENOSYS.
-#ifndef SYS_fchmodat2
-#define SYS_fchmodat2 452
-#endif
+// Every change to the disk goes through fs_ (ExtractOptions::fs). A failed FileSystem call leaves
+// errno set to its cause (base/fs.h), so the extractor branches on errno as with the plain calls
+// and words its own messages: `if (!fs_->X(...).ok()) return ErrnoError(errno, "...")`.
 
 namespace hoist::unpack {
 namespace {
@@ -142,19 +139,17 @@ Result<UniqueFd> ReopenDir(int opath_fd) {
 }
 
 // Sets the mode of parent/name (a fifo or device just created there) without following a
-// symlink. Without fchmodat2, a fifo is opened (non-blocking, O_NOFOLLOW) and fchmod'ed; a
-// device keeps the mode mknodat gave it (less the umask): opening a device could have
-// side effects.
-Status SetNodeMode(int parent_fd, const std::string& name, mode_t mode, bool is_fifo) {
-  if (syscall(SYS_fchmodat2, parent_fd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW) == 0) {
-    return OkStatus();
-  }
+// symlink. Without fchmodat2 (kernels before 6.6), a fifo is opened (non-blocking, O_NOFOLLOW)
+// and fchmod'ed; a device keeps the mode mknodat gave it (less the umask): opening a device
+// could have side effects.
+Status SetNodeMode(FileSystem* fs, int parent_fd, const std::string& name, mode_t mode,
+                   bool is_fifo) {
+  if (fs->FchmodAt(parent_fd, name, mode, AT_SYMLINK_NOFOLLOW).ok()) return OkStatus();
   if (errno != ENOSYS) return ErrnoError(errno, "chmod " + name);
   if (!is_fifo) return OkStatus();
-  UniqueFd fd(
-      openat(parent_fd, name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
-  if (!fd) return ErrnoError(errno, "open " + name);
-  if (fchmod(fd.get(), mode) != 0) return ErrnoError(errno, "chmod " + name);
+  Result<UniqueFd> fd = fs->OpenAt(parent_fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+  if (!fd.ok()) return ErrnoError(errno, "open " + name);
+  if (!fs->Fchmod(fd->get(), mode).ok()) return ErrnoError(errno, "chmod " + name);
   return OkStatus();
 }
 
@@ -181,7 +176,9 @@ Status ImageBudget::Take(uint64_t n) {
 }
 
 Extractor::Extractor(int root_fd, ExtractOptions options)
-    : options_(options), is_root_(geteuid() == 0) {
+    : options_(options),
+      fs_(options.fs != nullptr ? options.fs : FileSystem::Default()),
+      is_root_(geteuid() == 0) {
   root_.reset(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
   struct stat st;
   if (!root_ || fstat(root_.get(), &st) != 0) {
@@ -222,7 +219,7 @@ Status Extractor::OnData(const char* data, size_t n) {
   if (!in_entry_) return Fail(InternalError("data outside an entry"), entry_.path);
   if (!file_ || discard_data_) return OkStatus();  // not a stored file: nothing to keep
   Status s = CountFileBytes(n);
-  if (s.ok()) s = WriteAll(file_.get(), data, n);
+  if (s.ok()) s = WriteData(data, n);
   if (!s.ok()) return Fail(std::move(s), entry_.path);
   received_ += static_cast<int64_t>(n);
   total_bytes_ += n;
@@ -242,6 +239,15 @@ Status Extractor::OnHole(uint64_t n) {
   total_bytes_ += n;
   has_holes_ = true;
   return OkStatus();
+}
+
+Status Extractor::WriteData(const char* data, size_t n) {
+  if (fs_->Write(file_.get(), data, n).ok()) return OkStatus();
+  const int err = errno;
+  // The most likely failure of an extraction, said plainly (Fail adds the member's name).
+  if (err == ENOSPC) return ResourceExhaustedError("no space left on device writing file data");
+  if (err == EDQUOT) return ResourceExhaustedError("disk quota exceeded writing file data");
+  return ErrnoError(err, "write");
 }
 
 Status Extractor::CountFileBytes(uint64_t n) const {
@@ -303,10 +309,12 @@ Status Extractor::Finish() {
     if (fstat(fd.get(), &st) != 0) return Fail(ErrnoError(errno, "stat"), member);
     auto it = pending_dirs_.find({st.st_dev, st.st_ino});
     if (it == pending_dirs_.end() || &it->second != d) continue;  // another directory now
-    if (fchmod(fd.get(), d->mode & 07777) != 0) return Fail(ErrnoError(errno, "chmod"), member);
+    if (!fs_->Fchmod(fd.get(), d->mode & 07777).ok()) {
+      return Fail(ErrnoError(errno, "chmod"), member);
+    }
     struct timespec ts[2];
     EntryTimes(d->mtime_sec, d->mtime_nsec, ts);
-    if (futimens(fd.get(), ts) != 0) return Fail(ErrnoError(errno, "set times"), member);
+    if (!fs_->Futimens(fd.get(), ts).ok()) return Fail(ErrnoError(errno, "set times"), member);
   }
   pending_dirs_.clear();
   return OkStatus();
@@ -380,7 +388,7 @@ Status Extractor::CreateEntry(const TarEntry& e, std::span<const std::string> co
 Result<Extractor::Parent> Extractor::ResolveParent(std::span<const std::string> components,
                                                    bool create) {
   Parent p;
-  ASSIGN_OR_RETURN(p.fd, OpenDirInRoot(root_.get(), components, create, options_.resolve));
+  ASSIGN_OR_RETURN(p.fd, OpenDirInRoot(root_.get(), components, create, options_.resolve, fs_));
   struct stat st;
   if (fstat(p.fd.get(), &st) != 0) return ErrnoError(errno, "stat parent directory");
   p.dev = st.st_dev;
@@ -400,7 +408,7 @@ Status Extractor::ApplyRootDirectory(const TarEntry& e) {
   UniqueFd fd(openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return ErrnoError(errno, "open root");
   RETURN_IF_ERROR(SetOwner(fd.get(), e));
-  if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  if (!fs_->Fchmod(fd.get(), (e.mode & 07777) | S_IRWXU).ok()) return ErrnoError(errno, "chmod");
   RETURN_IF_ERROR(RemoveOtherXattrs(fd.get(), e));
   RETURN_IF_ERROR(SetXattrs(fd.get(), e));
   struct stat st;
@@ -413,7 +421,7 @@ Status Extractor::CreateDirectory(const Parent& parent, const std::string& name,
                                   std::span<const std::string> components) {
   const bool replaces_whiteout = IsOwnWhiteout(parent, name);
   ASSIGN_OR_RETURN(bool exists, ClearForNew(parent.fd.get(), name, true));
-  if (!exists && mkdirat(parent.fd.get(), name.c_str(), 0700) != 0) {
+  if (!exists && !fs_->MkdirAt(parent.fd.get(), name, 0700).ok()) {
     return ErrnoError(errno, "mkdir");
   }
   ASSIGN_OR_RETURN(UniqueFd fd, OpenDirNoFollow(parent.fd.get(), name));
@@ -424,7 +432,7 @@ Status Extractor::CreateDirectory(const Parent& parent, const std::string& name,
   }
   RETURN_IF_ERROR(SetOwner(fd.get(), e));
   // Owner-writable until Finish(), so the layer can fill it whatever its final mode.
-  if (fchmod(fd.get(), (e.mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  if (!fs_->Fchmod(fd.get(), (e.mode & 07777) | S_IRWXU).ok()) return ErrnoError(errno, "chmod");
   if (exists) RETURN_IF_ERROR(RemoveOtherXattrs(fd.get(), e));
   RETURN_IF_ERROR(SetXattrs(fd.get(), e));
   struct stat st;
@@ -446,9 +454,10 @@ Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name
   }
   ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
   (void)unused;
-  file_.reset(openat(parent.fd.get(), name.c_str(),
-                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!file_) return ErrnoError(errno, "create");
+  Result<UniqueFd> file =
+      fs_->OpenAt(parent.fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  if (!file.ok()) return ErrnoError(errno, "create");
+  file_ = std::move(*file);
   MarkWritten(parent, name);
   return OkStatus();
 }
@@ -460,17 +469,17 @@ Status Extractor::EndRegularFile() {
                          " bytes");
   }
   // After a hole the file ends where the last data did; its size is the entry's.
-  if (has_holes_ && ftruncate(fd.get(), static_cast<off_t>(entry_.size)) != 0) {
+  if (has_holes_ && !fs_->Ftruncate(fd.get(), static_cast<off_t>(entry_.size)).ok()) {
     return ErrnoError(errno, "truncate");
   }
   // Owner before mode (chown clears setuid/setgid), xattrs after both (chown drops
   // security.capability), times last.
   RETURN_IF_ERROR(SetOwner(fd.get(), entry_));
-  if (fchmod(fd.get(), entry_.mode & 07777) != 0) return ErrnoError(errno, "chmod");
+  if (!fs_->Fchmod(fd.get(), entry_.mode & 07777).ok()) return ErrnoError(errno, "chmod");
   RETURN_IF_ERROR(SetXattrs(fd.get(), entry_));
   struct timespec ts[2];
   EntryTimes(entry_.mtime_sec, entry_.mtime_nsec, ts);
-  if (futimens(fd.get(), ts) != 0) return ErrnoError(errno, "set times");
+  if (!fs_->Futimens(fd.get(), ts).ok()) return ErrnoError(errno, "set times");
   return OkStatus();
 }
 
@@ -481,7 +490,7 @@ Status Extractor::CreateSymlink(const Parent& parent, const std::string& name, c
   }
   ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
   (void)unused;
-  if (symlinkat(e.linkname.c_str(), parent.fd.get(), name.c_str()) != 0) {
+  if (!fs_->SymlinkAt(e.linkname, parent.fd.get(), name).ok()) {
     return ErrnoError(errno, "symlink");
   }
   MarkWritten(parent, name);
@@ -489,7 +498,7 @@ Status Extractor::CreateSymlink(const Parent& parent, const std::string& name, c
   // No mode (symlinks have none) and no xattrs (user.* is not allowed on symlinks).
   struct timespec ts[2];
   EntryTimes(e.mtime_sec, e.mtime_nsec, ts);
-  if (utimensat(parent.fd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (!fs_->UtimensAt(parent.fd.get(), name, ts, AT_SYMLINK_NOFOLLOW).ok()) {
     return ErrnoError(errno, "set times");
   }
   return OkStatus();
@@ -528,7 +537,7 @@ Status Extractor::CreateHardlink(const Parent& parent, const std::string& name, 
   ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
   (void)unused;
   // flags 0: a symlink target is linked itself, never followed.
-  if (linkat(tparent->fd.get(), tname.c_str(), parent.fd.get(), name.c_str(), 0) != 0) {
+  if (!fs_->LinkAt(tparent->fd.get(), tname, parent.fd.get(), name).ok()) {
     if (errno == ENOENT) return DataLossError("hardlink target " + e.linkname + " is gone");
     return ErrnoError(errno, "link to " + e.linkname);
   }
@@ -562,7 +571,7 @@ Status Extractor::CreateNode(const Parent& parent, const std::string& name, cons
   (void)unused;
   mode_t type = is_fifo ? S_IFIFO : e.type == EntryType::kCharDevice ? S_IFCHR : S_IFBLK;
   dev_t dev = is_fifo ? 0 : makedev(e.dev_major, e.dev_minor);
-  if (mknodat(parent.fd.get(), name.c_str(), type | (e.mode & 0777), dev) != 0) {
+  if (!fs_->MknodAt(parent.fd.get(), name, type | (e.mode & 0777), dev).ok()) {
     if (!is_fifo && errno == EPERM) {  // e.g. root in a user namespace
       ++skipped_devices_;
       return OkStatus();
@@ -571,10 +580,10 @@ Status Extractor::CreateNode(const Parent& parent, const std::string& name, cons
   }
   MarkWritten(parent, name);
   RETURN_IF_ERROR(SetOwnerAt(parent.fd.get(), name, e));
-  RETURN_IF_ERROR(SetNodeMode(parent.fd.get(), name, e.mode & 07777, is_fifo));
+  RETURN_IF_ERROR(SetNodeMode(fs_, parent.fd.get(), name, e.mode & 07777, is_fifo));
   struct timespec ts[2];
   EntryTimes(e.mtime_sec, e.mtime_nsec, ts);
-  if (utimensat(parent.fd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (!fs_->UtimensAt(parent.fd.get(), name, ts, AT_SYMLINK_NOFOLLOW).ok()) {
     return ErrnoError(errno, "set times");
   }
   return OkStatus();
@@ -609,7 +618,7 @@ Status Extractor::WhiteoutLower(std::span<const std::string> components) {
   if (!S_ISDIR(st.st_mode)) {
     if (written) return OkStatus();  // this layer's own: it replaced the lower one already
     // A symlink is removed itself, never its target.
-    if (unlinkat(parent->fd.get(), target.c_str(), 0) != 0) {
+    if (!fs_->UnlinkAt(parent->fd.get(), target, 0).ok()) {
       return ErrnoError(errno, "remove " + target);
     }
     return OkStatus();
@@ -618,7 +627,7 @@ Status Extractor::WhiteoutLower(std::span<const std::string> components) {
   // itself, or anything below it) stays.
   ASSIGN_OR_RETURN(UniqueFd dir, OpenDirNoFollow(parent->fd.get(), target));
   ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
-  if (empty && !written && unlinkat(parent->fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
+  if (empty && !written && !fs_->UnlinkAt(parent->fd.get(), target, AT_REMOVEDIR).ok()) {
     return ErrnoError(errno, "remove " + target);
   }
   return OkStatus();
@@ -650,13 +659,13 @@ Status Extractor::WhiteoutOverlay(std::span<const std::string> components) {
       ASSIGN_OR_RETURN(bool empty, PurgeLower(dir.get()));
       if (!empty || WasWritten(parent.dev, parent.ino, target)) return MakeOpaque(dir.get());
     }
-    if (unlinkat(parent.fd.get(), target.c_str(), AT_REMOVEDIR) != 0) {
+    if (!fs_->UnlinkAt(parent.fd.get(), target, AT_REMOVEDIR).ok()) {
       return ErrnoError(errno, "remove " + target);
     }
   } else if (errno != ENOENT) {
     return ErrnoError(errno, "stat whiteout target " + target);
   }
-  if (mknodat(parent.fd.get(), target.c_str(), S_IFCHR, makedev(0, 0)) != 0) {
+  if (!fs_->MknodAt(parent.fd.get(), target, S_IFCHR, makedev(0, 0)).ok()) {
     int err = errno;
     if (err == EPERM) {
       return FailedPreconditionError("overlay whiteout " + target +
@@ -676,7 +685,7 @@ bool Extractor::IsOwnWhiteout(const Parent& parent, const std::string& name) con
 }
 
 Status Extractor::MakeOpaque(int dir_fd) {
-  if (fsetxattr(dir_fd, kOverlayOpaqueXattr, "y", 1, 0) != 0) {
+  if (!fs_->Fsetxattr(dir_fd, kOverlayOpaqueXattr, "y", 1, 0).ok()) {
     int err = errno;
     if (err == EPERM || err == ENOTSUP) {
       return FailedPreconditionError(std::string("overlay opaque marker needs root and ") +
@@ -693,8 +702,8 @@ Status Extractor::ReplaceWhiteoutsOnPath(std::span<const std::string> components
     if (name == "..") continue;
     ASSIGN_OR_RETURN(Parent parent, ResolveParent(components.first(i), true));
     if (!IsOwnWhiteout(parent, name)) continue;
-    if (unlinkat(parent.fd.get(), name.c_str(), 0) != 0 ||
-        mkdirat(parent.fd.get(), name.c_str(), 0755) != 0) {
+    if (!fs_->UnlinkAt(parent.fd.get(), name, 0).ok() ||
+        !fs_->MkdirAt(parent.fd.get(), name, 0755).ok()) {
       return ErrnoError(errno, "replace whiteout " + name + " by a directory");
     }
     overlay_whiteouts_.erase(DirentKey{parent.dev, parent.ino, name});
@@ -715,7 +724,7 @@ Result<bool> Extractor::ClearForNew(int parent_fd, const std::string& name, bool
     RETURN_IF_ERROR(RemoveAllAt(parent_fd, name));
     return false;
   }
-  if (unlinkat(parent_fd, name.c_str(), 0) != 0) return ErrnoError(errno, "remove " + name);
+  if (!fs_->UnlinkAt(parent_fd, name, 0).ok()) return ErrnoError(errno, "remove " + name);
   return false;
 }
 
@@ -726,7 +735,7 @@ Status Extractor::RemoveAllAt(int parent_fd, const std::string& name) {
     return ErrnoError(errno, "stat " + name);
   }
   if (!S_ISDIR(st.st_mode)) {
-    if (unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    if (!fs_->UnlinkAt(parent_fd, name, 0).ok() && errno != ENOENT) {
       return ErrnoError(errno, "remove " + name);
     }
     return OkStatus();
@@ -739,7 +748,7 @@ Status Extractor::RemoveAllAt(int parent_fd, const std::string& name) {
       RETURN_IF_ERROR(RemoveAllAt(dir.get(), child).WithContext(name));
     }
   }
-  if (unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+  if (!fs_->UnlinkAt(parent_fd, name, AT_REMOVEDIR).ok() && errno != ENOENT) {
     return ErrnoError(errno, "remove " + name);
   }
   return OkStatus();
@@ -761,7 +770,7 @@ Result<bool> Extractor::PurgeLower(int dir_fd) {
     if (!S_ISDIR(st.st_mode)) {
       if (written) {
         empty = false;
-      } else if (unlinkat(dir_fd, child.c_str(), 0) != 0) {
+      } else if (!fs_->UnlinkAt(dir_fd, child, 0).ok()) {
         return ErrnoError(errno, "remove " + child);
       }
       continue;
@@ -777,7 +786,7 @@ Result<bool> Extractor::PurgeLower(int dir_fd) {
     }
     if (written || !child_empty) {
       empty = false;
-    } else if (unlinkat(dir_fd, child.c_str(), AT_REMOVEDIR) != 0) {
+    } else if (!fs_->UnlinkAt(dir_fd, child, AT_REMOVEDIR).ok()) {
       return ErrnoError(errno, "remove " + child);
     }
   }
@@ -789,7 +798,7 @@ Status Extractor::MakeOwnerWritable(int dir_fd) {
   struct stat st;
   if (fstat(dir_fd, &st) != 0) return ErrnoError(errno, "stat directory");
   if ((st.st_mode & S_IRWXU) == S_IRWXU) return OkStatus();
-  if (fchmod(dir_fd, (st.st_mode & 07777) | S_IRWXU) != 0) return ErrnoError(errno, "chmod");
+  if (!fs_->Fchmod(dir_fd, (st.st_mode & 07777) | S_IRWXU).ok()) return ErrnoError(errno, "chmod");
   return OkStatus();
 }
 
@@ -798,7 +807,7 @@ Status Extractor::SetOwner(int fd, const TarEntry& e) {
   if (e.uid < 0 || e.uid >= 0xFFFFFFFFLL || e.gid < 0 || e.gid >= 0xFFFFFFFFLL) {
     return DataLossError("uid/gid out of range");
   }
-  if (fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)) != 0) {
+  if (!fs_->Fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)).ok()) {
     return ErrnoError(errno, "chown");
   }
   return OkStatus();
@@ -809,8 +818,9 @@ Status Extractor::SetOwnerAt(int parent_fd, const std::string& name, const TarEn
   if (e.uid < 0 || e.uid >= 0xFFFFFFFFLL || e.gid < 0 || e.gid >= 0xFFFFFFFFLL) {
     return DataLossError("uid/gid out of range");
   }
-  if (fchownat(parent_fd, name.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
-               AT_SYMLINK_NOFOLLOW) != 0) {
+  if (!fs_->FchownAt(parent_fd, name, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+                     AT_SYMLINK_NOFOLLOW)
+           .ok()) {
     return ErrnoError(errno, "chown");
   }
   return OkStatus();
@@ -832,7 +842,7 @@ Status Extractor::RemoveOtherXattrs(int fd, const TarEntry& e) {
                     [&](const auto& x) { return x.first == name; })) {
       continue;
     }
-    if (fremovexattr(fd, name.c_str()) != 0) {
+    if (!fs_->Fremovexattr(fd, name).ok()) {
       int err = errno;
       if (err == ENODATA || (err == EPERM && !is_root_)) continue;
       return ErrnoError(err, "remove xattr " + name);
@@ -847,7 +857,7 @@ Status Extractor::SetXattrs(int fd, const TarEntry& e) {
       ++skipped_xattrs_;
       continue;
     }
-    if (fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
+    if (!fs_->Fsetxattr(fd, name, value.data(), value.size(), 0).ok()) {
       int err = errno;
       if (err == ENOTSUP || (err == EPERM && !is_root_)) {
         ++skipped_xattrs_;

@@ -31,6 +31,14 @@
 //   - An entry naming the root itself (".", "/") may only be a directory: its metadata is
 //     applied to the root. A name ending in ".." is DataLoss.
 //
+// Every change to the disk (files and their data, directories, links, nodes, metadata, xattrs,
+// removals, and the directories the resolver creates) goes through ExtractOptions::fs, so tests
+// can fail any of them or stop all of them ("crash"). Reads (stat, readlink, listing, openat2
+// resolution, O_PATH opens) stay plain system calls. File data is written with FileSystem::Write;
+// holes are skipped with lseek and the size set with Ftruncate. ENOSPC while writing data is
+// ResourceExhausted "no space left on device writing file data" (EDQUOT likewise); any other
+// failed call keeps its errno's code, and the message says which step failed.
+//
 // Errors carry "extract <member name>: " in front. After the first error every call returns
 // that error; the root is then left half-extracted (the caller discards its staging dir).
 //
@@ -51,6 +59,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/unique_fd.h"
 #include "hoist/status.h"
 #include "unpack/path.h"
@@ -89,6 +98,9 @@ class ImageBudget {
 
 struct ExtractOptions {
   WhiteoutMode whiteouts = WhiteoutMode::kApply;
+  // Every change the extractor makes to the disk goes through this (not owned; null: the
+  // default). The layer unpacker passes its store's, so tests can inject faults and crashes.
+  FileSystem* fs = FileSystem::Default();
   // chown to the entry's numeric uid/gid. Off by default unless running as root.
   bool preserve_owner = geteuid() == 0;
   // Cap on the bytes of file data written for one layer (ResourceExhausted beyond). File
@@ -171,6 +183,8 @@ class Extractor : public TarHandler {
   };
 
   Status Fail(Status s, const std::string& member);
+  // Writes file data to file_ through fs_; ENOSPC and EDQUOT are ResourceExhausted.
+  Status WriteData(const char* data, size_t n);
   // Checks n more bytes of the current file against its size and the layer's cap.
   Status CountFileBytes(uint64_t n) const;
   Status ApplyEntry(const TarEntry& e);
@@ -220,8 +234,9 @@ class Extractor : public TarHandler {
 
   UniqueFd root_;  // our duplicate of the root fd
   ExtractOptions options_;
-  bool is_root_;   // geteuid() == 0 at construction: may create devices
-  Status status_;  // the first error (or an unusable root); sticky
+  FileSystem* fs_;  // options_.fs, or the default
+  bool is_root_;    // geteuid() == 0 at construction: may create devices
+  Status status_;   // the first error (or an unusable root); sticky
 
   // The entry in progress (between OnEntry and OnEntryEnd).
   bool in_entry_ = false;

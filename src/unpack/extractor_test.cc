@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fs.h"
 #include "gtest/gtest.h"
 #include "unpack/path.h"
 
@@ -677,6 +678,56 @@ TEST_P(ExtractTest, TotalBytesCapIsResourceExhausted) {
   huge.size = 11;
   EXPECT_EQ(x.OnEntry(huge).code(), StatusCode::kResourceExhausted);
   EXPECT_FALSE(Lstat(In("huge")));
+}
+
+// Every change goes through ExtractOptions::fs: the data, the directories made for missing
+// parents (by either resolver), links, nodes; the end of a sparse file is set by truncation.
+TEST_P(ExtractTest, DiskChangesGoThroughTheFileSystem) {
+  using Op = FaultInjectingFileSystem::Op;
+  FaultInjectingFileSystem fs;
+  ExtractOptions o = Options();
+  o.fs = &fs;
+  {
+    Extractor x(root_fd_.get(), o);
+    ASSERT_TRUE(Feed(x,
+                     {File("a/b/c", "data"), Dir("d"), Symlink("d/l", "x"), Hardlink("h", "a/b/c"),
+                      Fifo("p")},
+                     3)
+                    .ok());
+    TarEntry e = File("sparse").entry;
+    e.size = 10;
+    ASSERT_TRUE(x.OnEntry(e).ok());
+    ASSERT_TRUE(x.OnData("x", 1).ok());
+    ASSERT_TRUE(x.OnHole(9).ok());
+    ASSERT_TRUE(x.OnEntryEnd().ok());
+    ASSERT_TRUE(x.Finish().ok());
+  }
+  EXPECT_EQ(fs.calls(Op::kWrite), 3);  // "dat", "a", "x"
+  EXPECT_EQ(fs.calls(Op::kTruncate), 1);
+  EXPECT_EQ(fs.calls(Op::kMkdir), 3);  // a, a/b, d
+  EXPECT_EQ(fs.calls(Op::kSymlink), 1);
+  EXPECT_EQ(fs.calls(Op::kLink), 1);
+  EXPECT_EQ(fs.calls(Op::kMknod), 1);
+  EXPECT_EQ(ReadFile(In("h")), "data");
+
+  // ENOSPC while writing data reads plainly and names the file; the error is sticky.
+  ResetRoot();
+  fs.FailNth(Op::kWrite, 2, ENOSPC);
+  Extractor y(root_fd_.get(), o);
+  Status s = Feed(y, {File("one", "1"), File("two", "2"), File("three", "3")});
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(s.message(), "extract two: no space left on device writing file data");
+  EXPECT_EQ(y.Finish(), s);
+  EXPECT_FALSE(Lstat(In("three")));
+
+  // A missing parent that cannot be made fails the entry.
+  ResetRoot();
+  fs.FailNth(Op::kMkdir, 2, EIO);  // x/y
+  Extractor z(root_fd_.get(), o);
+  s = Feed(z, {File("x/y/z", "z")});
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("extract x/y/z: mkdir /x/y"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(Lstat(In("x/y")));
 }
 
 // Holes are skipped, never written: a 100 MiB sparse file with a few bytes of data takes a few

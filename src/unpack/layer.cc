@@ -186,6 +186,7 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store&
   u->mode_ = StoreWhiteoutMode();
   ExtractOptions options;
   options.whiteouts = u->mode_;
+  options.fs = fs;  // the extraction's changes go through the store's FileSystem too
   options.max_total_bytes = limits.max_uncompressed;
   options.defer_missing_hardlinks = true;  // links into lower layers: counted in layer.json
   options.image_budget = limits.image_budget;

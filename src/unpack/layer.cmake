@@ -1,7 +1,12 @@
 # The layer pipeline: inflate → diff_id → tar → extractor, and the store's per-layer dirs.
 hoist_module(hoist_layer SOURCES ${CMAKE_CURRENT_LIST_DIR}/layer.cc ${CMAKE_CURRENT_LIST_DIR}/mount.cc
+  ${CMAKE_CURRENT_LIST_DIR}/destination.cc
   DEPS hoist_base hoist_content hoist_decompress hoist_tar hoist_extract)
 hoist_test(layer_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/layer_test.cc
+  MODULES hoist_base hoist_content hoist_decompress hoist_tar hoist_extract hoist_layer
+  LIBS hoist_test_support)
+hoist_test(destination_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/destination_test.cc
   MODULES hoist_base hoist_content hoist_decompress hoist_tar hoist_extract hoist_layer
   LIBS hoist_test_support)

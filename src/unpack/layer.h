@@ -6,8 +6,8 @@
 //
 // LayerUnpacker: one layer of the store. Extracts into layers/staging/<diff-id> under the
 // layer's lock and commits by rename to layers/sha256/<diff-id>/ only after Finish() has
-// checked the diff_id. Destroyed without Commit, it leaves nothing behind. The commit goes
-// through the store's FileSystem, relative to store directory fds.
+// checked the diff_id. Destroyed without Commit, it leaves nothing behind. The extraction and
+// the commit go through the store's FileSystem, the commit relative to store directory fds.
 //
 // The layer record. A layer directory is trusted only because hoist committed it: the commit
 // writes layer.json (mode 0444, inside the owner-only store) recording what the directory was
@@ -45,7 +45,8 @@ struct LayerLimits {
 
 class LayerStream {
  public:
-  // root_fd: the directory the layer is applied under (kept open by the caller).
+  // root_fd: the directory the layer is applied under (kept open by the caller). The extractor
+  // makes its changes through options.fs.
   LayerStream(int root_fd, std::string_view media_type, ExtractOptions options,
               LayerLimits limits = {});
   ~LayerStream();

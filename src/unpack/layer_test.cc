@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,12 +20,14 @@
 #include "content/digester.h"
 #include "content/store.h"
 #include "support/image_builder.h"
+#include "support/tree.h"
 
 namespace hoist::unpack {
 namespace {
 
 namespace stdfs = std::filesystem;
 using testing::TarEntry;
+using Op = FaultInjectingFileSystem::Op;
 
 constexpr char kGzipLayer[] = "application/vnd.oci.image.layer.v1.tar+gzip";
 
@@ -68,6 +73,31 @@ Layer MakeLayer() {
   return l;
 }
 
+// A layer with an entry of every kind the extractor creates: directories (one made implicitly),
+// files, a symlink, a hardlink, a fifo, an xattr and a whiteout. Every file is small, so each is
+// written in one call; `written` lists them in the order their data is written.
+Layer MakeRichLayer(std::vector<std::string>* written = nullptr) {
+  Layer l;
+  l.tar = testing::MakeTar({
+      {.path = "etc/", .type = '5', .mode = 0755},
+      {.path = "etc/hosts", .content = "127.0.0.1 localhost\n"},
+      {.path = "etc/empty"},
+      {.path = "bin/", .type = '5', .mode = 0711},
+      {.path = "bin/tool", .content = "#!/bin/sh\n", .mode = 04755},
+      {.path = "bin/sh", .type = '2', .linkname = "tool"},
+      {.path = "bin/link", .type = '1', .linkname = "bin/tool"},
+      {.path = "usr/share/doc/readme", .content = "read me\n", .mode = 0600},
+      {.path = "run/fifo", .type = '6', .mode = 0620},
+      {.path = "var/note", .content = "tagged\n", .pax = {{"SCHILY.xattr.user.note", "kept"}}},
+      {.path = "var/.wh.gone", .type = '0'},
+  });
+  if (written != nullptr) *written = {"etc/hosts", "bin/tool", "usr/share/doc/readme", "var/note"};
+  l.blob = testing::Gzip(l.tar);
+  l.diff_id = *content::DigestOf("sha256", l.tar);
+  l.digest = *content::DigestOf("sha256", l.blob);
+  return l;
+}
+
 // Extracts and commits the layer through `store`.
 Status Unpack(const content::Store& store, const Layer& l) {
   ASSIGN_OR_RETURN(auto u, LayerUnpacker::Open(store, l.diff_id, l.digest, kGzipLayer));
@@ -82,6 +112,26 @@ std::unique_ptr<content::Store> MustOpen(const std::string& root,
   auto store = content::Store::Open(root, fs);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   return store.ok() ? std::move(*store) : nullptr;
+}
+
+// The differences between the layer's tree in `store` and in `reference` (not mtimes: those of
+// implicit directories and whiteouts are when they were made).
+std::vector<std::string> TreeDiffs(const content::Store& store, const content::Store& reference,
+                                   const Digest& diff_id) {
+  auto got = testing::SnapshotTree(store.layout().LayerRootfs(diff_id));
+  auto want = testing::SnapshotTree(reference.layout().LayerRootfs(diff_id));
+  if (!got.ok() || !want.ok()) return {"no tree: " + got.status().ToString()};
+  return testing::CompareTrees(*got, *want);
+}
+
+// Nothing of the layer is visible, and nothing is left in staging.
+void ExpectNoTrace(const content::Store& store, const Digest& diff_id) {
+  EXPECT_FALSE(stdfs::exists(stdfs::symlink_status(store.layout().LayerDir(diff_id))))
+      << "a failed layer is visible";
+  std::error_code ec;
+  const std::string staging = store.layout().LayersDir() + "/staging";
+  EXPECT_TRUE(!stdfs::exists(staging, ec) || stdfs::is_empty(staging, ec))
+      << "staging not cleaned up";
 }
 
 TEST(LayerRecord, CommitRecordsWhatTheLayerWasMadeFrom) {
@@ -167,14 +217,141 @@ TEST(LayerRecord, PlantedLayerDirectoryIsNotAccepted) {
   }
 }
 
+// Every change of an extraction goes through the store's FileSystem: data, directories, links,
+// nodes, metadata.
+TEST(LayerFaults, ExtractionGoesThroughTheStoresFileSystem) {
+  std::vector<std::string> files;
+  const Layer l = MakeRichLayer(&files);
+  TempDir dir;
+  ASSERT_NE(MustOpen(dir.store()), nullptr);
+  FaultInjectingFileSystem fs;
+  auto store = MustOpen(dir.store(), &fs);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Unpack(*store, l).ok());
+  EXPECT_EQ(fs.calls(Op::kWrite), static_cast<int>(files.size()) + 1);  // and layer.json
+  EXPECT_GE(fs.calls(Op::kMkdir), 5);    // staging, rootfs, etc, bin, usr/share/doc...
+  EXPECT_GE(fs.calls(Op::kSymlink), 1);  // bin/sh
+  EXPECT_GE(fs.calls(Op::kLink), 1);     // bin/link
+  EXPECT_GE(fs.calls(Op::kMknod), 1);    // run/fifo
+  EXPECT_GE(fs.calls(Op::kUtimens), 8);
+  EXPECT_GE(fs.calls(Op::kChmod), 10);
+}
+
+// ENOSPC at the k-th write of a layer, for every k: the extraction fails with
+// ResourceExhausted naming the file being written, nothing of the layer is visible, staging is
+// cleaned up, and the next attempt on a healthy disk succeeds.
+TEST(LayerFaults, NoSpaceAtAnyWriteFailsCleanly) {
+  std::vector<std::string> files;
+  const Layer l = MakeRichLayer(&files);
+  TempDir ref_dir;
+  auto reference = MustOpen(ref_dir.store());
+  ASSERT_NE(reference, nullptr);
+  ASSERT_TRUE(Unpack(*reference, l).ok());
+  const int writes = static_cast<int>(files.size()) + 1;  // the files' data, then layer.json
+  for (int k = 1; k <= writes; ++k) {
+    SCOPED_TRACE("ENOSPC at write " + std::to_string(k));
+    TempDir dir;
+    ASSERT_NE(MustOpen(dir.store()), nullptr);
+    FaultInjectingFileSystem fs;
+    {
+      auto store = MustOpen(dir.store(), &fs);
+      ASSERT_NE(store, nullptr);
+      fs.FailNth(Op::kWrite, k, ENOSPC);
+      Status s = Unpack(*store, l);
+      ASSERT_FALSE(s.ok());
+      EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+      if (k < writes) {
+        EXPECT_NE(s.message().find("extract " + files[k - 1] +
+                                   ": no space left on device writing file data"),
+                  std::string::npos)
+            << s.ToString();
+      } else {  // the record
+        EXPECT_NE(s.message().find("layer.json.tmp"), std::string::npos) << s.ToString();
+        EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.ToString();
+      }
+      EXPECT_EQ(fs.calls(Op::kWrite), k);  // nothing written after the failure
+    }
+    auto store = MustOpen(dir.store());
+    ASSERT_NE(store, nullptr);
+    ExpectNoTrace(*store, l.diff_id);
+    EXPECT_FALSE(LayerExists(*store, l.diff_id));
+    Status s = Unpack(*store, l);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_TRUE(LayerExists(*store, l.diff_id));
+    EXPECT_TRUE(TreeDiffs(*store, *reference, l.diff_id).empty())
+        << testing::JoinLines(TreeDiffs(*store, *reference, l.diff_id));
+  }
+}
+
+// EIO at the n-th call of any kind of operation, for every n a healthy extraction and commit
+// makes: the layer either fails with nothing visible and staging cleaned up, or (a fault after
+// the rename: the final fsync, the lock's removal) is complete. A later attempt succeeds.
+TEST(LayerFaults, IoErrorAtAnyOperationFailsCleanly) {
+  const Layer l = MakeRichLayer();
+  TempDir ref_dir;
+  ASSERT_NE(MustOpen(ref_dir.store()), nullptr);
+  FaultInjectingFileSystem counting;
+  auto reference = MustOpen(ref_dir.store(), &counting);
+  ASSERT_NE(reference, nullptr);
+  std::map<Op, int> opening;  // the calls of opening the store, which the loop does not count
+  const Op ops[] = {Op::kOpen,     Op::kMkdir,  Op::kMknod,    Op::kSymlink,
+                    Op::kLink,     Op::kRename, Op::kUnlink,   Op::kRmdir,
+                    Op::kChown,    Op::kChmod,  Op::kUtimens,  Op::kWrite,
+                    Op::kTruncate, Op::kFsync,  Op::kSetxattr, Op::kRemovexattr};
+  for (Op op : ops) opening[op] = counting.calls(op);
+  ASSERT_TRUE(Unpack(*reference, l).ok());
+  int failed = 0;
+  for (Op op : ops) {
+    const int calls = std::min(counting.calls(op) - opening[op], 60);
+    for (int n = 1; n <= calls; ++n) {
+      SCOPED_TRACE("EIO at call " + std::to_string(n) + " of op " +
+                   std::to_string(static_cast<int>(op)));
+      TempDir dir;
+      ASSERT_NE(MustOpen(dir.store()), nullptr);
+      FaultInjectingFileSystem fs;
+      Status s;
+      {
+        auto store = MustOpen(dir.store(), &fs);
+        ASSERT_NE(store, nullptr);
+        fs.FailNth(op, n, EIO);
+        s = Unpack(*store, l);
+      }
+      auto store = MustOpen(dir.store());
+      ASSERT_NE(store, nullptr);
+      if (stdfs::exists(stdfs::symlink_status(store->layout().LayerDir(l.diff_id)))) {
+        EXPECT_TRUE(LayerExists(*store, l.diff_id)) << "partial layer visible: " << s.ToString();
+        EXPECT_TRUE(TreeDiffs(*store, *reference, l.diff_id).empty());
+      } else {
+        ASSERT_FALSE(s.ok());
+        EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();  // EIO
+        EXPECT_NE(s.message().find("Input/output error"), std::string::npos) << s.ToString();
+        ExpectNoTrace(*store, l.diff_id);
+        ++failed;
+      }
+      Status again = Unpack(*store, l);
+      ASSERT_TRUE(again.ok()) << again.ToString();
+      EXPECT_TRUE(TreeDiffs(*store, *reference, l.diff_id).empty());
+    }
+  }
+  EXPECT_GT(failed, 50);
+}
+
 // Stops the disk after every possible number of changes of a layer's extraction and commit,
-// then "restarts": layers/sha256/<id> is either absent or complete with its record, and the
-// layer can be extracted again.
+// then "restarts": layers/sha256/<id> is either absent or complete with its record and the
+// reference tree, and the layer can be extracted again.
 TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
-  const Layer l = MakeLayer();
+  const Layer l = MakeRichLayer();
+  TempDir ref_dir;
+  ASSERT_NE(MustOpen(ref_dir.store()), nullptr);
+  FaultInjectingFileSystem counting;
+  auto reference = MustOpen(ref_dir.store(), &counting);
+  ASSERT_NE(reference, nullptr);
+  const int opening = counting.total_calls();
+  ASSERT_TRUE(Unpack(*reference, l).ok());
+  const int changes = counting.total_calls() - opening;
   bool finished = false;
   int n = 0;
-  for (; !finished && n < 200; ++n) {
+  for (; !finished && n <= changes + 1; ++n) {
     SCOPED_TRACE("crash after " + std::to_string(n) + " changes");
     TempDir dir;
     ASSERT_NE(MustOpen(dir.store()), nullptr);
@@ -193,10 +370,10 @@ TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
     ASSERT_NE(store, nullptr);
     const std::string layer_dir = store->layout().LayerDir(l.diff_id);
     if (stdfs::exists(stdfs::symlink_status(layer_dir))) {
-      EXPECT_TRUE(LayerExists(*store, l.diff_id)) << "partial layer visible";
-      EXPECT_EQ(Slurp(store->layout().LayerRootfs(l.diff_id) + "/etc/hosts"),
-                "127.0.0.1 localhost\n");
-      EXPECT_EQ(Slurp(store->layout().LayerRootfs(l.diff_id) + "/bin/tool"), "#!/bin/sh\n");
+      auto record = ReadLayerRecord(*store, l.diff_id);
+      EXPECT_TRUE(record.ok()) << "partial layer visible: " << record.status().ToString();
+      EXPECT_TRUE(TreeDiffs(*store, *reference, l.diff_id).empty())
+          << testing::JoinLines(TreeDiffs(*store, *reference, l.diff_id));
     } else {
       EXPECT_FALSE(finished);
     }
@@ -206,7 +383,10 @@ TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
     EXPECT_TRUE(stdfs::is_empty(store->layout().LayersDir() + "/staging"));
   }
   EXPECT_TRUE(finished);
-  EXPECT_GT(n, 5);  // the commit has that many steps at least
+  // Every change was a crash point: the extraction's (more than 40 for this layer) and the
+  // commit's.
+  EXPECT_GT(changes, 40);
+  EXPECT_GE(n, changes);
 }
 
 }  // namespace

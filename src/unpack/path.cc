@@ -75,7 +75,7 @@ Result<std::string> ReadLinkAt(int dir_fd, const std::string& name) {
 // stays at the root; ".." elsewhere opens the real parent, which is inside the root because
 // every directory the walk stands on was reached from the root without leaving it.
 Result<UniqueFd> WalkInRoot(int root_fd, std::span<const std::string> components,
-                            bool create_missing) {
+                            bool create_missing, FileSystem* fs) {
   struct stat root_st;
   if (fstat(root_fd, &root_st) != 0) return ErrnoError(errno, "stat root");
   UniqueFd cur(openat(root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -101,7 +101,7 @@ Result<UniqueFd> WalkInRoot(int root_fd, std::span<const std::string> components
     walked += "/" + name;
     UniqueFd next(openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!next && errno == ENOENT && create_missing) {
-      if (mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+      if (!fs->MkdirAt(cur.get(), name, 0755).ok() && errno != EEXIST) {
         return ErrnoError(errno, "mkdir " + walked);
       }
       next.reset(openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
@@ -167,7 +167,7 @@ bool KernelResolvesInRoot() {
 }
 
 Result<UniqueFd> OpenDirInRoot(int root_fd, std::span<const std::string> components,
-                               bool create_missing, ResolveMethod method) {
+                               bool create_missing, ResolveMethod method, FileSystem* fs) {
   if (method == ResolveMethod::kAuto) {
     method = KernelResolvesInRoot() ? ResolveMethod::kKernel : ResolveMethod::kWalk;
   }
@@ -179,7 +179,7 @@ Result<UniqueFd> OpenDirInRoot(int root_fd, std::span<const std::string> compone
     if (-fd != ENOENT || !create_missing) return ErrnoError(-fd, "open " + path);
     // Something is missing: the walk creates it as it resolves.
   }
-  return WalkInRoot(root_fd, components, create_missing);
+  return WalkInRoot(root_fd, components, create_missing, fs);
 }
 
 }  // namespace hoist::unpack

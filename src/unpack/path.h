@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/unique_fd.h"
 #include "hoist/status.h"
 
@@ -44,9 +45,10 @@ Result<std::vector<std::string>> SplitMemberPath(std::string_view name);
 //
 // kAuto and kKernel first try openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS); when that
 // reports a missing directory and `create_missing` is set, the walk finishes the job (it
-// creates what is missing as it goes).
+// creates what is missing as it goes, through `fs`; resolving itself only reads).
 Result<UniqueFd> OpenDirInRoot(int root_fd, std::span<const std::string> components,
-                               bool create_missing, ResolveMethod method = ResolveMethod::kAuto);
+                               bool create_missing, ResolveMethod method = ResolveMethod::kAuto,
+                               FileSystem* fs = FileSystem::Default());
 
 // True when openat2 with RESOLVE_IN_ROOT works on this kernel (probed once, then cached).
 bool KernelResolvesInRoot();
