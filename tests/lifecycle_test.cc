@@ -364,5 +364,149 @@ TEST_F(LifecycleTest, DfMatchesTheDiskAndWhatGcFrees) {
   EXPECT_EQ(after->ingest.count, 0);
 }
 
+// Partial downloads go when stale and unlocked; a locked one stays, however old.
+TEST_F(LifecycleTest, StaleUnlockedIngestStagingAndMountLeftoversAreRemoved) {
+  auto client = NewClient();
+  ASSERT_NE(client, nullptr);
+  auto make = [&](const std::string& dir, const std::string& file, const std::string& data,
+                  bool old) {
+    ASSERT_TRUE(fs::create_directories(dir));
+    ASSERT_EQ(::chmod(dir.c_str(), 0700), 0);
+    std::ofstream(dir + "/" + file) << data;
+    if (!old) return;
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 7200, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir + "/" + file).c_str(), times, 0), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), times, 0), 0);
+  };
+  const std::string stale = store_ + "/ingest/sha256-" + std::string(64, '1');
+  const std::string locked = store_ + "/ingest/sha256-" + std::string(64, '2');
+  const std::string fresh = store_ + "/ingest/sha256-" + std::string(64, '3');
+  const std::string staging = store_ + "/layers/staging/sha256-" + std::string(64, '4');
+  const std::string mount = store_ + "/mounts/0123456789abcdef0123456789abcdef";
+  make(stale, "data", "stale", true);
+  make(locked, "data", "locked", true);
+  make(fresh, "data", "fresh", false);
+  make(staging, "rootfs-file", "half", false);
+  ASSERT_EQ(::chmod((store_ + "/layers").c_str(), 0700), 0);
+  ASSERT_EQ(::chmod((store_ + "/layers/staging").c_str(), 0700), 0);
+  make(mount + "/upper", "file", "scratch", false);
+  ASSERT_EQ(::chmod((store_ + "/mounts").c_str(), 0700), 0);
+  // A download in progress holds its blob's lock.
+  auto lock = FileLock::Acquire(FileSystem::Default(), AT_FDCWD,
+                                store_ + "/locks/sha256-" + std::string(64, '2') + ".lock");
+  ASSERT_TRUE(lock.ok());
+
+  auto usage = client->Usage();
+  ASSERT_TRUE(usage.ok()) << usage.status().message();
+  EXPECT_EQ(usage->ingest.count, 3);
+  EXPECT_EQ(usage->ingest.bytes, 5 + 6 + 5);
+  EXPECT_EQ(usage->reclaimable.ingest.count, 1);
+
+  auto gc = client->GarbageCollect();
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_EQ(gc->ingest.count, 1);
+  EXPECT_EQ(gc->ingest.bytes, 5);
+  EXPECT_EQ(gc->staging.count, 1);
+  EXPECT_EQ(gc->mounts.count, 1);
+  EXPECT_EQ(gc->mounts.bytes, 7);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(locked + "/data"));
+  EXPECT_TRUE(fs::exists(fresh + "/data"));
+  EXPECT_FALSE(fs::exists(staging));
+  EXPECT_FALSE(fs::exists(mount));
+
+  // Unlocked, and with no age threshold, both go.
+  lock->Release();
+  GcOptions now;
+  now.ingest_max_age_seconds = 0;
+  gc = client->GarbageCollect(now);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->ingest.count, 2);
+  EXPECT_TRUE(Names(store_ + "/ingest").empty());
+}
+
+// A live mount keeps its directory and its layers even when no record needs them any more.
+TEST_F(LifecycleTest, GcKeepsWhatALiveMountUses) {
+  REQUIRE_REGISTRY();
+  if (geteuid() != 0) GTEST_SKIP() << "mount needs root";
+  StartRegistry();
+  auto client = NewClient();
+  ASSERT_TRUE(client->Pull(Ref("a")).ok());
+  const std::string target = dir_->path() + "/mnt";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  Status s = client->Mount(Ref("a"), target, MountOptions{.writable = true});
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(Names(store_ + "/mounts").size(), 1u);
+  ASSERT_TRUE(client->RemoveImage(Ref("a")).ok());
+
+  auto gc = client->GarbageCollect();
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_EQ(gc->blobs.count, 4);  // blobs are not what a mount reads
+  EXPECT_EQ(gc->layers.count, 0);
+  EXPECT_EQ(gc->mounts.count, 0);
+  EXPECT_EQ(Names(Layers()).size(), 2u);
+  EXPECT_EQ(Names(store_ + "/mounts").size(), 1u);
+  std::ifstream in(target + "/app/a");
+  EXPECT_TRUE(in.good()) << "the mount still serves its files";
+  in.close();
+
+  s = client->Unmount(target);
+  ASSERT_TRUE(s.ok()) << s.message();
+  gc = client->GarbageCollect();
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_EQ(gc->layers.count, 2);
+  EXPECT_TRUE(Names(Layers()).empty());
+}
+
+// The command line: output and exit codes of rmi, gc, verify and df.
+TEST_F(LifecycleTest, CommandLine) {
+  REQUIRE_REGISTRY();
+  StartRegistry();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--store", store_});
+    return testing::RunCli(HOIST_CLI, args, dir_->path());
+  };
+  auto pull = run({"pull", "-q", Ref("a")});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  ASSERT_EQ(run({"pull", "-q", Ref("b")}).exit_code, 0);
+
+  auto df = run({"df"});
+  ASSERT_EQ(df.exit_code, 0) << df.err;
+  EXPECT_NE(df.out.find("TYPE"), std::string::npos) << df.out;
+  EXPECT_NE(df.out.find("Layers          3"), std::string::npos) << df.out;
+  EXPECT_NE(df.out.find("Reclaimable by hoist gc: 0B"), std::string::npos) << df.out;
+
+  auto verify = run({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("Verified 8 blobs and 3 layers: 0 problems"), std::string::npos)
+      << verify.out;
+  {
+    std::fstream f(Blobs() + "/" + Hex(b_.layers[1].digest),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x7f');
+  }
+  verify = run({"verify", Ref("b")});
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE(verify.out.find("blob " + b_.layers[1].digest + ": digest mismatch"), std::string::npos)
+      << verify.out;
+  verify = run({"verify", "--repair"});
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE(verify.out.find("(removed)"), std::string::npos) << verify.out;
+  ASSERT_EQ(run({"pull", "-q", Ref("b")}).exit_code, 0);
+  EXPECT_EQ(run({"verify"}).exit_code, 0);
+
+  auto rmi = run({"rmi", Ref("a"), Ref("nope")});
+  EXPECT_EQ(rmi.exit_code, 1);
+  EXPECT_EQ(rmi.out, "Untagged: " + Ref("a") + "\n");
+  EXPECT_NE(rmi.err.find("rmi " + Ref("nope")), std::string::npos) << rmi.err;
+  auto gc = run({"gc"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_NE(gc.out.find("Deleted 3 blobs"), std::string::npos) << gc.out;
+  EXPECT_NE(gc.out.find("1 layers"), std::string::npos) << gc.out;
+  EXPECT_NE(gc.out.find("Total reclaimed space: "), std::string::npos) << gc.out;
+  EXPECT_NE(run({"gc", "--help"}).out.find("--ingest-max-age"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hoist
