@@ -75,24 +75,32 @@ std::optional<Digest> DigestOfKey(const std::string& key) {
   return d.ok() ? std::optional<Digest>(*d) : std::nullopt;
 }
 
-// The bytes of the regular files under `path` (each inode once; symlinks not followed); 0 if
-// it is missing. Reads only.
+// What a walk of `path` finds (reads only; symlinks are not followed): the bytes of its
+// regular files, each inode once, and its names that are not directories. Zero if missing.
+struct TreeStats {
+  int64_t bytes = 0;
+  int64_t non_directories = 0;
+};
 thread_local std::set<std::pair<dev_t, ino_t>>* t_seen = nullptr;
-thread_local int64_t t_bytes = 0;
-int CountFile(const char*, const struct stat* st, int type, struct FTW*) {
+thread_local TreeStats* t_stats = nullptr;
+int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F || type == FTW_SL || type == FTW_SLN) ++t_stats->non_directories;
   if (type == FTW_F && S_ISREG(st->st_mode) && t_seen->insert({st->st_dev, st->st_ino}).second) {
-    t_bytes += st->st_size;
+    t_stats->bytes += st->st_size;
   }
   return 0;
 }
-int64_t TreeBytes(const std::string& path) {
+TreeStats Walk(const std::string& path) {
   std::set<std::pair<dev_t, ino_t>> seen;
+  TreeStats stats;
   t_seen = &seen;
-  t_bytes = 0;
-  (void)::nftw(path.c_str(), CountFile, 32, FTW_PHYS);
+  t_stats = &stats;
+  (void)::nftw(path.c_str(), CountEntry, 32, FTW_PHYS);
   t_seen = nullptr;
-  return t_bytes;
+  t_stats = nullptr;
+  return stats;
 }
+int64_t TreeBytes(const std::string& path) { return Walk(path).bytes; }
 
 Result<Digest> HashFile(const std::string& path, const std::string& algorithm) {
   ASSIGN_OR_RETURN(content::Digester digester, content::Digester::New(algorithm));
@@ -474,11 +482,19 @@ Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
     ++report.layers;
     auto record = unpack::ReadLayerRecord(store, diff_id);
     if (record.ok() && !record->lower_hardlinks) {
-      const int64_t bytes = TreeBytes(layout.LayerRootfs(diff_id));
-      if (bytes > static_cast<int64_t>(record->size)) {
-        p.message = "rootfs holds " + std::to_string(bytes) +
+      // One-sided checks only: an intact layer can hold less than its record counts (entries
+      // replaced later in the tar, opaque markers, whiteouts of its own files), never more.
+      // Every name that is not a directory comes from one tar entry (parents the tar left out
+      // are directories), and every byte of file data was written from the tar.
+      const TreeStats found = Walk(layout.LayerRootfs(diff_id));
+      if (found.bytes > static_cast<int64_t>(record->size)) {
+        p.message = "rootfs holds " + std::to_string(found.bytes) +
                     " bytes of file data, more than the " + std::to_string(record->size) +
                     " extracted";
+      } else if (found.non_directories > static_cast<int64_t>(record->files)) {
+        p.message = "rootfs holds " + std::to_string(found.non_directories) +
+                    " files, more than the " + std::to_string(record->files) +
+                    " tar entries extracted";
       }
     } else if (!record.ok()) {
       p.message = record.status().message();

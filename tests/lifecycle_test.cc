@@ -16,6 +16,7 @@
 
 #include "base/fs.h"
 #include "hoist/client.h"
+#include "support/fixture_images.h"
 #include "support/http_server.h"
 #include "support/image_builder.h"
 #include "support/process.h"
@@ -302,6 +303,38 @@ TEST_F(LifecycleTest, VerifyCatchesAFlippedByteAndRepairLetsThePullRestoreIt) {
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->problems.empty()) << r->problems[0].message;
   EXPECT_TRUE(fs::exists(Layers() + "/" + Hex(a_.diff_ids[1]) + "/rootfs/app/a"));
+
+  // Files added without data: more names than the layer's tar had entries.
+  const std::string app = Layers() + "/" + Hex(a_.diff_ids[1]) + "/rootfs/app";
+  std::ofstream(app + "/empty1").flush();
+  ASSERT_EQ(::symlink("a", (app + "/link").c_str()), 0);
+  r = client->Verify({Ref("a")});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->problems.size(), 1u);
+  EXPECT_EQ(r->problems[0].digest.String(), a_.diff_ids[1]);
+  EXPECT_NE(r->problems[0].message.find("3 files, more than the 2 tar entries"), std::string::npos)
+      << r->problems[0].message;
+}
+
+// No false alarms: hardlinks, whiteouts, opaque directories and replaced files all verify.
+TEST_F(LifecycleTest, VerifyPassesTheRealisticImage) {
+  REQUIRE_REGISTRY();
+  auto reg = testing::TestRegistry::Start();
+  ASSERT_TRUE(reg.ok()) << reg.status().message();
+  ASSERT_TRUE(
+      testing::PushImage((*reg)->host(), "real", "oci", testing::RealisticImage(Format::kOci))
+          .ok());
+  ASSERT_TRUE(
+      testing::PushImage((*reg)->host(), "real", "docker", testing::RealisticImage(Format::kDocker))
+          .ok());
+  auto client = NewClient();
+  ASSERT_TRUE(client->Pull((*reg)->host() + "/real:oci").ok());
+  ASSERT_TRUE(client->Pull((*reg)->host() + "/real:docker").ok());
+  auto r = client->Verify({});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->layers, 4);
+  for (const auto& p : r->problems)
+    ADD_FAILURE() << p.kind << " " << p.digest.String() << ": " << p.message;
 }
 
 TEST_F(LifecycleTest, DfMatchesTheDiskAndWhatGcFrees) {
