@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "content/store.h"
 #include "hoist/client.h"
 #include "support/fixture_images.h"
 #include "support/http_server.h"
@@ -195,9 +196,8 @@ TEST_F(LifecycleTest, GcWaitsForAPullInProgressAndKeepsWhatItFetched) {
   });
   ASSERT_TRUE(server.ok());
   auto client = NewClient();
-  // Something for gc to take: b, recorded and then removed.
+  // Something for gc to take: b, recorded here and removed while the pull runs.
   ASSERT_TRUE(client->Pull(Ref("b")).ok());
-  ASSERT_TRUE(client->RemoveImage(Ref("b")).ok());
 
   const std::string ref = (*server)->host() + "/app:a";
   Result<hoist::Image> pulled = InternalError("not run");
@@ -208,6 +208,7 @@ TEST_F(LifecycleTest, GcWaitsForAPullInProgressAndKeepsWhatItFetched) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(fs::exists(config));
+  ASSERT_TRUE(client->RemoveImage(Ref("b")).ok());  // rmi does not wait for pulls
 
   GcOptions no_wait;
   no_wait.lock_timeout_seconds = 0;
@@ -314,6 +315,42 @@ TEST_F(LifecycleTest, VerifyCatchesAFlippedByteAndRepairLetsThePullRestoreIt) {
   EXPECT_EQ(r->problems[0].digest.String(), a_.diff_ids[1]);
   EXPECT_NE(r->problems[0].message.find("3 files, more than the 2 tar entries"), std::string::npos)
       << r->problems[0].message;
+}
+
+// A record whose config cannot be read stops gc before it removes anything.
+TEST_F(LifecycleTest, GcRefusesWhileARecordIsDamaged) {
+  REQUIRE_REGISTRY();
+  StartRegistry();
+  auto client = NewClient();
+  ASSERT_TRUE(client->Pull(Ref("a")).ok());
+  ASSERT_TRUE(client->Pull(Ref("b")).ok());
+  ASSERT_TRUE(client->RemoveImage(Ref("b")).ok());
+  {
+    std::fstream f(Blobs() + "/" + Hex(a_.config.digest),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f.put('[');
+  }
+  const std::set<std::string> blobs = Names(Blobs()), layers = Names(Layers());
+  auto gc = client->GarbageCollect();
+  EXPECT_EQ(gc.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(gc.status().message().find("verify --repair"), std::string::npos)
+      << gc.status().message();
+  EXPECT_EQ(Names(Blobs()), blobs);
+  EXPECT_EQ(Names(Layers()), layers);
+
+  VerifyOptions repair;
+  repair.repair = true;
+  auto r = client->Verify({Ref("a")}, repair);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->problems.size(), 1u);
+  EXPECT_TRUE(r->problems[0].removed);
+  gc = client->GarbageCollect();
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  ASSERT_TRUE(client->Pull(Ref("a")).ok());
+  r = client->Verify({});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->problems.empty()) << r->problems[0].message;
 }
 
 // No false alarms: hardlinks, whiteouts, opaque directories and replaced files all verify.
@@ -533,6 +570,18 @@ TEST_F(LifecycleTest, CommandLine) {
   EXPECT_EQ(rmi.exit_code, 1);
   EXPECT_EQ(rmi.out, "Untagged: " + Ref("a") + "\n");
   EXPECT_NE(rmi.err.find("rmi " + Ref("nope")), std::string::npos) << rmi.err;
+  {
+    // Another process pulling holds gc off.
+    auto store = content::Store::Open(store_);
+    ASSERT_TRUE(store.ok());
+    auto pulling = (*store)->LockAgainstGc();
+    ASSERT_TRUE(pulling.ok());
+    auto refused = run({"gc", "--timeout", "0"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.err.find("hoist: gc: pulls in progress hold"), std::string::npos)
+        << refused.err;
+    EXPECT_TRUE(refused.out.empty()) << refused.out;
+  }
   auto gc = run({"gc"});
   ASSERT_EQ(gc.exit_code, 0) << gc.err;
   EXPECT_NE(gc.out.find("Deleted 3 blobs"), std::string::npos) << gc.out;
