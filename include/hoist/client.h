@@ -208,7 +208,9 @@ class Client {
   // pull: it waits for pulls in progress, which hold it off until their records are written,
   // and pulls that start meanwhile wait for it. A record whose manifest or config is missing
   // protects what it still names; one that cannot be read (damaged) stops gc (DataLoss: run
-  // Verify). Every removal is relative to store directory fds.
+  // Verify). A mount is live if this process's /proc/self/mountinfo shows the mount hoist
+  // recorded (so run gc in the mount namespace of the mounts). Every removal is relative to
+  // store directory fds.
   Result<GcReport> GarbageCollect(const GcOptions& options = {});
 
   // What the store holds and what GarbageCollect with these options would reclaim now (a pull
