@@ -502,6 +502,9 @@ Result<Image> Client::Pull(std::string_view text, const PullOptions& options) {
   const std::string context = "pull " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
+  // Held until the record is written: gc keeps what this pull fetched meanwhile.
+  auto gc_guard = impl_->store->LockAgainstGc();
+  if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
   auto image = impl_->Pull(*ref, options);
   if (!image.ok()) return image.status().WithContext(context);
   return image;

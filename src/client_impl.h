@@ -1,6 +1,7 @@
 // Internal to libhoist: the state behind hoist::Client, shared by the files
 // that implement its methods (client.cc: open, pull, images, inspect;
-// client_rootfs.cc: unpack, mount; client_registry.cc: login, logout, config).
+// client_rootfs.cc: unpack, mount; client_registry.cc: login, logout, config;
+// client_lifecycle.cc: rmi, gc, verify, df).
 #pragma once
 
 #include <functional>

@@ -78,6 +78,8 @@ std::string Absolute(const std::string& path) {
 Status Client::Unpack(std::string_view text, const std::string& dest,
                       const UnpackOptions& options) {
   const std::string context = "unpack " + std::string(text);
+  auto gc_guard = impl_->store->LockAgainstGc();  // gc keeps the layers it reads
+  if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
   auto image = impl_->Find(*ref);
@@ -96,37 +98,13 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   return s.WithContext(context);
 }
 
-namespace {
-
-// The record of a mount hoist made (mounts/<id>/mount.json).
-std::string MountRecordJson(const std::string& target, const unpack::MountIdentity& id) {
-  return nlohmann::json{{"target", target}, {"mountId", id.mount_id}, {"device", id.device}}
-             .dump() +
-         "\n";
-}
-
-// The mount hoist recorded for this mount dir; NotFound if none.
-Result<unpack::MountIdentity> ReadMountRecord(int mount_dir_fd, const std::string& path) {
-  int raw = ::openat(mount_dir_fd, "mount.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (raw < 0) return ErrnoError(errno, "open " + path);
-  UniqueFd fd(raw);
-  char buf[4096];
-  ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-  if (n < 0) return ErrnoError(errno, "read " + path);
-  auto j = nlohmann::json::parse(std::string(buf, static_cast<size_t>(n)), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("mountId") || !j.contains("device") ||
-      !j["mountId"].is_number_unsigned() || !j["device"].is_number_unsigned()) {
-    return DataLossError(path + ": not a mount record");
-  }
-  return unpack::MountIdentity{j["mountId"].get<uint64_t>(), j["device"].get<uint64_t>()};
-}
-
-}  // namespace
-
 Status Client::Mount(std::string_view text, const std::string& target,
                      const MountOptions& options) {
   const std::string context = "mount " + std::string(text);
   if (geteuid() != 0) return FailedPreconditionError(context + ": mounting an overlay needs root");
+  // Held until the mount is recorded: gc keeps its layers and its half-made directory.
+  auto gc_guard = impl_->store->LockAgainstGc();
+  if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
   auto target_fd = unpack::OpenMountTarget(target);
   if (!target_fd.ok()) return target_fd.status().WithContext(context);
   auto ref = Reference::Parse(text);
@@ -176,7 +154,7 @@ Status Client::Mount(std::string_view text, const std::string& target,
   {
     auto dir = store.OpenDir(dir_path, false);
     if (dir.ok()) {
-      auto recorded = ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
+      auto recorded = unpack::ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
       auto now = unpack::IdentifyMount(target_fd->get());
       if (recorded.ok() && now.ok() && *recorded == *now) {
         return AlreadyExistsError(context + ": hoist has mounted " + target +
@@ -209,7 +187,7 @@ Status Client::Mount(std::string_view text, const std::string& target,
       ASSIGN_OR_RETURN(UniqueFd mounted, unpack::OpenMountTarget(target));
       ASSIGN_OR_RETURN(unpack::MountIdentity identity, unpack::IdentifyMount(mounted.get()));
       return WriteFileAtomicallyAt(fs, dir->get(), "mount.json", "mount.json.tmp",
-                                   MountRecordJson(Absolute(target), identity), 0600);
+                                   unpack::MountRecordJson(Absolute(target), identity), 0600);
     }();
     if (!recorded.ok()) (void)unpack::Unmount(target);
     return recorded;
@@ -238,7 +216,7 @@ Status Client::Unmount(const std::string& target) {
     }
     return dir.status().WithContext(context);
   }
-  auto recorded = ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
+  auto recorded = unpack::ReadMountRecord(dir->get(), layout.MountRecordFile(*id));
   if (!recorded.ok()) {
     if (recorded.status().code() == StatusCode::kNotFound) {
       return FailedPreconditionError(context + not_ours);

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hoist/digest.h"
 #include "hoist/image.h"
 #include "hoist/progress.h"
 #include "hoist/status.h"
@@ -101,6 +102,62 @@ struct PullOptions {
   std::function<void(const std::string&)> notice;
 };
 
+// A number of things in the store and the bytes they take: blobs and ingest data by their
+// size; a layer or mount directory by the sizes of the regular files under it (each inode once).
+struct SpaceUsage {
+  int64_t count = 0;
+  int64_t bytes = 0;
+};
+
+struct GcOptions {
+  // Partial downloads (ingest/) not written to for this long, and not locked by a download in
+  // progress, are removed; younger ones are kept for a pull to resume.
+  int64_t ingest_max_age_seconds = 3600;
+  // How long gc waits for pulls in progress to finish (each holds gc off until its record is
+  // written); then it gives up with an error (Unavailable).
+  int64_t lock_timeout_seconds = 600;
+};
+
+// What gc removed (GarbageCollect) or would remove (StoreUsage::reclaimable).
+struct GcReport {
+  SpaceUsage blobs;    // blobs no image record references
+  SpaceUsage layers;   // layer directories neither a record nor a live mount uses
+  SpaceUsage ingest;   // stale partial downloads
+  SpaceUsage staging;  // extractions a dead process left in layers/staging/
+  SpaceUsage mounts;   // mounts/<id>/ directories of mounts that are gone
+  int64_t bytes() const {
+    return blobs.bytes + layers.bytes + ingest.bytes + staging.bytes + mounts.bytes;
+  }
+};
+
+// `hoist df`: what the store holds, and what gc would reclaim now.
+struct StoreUsage {
+  SpaceUsage blobs;
+  SpaceUsage layers;
+  SpaceUsage ingest;
+  GcReport reclaimable;
+};
+
+struct VerifyOptions {
+  // Remove each corrupt blob and layer directory, so that the next pull fetches or extracts it
+  // again. Waits for pulls in progress like gc (GcOptions::lock_timeout_seconds).
+  bool repair = false;
+  int64_t lock_timeout_seconds = 600;
+};
+
+struct VerifyProblem {
+  std::string kind;  // "blob" or "layer"
+  Digest digest;     // the blob's digest, or the layer's diff_id
+  std::string message;
+  bool removed = false;  // by repair
+};
+
+struct VerifyReport {
+  int64_t blobs = 0;   // blobs re-hashed
+  int64_t layers = 0;  // layer directories checked
+  std::vector<VerifyProblem> problems;
+};
+
 // The store used when none is given: $HOIST_STORE, else /var/lib/hoist for root, else
 // ${XDG_DATA_HOME:-~/.local/share}/hoist.
 std::string DefaultStoreDir();
@@ -138,6 +195,35 @@ class Client {
                const MountOptions& options = {});
   // Unmounts what Mount mounted at `target` and removes its upper and work dirs.
   Status Unmount(const std::string& target);
+
+  // `docker rmi`: removes the image record `reference` (normalized as Pull does) and returns
+  // the name it was recorded under. Blobs and layers stay until GarbageCollect, which keeps
+  // whatever another record still references. NotFound if there is no such record.
+  Result<std::string> RemoveImage(std::string_view reference);
+
+  // Removes what no image record references: blobs (a record's manifest, the registry's own
+  // manifest and index it keeps by annotation, config and layers), layer directories (unless a
+  // live `hoist mount` uses them), directories of mounts that are gone, extractions a dead
+  // process left, and stale partial downloads (see GcOptions). Safe while other processes
+  // pull: it waits for pulls in progress, which hold it off until their records are written,
+  // and pulls that start meanwhile wait for it. A record whose manifest or config is missing
+  // protects what it still names; one that cannot be read (damaged) stops gc (DataLoss: run
+  // Verify). A mount is live if this process's /proc/self/mountinfo shows the mount hoist
+  // recorded (so run gc in the mount namespace of the mounts). Every removal is relative to
+  // store directory fds.
+  Result<GcReport> GarbageCollect(const GcOptions& options = {});
+
+  // What the store holds and what GarbageCollect with these options would reclaim now (a pull
+  // in progress counts as reclaimable until its record is written). Takes no lock.
+  Result<StoreUsage> Usage(const GcOptions& options = {});
+
+  // Re-hashes every blob and checks every layer directory against its record (layer.json: the
+  // diff_id, the rootfs/ committed, and no more file data than was extracted), of the images
+  // named (each blob and layer they reference, a missing one being a problem too) or, with none
+  // named, of the whole store. A named image that is not recorded is NotFound. Problems are
+  // reported in the result, not as an error.
+  Result<VerifyReport> Verify(const std::vector<std::string>& references,
+                              const VerifyOptions& options = {});
 
   // `docker login`: checks user and password against the registry's /v2/ (basic auth or a
   // token from its realm) and stores them in docker's config.json (or its credential

@@ -358,6 +358,14 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
 }
 
 Result<FileLock> FileLock::Acquire(FileSystem* fs, int dir_fd, std::string name) {
+  return Lock(fs, dir_fd, std::move(name), true);
+}
+
+Result<FileLock> FileLock::TryAcquire(FileSystem* fs, int dir_fd, std::string name) {
+  return Lock(fs, dir_fd, std::move(name), false);
+}
+
+Result<FileLock> FileLock::Lock(FileSystem* fs, int dir_fd, std::string name, bool wait) {
   UniqueFd dir;
   if (dir_fd != AT_FDCWD) {
     dir = UniqueFd(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
@@ -368,8 +376,9 @@ Result<FileLock> FileLock::Acquire(FileSystem* fs, int dir_fd, std::string name)
     ASSIGN_OR_RETURN(UniqueFd fd, fs->OpenAt(at, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
     int r;
     do {
-      r = ::flock(fd.get(), LOCK_EX);
+      r = ::flock(fd.get(), wait ? LOCK_EX : LOCK_EX | LOCK_NB);
     } while (r != 0 && errno == EINTR);
+    if (r != 0 && errno == EWOULDBLOCK && !wait) return FileLock();
     if (r != 0) return ErrnoError(errno, "lock " + name);
     // The previous holder removes the file on release; if that happened between our open and
     // our flock, we hold a lock on a file nobody else will ever see: try again.

@@ -150,12 +150,15 @@ class FileLock {
   // Blocks until the lock on `name` in dir_fd (AT_FDCWD: a path) is held. The file is created
   // (mode 0600, never through a symlink) if missing. The lock keeps its own duplicate of dir_fd.
   static Result<FileLock> Acquire(FileSystem* fs, int dir_fd, std::string name);
+  // Acquire without waiting: a lock that is not held() if another holder has it now.
+  static Result<FileLock> TryAcquire(FileSystem* fs, int dir_fd, std::string name);
 
   bool held() const { return fd_.valid(); }
   // Removes the lock file and drops the lock. Idempotent.
   void Release();
 
  private:
+  static Result<FileLock> Lock(FileSystem* fs, int dir_fd, std::string name, bool wait);
   FileSystem* fs_ = nullptr;
   UniqueFd dir_;  // invalid: AT_FDCWD
   std::string name_;

@@ -157,6 +157,20 @@ TEST(FileLock, MoveKeepsOneHolder) {
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
+TEST(FileLock, TryAcquireDoesNotWait) {
+  TempDir dir;
+  std::string path = dir.path() + "/x.lock";
+  auto held = FileLock::Acquire(FileSystem::Default(), AT_FDCWD, path);
+  ASSERT_TRUE(held.ok());
+  auto busy = FileLock::TryAcquire(FileSystem::Default(), AT_FDCWD, path);
+  ASSERT_TRUE(busy.ok()) << busy.status().ToString();
+  EXPECT_FALSE(busy->held());
+  held->Release();
+  auto free = FileLock::TryAcquire(FileSystem::Default(), AT_FDCWD, path);
+  ASSERT_TRUE(free.ok()) << free.status().ToString();
+  EXPECT_TRUE(free->held());
+}
+
 TEST(FaultInjectingFileSystem, FailsTheNthCall) {
   TempDir dir;
   FaultInjectingFileSystem fs;

@@ -41,8 +41,9 @@ std::string Layout::LayerRootfs(const Digest& diff_id) const {
 std::string Layout::LayerInfoFile(const Digest& diff_id) const {
   return LayerDir(diff_id) + "/layer.json";
 }
+std::string Layout::LayersStagingDir() const { return Join("layers/staging"); }
 std::string Layout::LayerStagingDir(const Digest& diff_id) const {
-  return Join("layers/staging/" + diff_id.algorithm() + "-" + diff_id.hex());
+  return LayersStagingDir() + "/" + diff_id.algorithm() + "-" + diff_id.hex();
 }
 
 std::string Layout::EmptyLayerDir() const { return Join("layers/empty"); }
@@ -65,5 +66,6 @@ std::string Layout::IndexLockFile() const { return Join("locks/index.lock"); }
 std::string Layout::LayerLockFile(const Digest& diff_id) const {
   return Join("locks/layer-" + diff_id.algorithm() + "-" + diff_id.hex() + ".lock");
 }
+std::string Layout::GcLockFile() const { return Join("locks/gc.lock"); }
 
 }  // namespace hoist::content

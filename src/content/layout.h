@@ -18,7 +18,10 @@
 //     upper/ work/                  overlayfs upper and work dirs of `hoist mount --rw`
 //   locks/                        advisory file locks shared by all hoist processes:
 //                                 <alg>-<hex>.lock (one blob's writer), layer-<alg>-<hex>.lock
-//                                 (one layer's extraction), index.lock (index.json, oci-layout)
+//                                 (one layer's extraction), index.lock (index.json, oci-layout),
+//                                 gc.lock (shared by every pull from before its first blob until
+//                                 its record is written, exclusive for gc and verify --repair;
+//                                 never removed, see Store::LockAgainstGc)
 //
 // Temporary files: index.json.tmp and oci-layout.tmp, written only under locks/index.lock and
 // renamed over their target.
@@ -65,6 +68,7 @@ class Layout {
   std::string LayerAlgorithmDir(const std::string& algorithm) const;  // STORE/layers/<alg>
   std::string LayerRootfs(const Digest& diff_id) const;      // STORE/layers/<alg>/<hex>/rootfs
   std::string LayerInfoFile(const Digest& diff_id) const;    // STORE/layers/<alg>/<hex>/layer.json
+  std::string LayersStagingDir() const;                      // STORE/layers/staging
   std::string LayerStagingDir(const Digest& diff_id) const;  // STORE/layers/staging/<alg>-<hex>
   std::string EmptyLayerDir() const;                         // STORE/layers/empty
   std::string MountsDir() const;                             // STORE/mounts
@@ -75,6 +79,7 @@ class Layout {
   std::string BlobLockFile(const Digest& d) const;         // STORE/locks/<alg>-<hex>.lock
   std::string IndexLockFile() const;                       // STORE/locks/index.lock
   std::string LayerLockFile(const Digest& diff_id) const;  // STORE/locks/layer-<alg>-<hex>.lock
+  std::string GcLockFile() const;                          // STORE/locks/gc.lock
 
  private:
   std::string Join(const std::string& name) const { return root_ + "/" + name; }

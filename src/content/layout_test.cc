@@ -28,6 +28,8 @@ TEST(Layout, Names) {
   EXPECT_EQ(l.LocksDir(), "/s/locks");
   EXPECT_EQ(l.BlobLockFile(d), "/s/locks/sha256-" + hex + ".lock");
   EXPECT_EQ(l.IndexLockFile(), "/s/locks/index.lock");
+  EXPECT_EQ(l.GcLockFile(), "/s/locks/gc.lock");
+  EXPECT_EQ(l.LayersStagingDir(), "/s/layers/staging");
   EXPECT_EQ(Layout("rel").IndexFile(), "rel/index.json");
   EXPECT_EQ(l.MountRecordFile("m"), "/s/mounts/m/mount.json");
   EXPECT_EQ(l.Relative(l.BlobAlgorithmDir("sha256")), "blobs/sha256");

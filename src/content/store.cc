@@ -1,11 +1,14 @@
 #include "content/store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "base/json.h"
@@ -292,28 +295,86 @@ Status Store::PutRef(const std::string& ref_name, const Descriptor& manifest) {
   entry.annotations[kRefNameAnnotation] = ref_name;
   json entry_json = DescriptorToJson(entry);
 
+  return EditIndex(context, [&](json& manifests) {
+    json updated = json::array();
+    bool placed = false;
+    for (json& e : manifests) {
+      if (RefNameOf(e) != ref_name) {
+        updated.push_back(std::move(e));
+      } else if (!placed) {  // replace in place; drop any duplicates
+        updated.push_back(entry_json);
+        placed = true;
+      }
+    }
+    if (!placed) updated.push_back(std::move(entry_json));
+    manifests = std::move(updated);
+    return OkStatus();
+  });
+}
+
+Status Store::RemoveRef(const std::string& ref_name) {
+  return EditIndex("untag " + ref_name, [&](json& manifests) {
+    json kept = json::array();
+    for (json& e : manifests) {
+      if (RefNameOf(e) != ref_name) kept.push_back(std::move(e));
+    }
+    if (kept.size() == manifests.size()) return NotFoundError("no such image in the store");
+    manifests = std::move(kept);
+    return OkStatus();
+  });
+}
+
+Status Store::EditIndex(const std::string& context,
+                        const std::function<Status(json& manifests)>& edit) {
   auto locks = OpenDir(layout_.LocksDir(), true);
   if (!locks.ok()) return locks.status().WithContext(context);
   auto lock = FileLock::Acquire(fs_, locks->get(), BaseName(layout_.IndexLockFile()));
   if (!lock.ok()) return lock.status().WithContext(context);
   auto index = ReadIndex(layout_);
   if (!index.ok()) return index.status().WithContext(context);
-  json& manifests = (*index)["manifests"];
-  json updated = json::array();
-  bool placed = false;
-  for (json& e : manifests) {
-    if (RefNameOf(e) != ref_name) {
-      updated.push_back(std::move(e));
-    } else if (!placed) {  // replace in place; drop any duplicates
-      updated.push_back(entry_json);
-      placed = true;
-    }
-  }
-  if (!placed) updated.push_back(std::move(entry_json));
-  manifests = std::move(updated);
+  RETURN_IF_ERROR(edit((*index)["manifests"]).WithContext(context));
   return WriteFileAtomicallyAt(fs_, root_.get(), BaseName(layout_.IndexFile()),
                                BaseName(layout_.IndexTempFile()), index->dump(), kFileMode)
       .WithContext(context);
+}
+
+Result<UniqueFd> Store::OpenGcLockFile() const {
+  ASSIGN_OR_RETURN(UniqueFd locks, OpenDir(layout_.LocksDir(), true));
+  return fs_->OpenAt(locks.get(), BaseName(layout_.GcLockFile()), O_RDWR | O_CREAT | O_NOFOLLOW,
+                     kFileMode);
+}
+
+Result<Store::GcLock> Store::LockAgainstGc() const {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenGcLockFile());
+  int r;
+  do {
+    r = ::flock(fd.get(), LOCK_SH);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) return ErrnoError(errno, "lock " + layout_.GcLockFile());
+  GcLock lock;
+  lock.fd_ = std::move(fd);
+  return lock;
+}
+
+Result<Store::GcLock> Store::LockForGc(int64_t timeout_seconds) const {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenGcLockFile());
+  constexpr auto kPoll = std::chrono::milliseconds(50);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  for (;;) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) break;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return ErrnoError(errno, "lock " + layout_.GcLockFile());
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return UnavailableError("pulls in progress hold " + layout_.GcLockFile() + " after " +
+                              std::to_string(timeout_seconds) +
+                              "s; try again when they are done (or wait longer)");
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+  GcLock lock;
+  lock.fd_ = std::move(fd);
+  return lock;
 }
 
 Result<std::vector<Descriptor>> Store::ListRefs() const {

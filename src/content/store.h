@@ -26,7 +26,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,15 +89,43 @@ class Store {
   // satisfy IsValidRefName (InvalidArgument). Serialized across processes by
   // locks/index.lock; the new index is written to index.json.tmp, fsynced and renamed.
   Status PutRef(const std::string& ref_name, const Descriptor& manifest);
+  // Removes the entry named ref_name from index.json (and any duplicates), under
+  // locks/index.lock like PutRef; NotFound if there is none. No blob is removed: what no record
+  // references any more is gc's to reclaim.
+  Status RemoveRef(const std::string& ref_name);
   // Every entry of index.json as stored (annotations included), in file order.
   Result<std::vector<Descriptor>> ListRefs() const;
   // The entry named ref_name, or nullopt.
   Result<std::optional<Descriptor>> GetRef(const std::string& ref_name) const;
 
+  // The lock between pulls and garbage collection (locks/gc.lock). A pull holds it shared from
+  // before it fetches its first blob until after its record is written, so everything it has
+  // fetched is protected while no record references it yet; gc (and verify --repair) hold it
+  // exclusively, so while they decide what no record references, no pull is half-way. Pulls
+  // do not exclude each other. Unlike FileLock's files, gc.lock is never removed (a shared
+  // lock has no last holder that could remove it safely).
+  class GcLock {
+   public:
+    bool held() const { return fd_.valid(); }
+
+   private:
+    friend class Store;
+    UniqueFd fd_;
+  };
+  // Shared; waits while a gc holds the lock.
+  Result<GcLock> LockAgainstGc() const;
+  // Exclusive; waits up to timeout_seconds (0: not at all) for pulls in progress to finish,
+  // then Unavailable naming the lock and saying why.
+  Result<GcLock> LockForGc(int64_t timeout_seconds) const;
+
  private:
   Store(Layout layout, FileSystem* fs) : layout_(std::move(layout)), fs_(fs) {}
   Status Initialize();
   Status OpenRoot();
+  // Rewrites the manifests array of index.json with `edit` under locks/index.lock.
+  Status EditIndex(const std::string& context,
+                   const std::function<Status(nlohmann::json& manifests)>& edit);
+  Result<UniqueFd> OpenGcLockFile() const;
 
   const Layout layout_;
   FileSystem* const fs_;

@@ -442,6 +442,55 @@ TEST(Store, PutRefAddsAndReplaces) {
   EXPECT_TRUE(List(store->layout().LocksDir()).empty());
 }
 
+TEST(Store, RemoveRefRemovesOnlyTheRecord) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  std::string m = R"({"schemaVersion":2,"n":1})";
+  ASSERT_TRUE(store->WriteBlob(DigestFor(m), m).ok());
+  ASSERT_TRUE(store->PutRef("127.0.0.1:5000/app:1", ManifestDescriptor(m)).ok());
+  ASSERT_TRUE(store->PutRef("127.0.0.1:5000/app:2", ManifestDescriptor(m)).ok());
+  ASSERT_TRUE(store->RemoveRef("127.0.0.1:5000/app:1").ok());
+  ExpectValidIndex(*store);
+  auto refs = store->ListRefs();
+  ASSERT_TRUE(refs.ok());
+  ASSERT_EQ(refs->size(), 1u);
+  EXPECT_EQ((*refs)[0].annotations.at(kRefNameAnnotation), "127.0.0.1:5000/app:2");
+  EXPECT_TRUE(store->Has(DigestFor(m)));  // blobs are gc's business
+  Status again = store->RemoveRef("127.0.0.1:5000/app:1");
+  EXPECT_EQ(again.code(), StatusCode::kNotFound);
+  EXPECT_NE(again.message().find("127.0.0.1:5000/app:1"), std::string::npos) << again.message();
+}
+
+TEST(Store, GcLockExcludesPullsButNotEachOther) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  auto pull1 = store->LockAgainstGc();
+  auto pull2 = store->LockAgainstGc();  // pulls share it
+  ASSERT_TRUE(pull1.ok() && pull2.ok());
+  auto gc = store->LockForGc(0);
+  EXPECT_EQ(gc.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(gc.status().message().find("gc.lock"), std::string::npos);
+  *pull1 = Store::GcLock();
+  EXPECT_FALSE(store->LockForGc(0).ok());  // one pull still holds it
+  *pull2 = Store::GcLock();
+  gc = store->LockForGc(0);
+  ASSERT_TRUE(gc.ok()) << gc.status().ToString();
+  // A pull waits for the gc to finish.
+  std::atomic<bool> locked{false};
+  std::thread pull([&] {
+    auto l = store->LockAgainstGc();
+    locked = l.ok();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(locked.load());
+  *gc = Store::GcLock();
+  pull.join();
+  EXPECT_TRUE(locked.load());
+  EXPECT_TRUE(stdfs::exists(store->layout().GcLockFile()));  // never removed
+}
+
 TEST(Store, PutRefRefuses) {
   TempDir dir;
   auto store = MustOpen(dir.store());

@@ -10,3 +10,6 @@ hoist_test(destination_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/destination_test.cc
   MODULES hoist_base hoist_content hoist_decompress hoist_tar hoist_extract hoist_layer
   LIBS hoist_test_support)
+hoist_test(mount_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mount_test.cc
+  MODULES hoist_base hoist_content hoist_decompress hoist_tar hoist_extract hoist_layer)

@@ -3,11 +3,16 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
 
 namespace hoist::unpack {
 namespace {
@@ -86,6 +91,61 @@ Status MountOverlay(const std::vector<std::string>& lowerdirs, const std::string
     return ErrnoError(errno, "mount overlay on " + target);
   }
   return OkStatus();
+}
+
+std::string MountRecordJson(const std::string& target, const MountIdentity& id) {
+  return nlohmann::json{{"target", target}, {"mountId", id.mount_id}, {"device", id.device}}
+             .dump() +
+         "\n";
+}
+
+Result<MountIdentity> ReadMountRecord(int mount_dir_fd, const std::string& path) {
+  int raw = ::openat(mount_dir_fd, "mount.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) return ErrnoError(errno, "open " + path);
+  UniqueFd fd(raw);
+  char buf[4096];
+  ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+  if (n < 0) return ErrnoError(errno, "read " + path);
+  auto j = nlohmann::json::parse(std::string(buf, static_cast<size_t>(n)), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("mountId") || !j.contains("device") ||
+      !j["mountId"].is_number_unsigned() || !j["device"].is_number_unsigned()) {
+    return DataLossError(path + ": not a mount record");
+  }
+  return MountIdentity{j["mountId"].get<uint64_t>(), j["device"].get<uint64_t>()};
+}
+
+std::optional<std::vector<std::string>> MountedLowerdirs(std::string_view mountinfo,
+                                                         const MountIdentity& id) {
+  // "ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS", with
+  // space, tab, newline and backslash in names as \ooo.
+  const std::string dev = std::to_string(major(static_cast<dev_t>(id.device))) + ":" +
+                          std::to_string(minor(static_cast<dev_t>(id.device)));
+  for (std::string_view line : Split(mountinfo, '\n')) {
+    std::vector<std::string_view> f = Split(line, ' ');
+    if (f.size() < 3 || f[0] != std::to_string(id.mount_id) || f[2] != dev) continue;
+    std::vector<std::string> lowerdirs;
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (dash == f.end() || f.end() - dash < 4) return lowerdirs;
+    for (std::string_view option : Split(*(dash + 3), ',')) {
+      if (!option.starts_with("lowerdir=")) continue;
+      option.remove_prefix(9);
+      for (std::string_view dir : Split(option, ':')) {
+        std::string out;
+        for (size_t i = 0; i < dir.size(); ++i) {
+          if (dir[i] == '\\' && i + 3 < dir.size()) {
+            out += static_cast<char>(
+                std::strtol(std::string(dir.substr(i + 1, 3)).c_str(), nullptr, 8));
+            i += 3;
+          } else {
+            out += dir[i];
+          }
+        }
+        lowerdirs.push_back(std::move(out));
+      }
+    }
+    return lowerdirs;
+  }
+  return std::nullopt;
 }
 
 Status Unmount(const std::string& target) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -31,6 +33,19 @@ struct MountIdentity {
   bool operator==(const MountIdentity&) const = default;
 };
 Result<MountIdentity> IdentifyMount(int fd);
+
+// The record of a mount hoist made (STORE/mounts/<id>/mount.json): {"target", "mountId",
+// "device"}, what `hoist umount` may undo and what gc keeps while it is mounted.
+std::string MountRecordJson(const std::string& target, const MountIdentity& id);
+// The mount recorded in mount.json inside the directory open at mount_dir_fd (`path` names it
+// in errors); NotFound if there is none, DataLoss if it is not a mount record.
+Result<MountIdentity> ReadMountRecord(int mount_dir_fd, const std::string& path);
+
+// The lowerdirs (topmost first) of the overlay mount `id` as `mountinfo` (the text of
+// /proc/self/mountinfo) shows it, or nullopt if no mount with that id and device is listed:
+// the mount is gone. A live mount that is not an overlay has no lowerdirs.
+std::optional<std::vector<std::string>> MountedLowerdirs(std::string_view mountinfo,
+                                                         const MountIdentity& id);
 
 // Unmounts `target`, never following a final symlink.
 Status Unmount(const std::string& target);

@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "base/json.h"
 #include "base/strings.h"
@@ -245,6 +246,72 @@ int Inspect(const Globals& g, const std::string& ref_text) {
   return 0;
 }
 
+int RemoveImages(const Globals& g, const std::vector<std::string>& refs) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("rmi"));
+  int rc = 0;
+  for (const std::string& ref : refs) {
+    auto name = (*client)->RemoveImage(ref);
+    if (!name.ok()) {
+      rc = Fail(name.status());
+      continue;
+    }
+    std::printf("Untagged: %s\n", TerminalSafe(*name).c_str());
+  }
+  return rc;
+}
+
+std::string Counted(const hoist::SpaceUsage& u, const char* what) {
+  return std::to_string(u.count) + " " + what + " (" + HumanSize(u.bytes) + ")";
+}
+
+int GarbageCollect(const Globals& g, const hoist::GcOptions& options) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("gc"));
+  auto r = (*client)->GarbageCollect(options);
+  if (!r.ok()) return Fail(r.status());
+  std::printf("Deleted %s, %s, %s, %s, %s\n", Counted(r->blobs, "blobs").c_str(),
+              Counted(r->layers, "layers").c_str(), Counted(r->ingest, "partial downloads").c_str(),
+              Counted(r->staging, "unfinished extractions").c_str(),
+              Counted(r->mounts, "mount leftovers").c_str());
+  std::printf("Total reclaimed space: %s\n", HumanSize(r->bytes()).c_str());
+  return 0;
+}
+
+int Verify(const Globals& g, const std::vector<std::string>& refs, bool repair) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("verify"));
+  hoist::VerifyOptions options;
+  options.repair = repair;
+  auto r = (*client)->Verify(refs, options);
+  if (!r.ok()) return Fail(r.status());
+  for (const auto& p : r->problems) {
+    std::printf("%s %s: %s%s\n", p.kind.c_str(), p.digest.String().c_str(),
+                TerminalSafe(p.message).c_str(), p.removed ? " (removed)" : "");
+  }
+  std::printf("Verified %lld blobs and %lld layers: %zu problem%s\n",
+              static_cast<long long>(r->blobs), static_cast<long long>(r->layers),
+              r->problems.size(), r->problems.size() == 1 ? "" : "s");
+  return r->problems.empty() ? 0 : kExitFailure;
+}
+
+int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("df"));
+  auto u = (*client)->Usage(options);
+  if (!u.ok()) return Fail(u.status());
+  std::printf("%-8s %8s %10s %12s\n", "TYPE", "COUNT", "SIZE", "RECLAIMABLE");
+  auto row = [](const char* type, const hoist::SpaceUsage& all, const hoist::SpaceUsage& gc) {
+    std::printf("%-8s %8lld %10s %12s\n", type, static_cast<long long>(all.count),
+                HumanSize(all.bytes).c_str(), HumanSize(gc.bytes).c_str());
+  };
+  row("Blobs", u->blobs, u->reclaimable.blobs);
+  row("Layers", u->layers, u->reclaimable.layers);
+  row("Ingest", u->ingest, u->reclaimable.ingest);
+  std::printf("Reclaimable by hoist gc: %s\n", HumanSize(u->reclaimable.bytes()).c_str());
+  return 0;
+}
+
 }  // namespace
 
 static int Run(int argc, char** argv) {
@@ -337,6 +404,35 @@ static int Run(int argc, char** argv) {
   config->add_option("--cert-dir", g.cert_dir, "CA and client certificates for every registry");
   config->add_option("REF", config_ref, "Image reference")->required();
 
+  std::vector<std::string> rmi_refs;
+  auto* rmi = app.add_subcommand(
+      "rmi", "Remove image records (their blobs and layers stay until hoist gc)");
+  rmi->add_option("REF", rmi_refs, "Image references, as pulled")->required();
+
+  hoist::GcOptions gc_options;
+  auto add_gc_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--ingest-max-age", gc_options.ingest_max_age_seconds,
+                    "Seconds after which an unlocked partial download is stale (default 3600)")
+        ->check(CLI::NonNegativeNumber);
+  };
+  auto* gc = app.add_subcommand(
+      "gc", "Remove blobs, layers, partial downloads and mount leftovers no image needs");
+  add_gc_flags(gc);
+  gc->add_option("--timeout", gc_options.lock_timeout_seconds,
+                 "Seconds to wait for pulls in progress to finish (default 600)")
+      ->check(CLI::NonNegativeNumber);
+
+  std::vector<std::string> verify_refs;
+  bool repair = false;
+  auto* verify = app.add_subcommand(
+      "verify", "Re-hash the store's blobs and check its layer directories; exit 1 on a problem");
+  verify->add_flag("--repair", repair,
+                   "Remove what is corrupt, so that the next pull fetches it again");
+  verify->add_option("REF", verify_refs, "Images to check (default: the whole store)");
+
+  auto* df = app.add_subcommand("df", "Show the store's usage and what hoist gc would reclaim");
+  add_gc_flags(df);
+
   CLI11_PARSE(app, argc, argv);
 
   std::signal(SIGINT, OnSignal);
@@ -344,6 +440,10 @@ static int Run(int argc, char** argv) {
   if (*pull) return Pull(g, ref, platform, jobs, quiet);
   if (*images) return Images(g);
   if (*inspect) return Inspect(g, inspect_ref);
+  if (*rmi) return RemoveImages(g, rmi_refs);
+  if (*gc) return GarbageCollect(g, gc_options);
+  if (*verify) return Verify(g, verify_refs, repair);
+  if (*df) return DiskUsage(g, gc_options);
   if (*login) return Login(g, login_registry, login_user, login_password, password_stdin);
   if (*logout || *config) {
     auto client = OpenClient(g);

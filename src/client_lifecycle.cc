@@ -1,0 +1,526 @@
+// hoist::Client: the image lifecycle. rmi (drop a record), gc (reclaim what no record or live
+// mount references), verify (re-hash blobs, check layer directories) and df (usage).
+//
+// What a record references: its manifest (the OCI rendition, for a Docker image), the
+// registry's own manifest (io.hoist.manifest.digest) and index (io.hoist.repo.digest) it keeps,
+// the manifest's config and layer blobs, and the layer directories of the config's diff_ids. A
+// record that names an index (written by another tool) references the children that are here.
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "base/fs.h"
+#include "base/status_macros.h"
+#include "client_impl.h"
+#include "content/digester.h"
+#include "content/index_file.h"
+#include "content/store.h"
+#include "hoist/client.h"
+#include "hoist/reference.h"
+#include "manifest/config.h"
+#include "manifest/manifest.h"
+#include "unpack/layer.h"
+#include "unpack/mount.h"
+
+namespace hoist {
+namespace {
+
+// The digest algorithms the store may hold directories of (blobs/<alg>, layers/<alg>).
+constexpr const char* kAlgorithms[] = {"sha256", "sha512"};
+// A record naming an index is followed this many manifests deep at most.
+constexpr size_t kMaxManifestsPerRecord = 1024;
+
+std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// The names in the directory open at fd, without "." and "..".
+Result<std::vector<std::string>> ListDir(int fd, const std::string& path) {
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return ErrnoError(errno, "dup");
+  DIR* dir = ::fdopendir(dup);
+  if (dir == nullptr) {
+    ::close(dup);
+    return ErrnoError(errno, "list " + path);
+  }
+  ::rewinddir(dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return names;
+}
+
+// The store directory `path`, or nullopt if it does not exist.
+Result<std::optional<UniqueFd>> OpenIfExists(const content::Store& store, const std::string& path) {
+  auto fd = store.OpenDir(path, false);
+  if (!fd.ok() && fd.status().code() == StatusCode::kNotFound) return std::optional<UniqueFd>();
+  if (!fd.ok()) return fd.status();
+  return std::optional<UniqueFd>(std::move(*fd));
+}
+
+// "<alg>-<hex>" (ingest and staging entries) → the digest.
+std::optional<Digest> DigestOfKey(const std::string& key) {
+  const size_t dash = key.find('-');
+  if (dash == std::string::npos) return std::nullopt;
+  auto d = Digest::Parse(key.substr(0, dash) + ":" + key.substr(dash + 1));
+  return d.ok() ? std::optional<Digest>(*d) : std::nullopt;
+}
+
+// What a walk of `path` finds (reads only; symlinks are not followed): the bytes of its
+// regular files, each inode once, and its names that are not directories. Zero if missing.
+struct TreeStats {
+  int64_t bytes = 0;
+  int64_t non_directories = 0;
+};
+thread_local std::set<std::pair<dev_t, ino_t>>* t_seen = nullptr;
+thread_local TreeStats* t_stats = nullptr;
+int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F || type == FTW_SL || type == FTW_SLN) ++t_stats->non_directories;
+  if (type == FTW_F && S_ISREG(st->st_mode) && t_seen->insert({st->st_dev, st->st_ino}).second) {
+    t_stats->bytes += st->st_size;
+  }
+  return 0;
+}
+TreeStats Walk(const std::string& path) {
+  std::set<std::pair<dev_t, ino_t>> seen;
+  TreeStats stats;
+  t_seen = &seen;
+  t_stats = &stats;
+  (void)::nftw(path.c_str(), CountEntry, 32, FTW_PHYS);
+  t_seen = nullptr;
+  t_stats = nullptr;
+  return stats;
+}
+int64_t TreeBytes(const std::string& path) { return Walk(path).bytes; }
+
+Result<Digest> HashFile(const std::string& path, const std::string& algorithm) {
+  ASSIGN_OR_RETURN(content::Digester digester, content::Digester::New(algorithm));
+  RETURN_IF_ERROR(unpack::FeedFile(path, [&](const char* data, size_t n) {
+    digester.Update(data, n);
+    return OkStatus();
+  }));
+  return digester.Finish();
+}
+
+std::string RefNameOf(const Descriptor& record) {
+  auto it = record.annotations.find(content::kRefNameAnnotation);
+  return it == record.annotations.end() ? "" : it->second;
+}
+
+// Everything the records reference (see the top of this file).
+struct References {
+  std::map<Digest, std::string> blobs;   // digest → a record that references it
+  std::map<Digest, std::string> layers;  // diff_id → a record that references it
+  // Referenced blobs that are here but cannot be read or decoded, with why.
+  std::map<Digest, Status> unreadable;
+};
+
+void AddRecord(const content::Store& store, const Descriptor& record, References* refs) {
+  const std::string name = RefNameOf(record);
+  auto unreadable = [&](const Digest& d, const Status& s) {
+    refs->unreadable.emplace(d, s.WithContext("image " + name));
+  };
+  std::vector<std::pair<Digest, std::string>> manifests = {{record.digest, record.media_type}};
+  refs->blobs.emplace(record.digest, name);
+  for (const char* key : {kManifestDigestAnnotation, kRepoDigestAnnotation}) {
+    auto it = record.annotations.find(key);
+    if (it == record.annotations.end()) continue;
+    auto d = Digest::Parse(it->second);
+    if (!d.ok()) {
+      unreadable(record.digest, d.status().WithContext(std::string("annotation ") + key));
+      continue;
+    }
+    refs->blobs.emplace(*d, name);
+    // The index is kept only as the identity of the reference: the record's own manifest is
+    // the platform's, so the index's other children are not followed.
+    if (std::string(key) == kManifestDigestAnnotation) manifests.push_back({*d, ""});
+  }
+  for (size_t i = 0; i < manifests.size() && i < kMaxManifestsPerRecord; ++i) {
+    const auto [digest, media_type] = manifests[i];
+    if (!store.Has(digest)) continue;  // missing: Verify reports it
+    auto bytes = store.ReadBlob(digest, manifest::kMaxManifestBytes);
+    if (!bytes.ok()) {
+      unreadable(digest, bytes.status());
+      continue;
+    }
+    auto decoded = manifest::Decode(media_type, *bytes);
+    if (!decoded.ok()) {
+      unreadable(digest, decoded.status().WithContext("manifest " + digest.String()));
+      continue;
+    }
+    if (decoded->kind == manifest::Kind::kIndex) {
+      for (const Descriptor& child : manifest::Children(*decoded)) {
+        if (!store.Has(child.digest)) continue;  // another platform's, never pulled
+        refs->blobs.emplace(child.digest, name);
+        manifests.push_back({child.digest, child.media_type});
+      }
+      continue;
+    }
+    for (const Descriptor& child : manifest::Children(*decoded)) {
+      refs->blobs.emplace(child.digest, name);
+    }
+    if (decoded->kind != manifest::Kind::kImageManifest) continue;  // schema1: blobs only
+    const Digest& config = decoded->manifest.config.digest;
+    if (!store.Has(config)) continue;
+    auto config_bytes = store.ReadBlob(config, manifest::kMaxManifestBytes);
+    auto cfg = config_bytes.ok() ? manifest::ParseConfig(*config_bytes)
+                                 : Result<manifest::ImageConfig>(config_bytes.status());
+    if (!cfg.ok()) {
+      unreadable(config, cfg.status().WithContext("config " + config.String()));
+      continue;
+    }
+    for (const Digest& diff_id : cfg->diff_ids) refs->layers.emplace(diff_id, name);
+  }
+}
+
+References CollectReferences(const content::Store& store, const std::vector<Descriptor>& records) {
+  References refs;
+  for (const Descriptor& r : records) AddRecord(store, r, &refs);
+  return refs;
+}
+
+// Mount directories whose mount is live, and the layers those mounts use.
+struct LiveMounts {
+  std::set<std::string> dirs;  // names under mounts/
+  std::set<Digest> layers;
+};
+
+Result<LiveMounts> FindLiveMounts(const content::Store& store) {
+  LiveMounts live;
+  const content::Layout& layout = store.layout();
+  ASSIGN_OR_RETURN(auto mounts, OpenIfExists(store, layout.MountsDir()));
+  if (!mounts) return live;
+  std::stringstream mountinfo;
+  mountinfo << std::ifstream("/proc/self/mountinfo").rdbuf();
+  ASSIGN_OR_RETURN(auto names, ListDir(mounts->get(), layout.MountsDir()));
+  for (const std::string& name : names) {
+    auto dir = store.OpenDir(layout.MountDir(name), false);
+    if (!dir.ok()) continue;  // not a directory of ours: a leftover
+    auto record = unpack::ReadMountRecord(dir->get(), layout.MountRecordFile(name));
+    if (!record.ok()) continue;  // a mount that failed half-way
+    auto lowerdirs = unpack::MountedLowerdirs(mountinfo.str(), *record);
+    if (!lowerdirs) continue;  // unmounted without hoist umount
+    live.dirs.insert(name);
+    for (std::string path : *lowerdirs) {
+      // STORE/layers/<alg>/<hex>/rootfs
+      if (BaseName(path) != "rootfs") continue;
+      const std::string layer = DirName(path);
+      if (auto d = Digest::Parse(BaseName(DirName(layer)) + ":" + BaseName(layer)); d.ok()) {
+        live.layers.insert(*d);
+      }
+    }
+  }
+  return live;
+}
+
+// One thing in the store that gc may remove.
+struct Entry {
+  std::string dir;   // the store directory holding it
+  std::string name;  // its name there
+  int64_t bytes = 0;
+  std::optional<Digest> digest;  // blobs, layers; ingest and staging when the key parses
+  time_t mtime = 0;
+};
+
+// What is on disk, by kind.
+struct Contents {
+  std::vector<Entry> blobs, layers, ingest, staging, mounts;
+};
+
+Status ListEntries(const content::Store& store, const std::string& dir_path,
+                   const std::function<Status(int dir_fd, const std::string& name)>& each) {
+  ASSIGN_OR_RETURN(auto dir, OpenIfExists(store, dir_path));
+  if (!dir) return OkStatus();
+  ASSIGN_OR_RETURN(auto names, ListDir(dir->get(), dir_path));
+  for (const std::string& name : names) RETURN_IF_ERROR(each(dir->get(), name));
+  return OkStatus();
+}
+
+Result<Contents> ListContents(const content::Store& store) {
+  const content::Layout& layout = store.layout();
+  Contents c;
+  for (const char* alg : kAlgorithms) {
+    const std::string blobs = layout.BlobAlgorithmDir(alg);
+    RETURN_IF_ERROR(ListEntries(store, blobs, [&](int fd, const std::string& name) {
+      auto d = Digest::Parse(std::string(alg) + ":" + name);
+      struct stat st;
+      if (!d.ok() || ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return OkStatus();
+      c.blobs.push_back({blobs, name, st.st_size, *d, st.st_mtime});
+      return OkStatus();
+    }));
+    const std::string layers = layout.LayerAlgorithmDir(alg);
+    RETURN_IF_ERROR(ListEntries(store, layers, [&](int, const std::string& name) {
+      auto d = Digest::Parse(std::string(alg) + ":" + name);
+      if (d.ok()) c.layers.push_back({layers, name, TreeBytes(layout.LayerDir(*d)), *d, 0});
+      return OkStatus();
+    }));
+  }
+  auto keyed = [&](const std::string& dir, std::vector<Entry>* out) {
+    return ListEntries(store, dir, [&](int fd, const std::string& name) {
+      std::optional<Digest> d = DigestOfKey(name);
+      if (!d) return OkStatus();  // not hoist's
+      // The newest change to the entry or its data.
+      struct stat st;
+      time_t mtime = 0;
+      if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) mtime = st.st_mtime;
+      if (::fstatat(fd, (name + "/data").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        mtime = std::max(mtime, st.st_mtime);
+      }
+      out->push_back({dir, name, TreeBytes(dir + "/" + name), d, mtime});
+      return OkStatus();
+    });
+  };
+  RETURN_IF_ERROR(keyed(layout.IngestDir(), &c.ingest));
+  RETURN_IF_ERROR(keyed(layout.LayersStagingDir(), &c.staging));
+  RETURN_IF_ERROR(ListEntries(store, layout.MountsDir(), [&](int, const std::string& name) {
+    c.mounts.push_back({layout.MountsDir(), name, TreeBytes(layout.MountDir(name)), {}, 0});
+    return OkStatus();
+  }));
+  return c;
+}
+
+// What gc removes (see Client::GarbageCollect), and the lock each removal needs: an ingest
+// entry is removed only under its blob's lock, a staging directory only under its layer's.
+struct Candidate {
+  SpaceUsage GcReport::*kind;
+  Entry entry;
+  std::string lock;  // a lock file under locks/ to take without waiting; empty: none
+};
+
+std::vector<Candidate> Plan(const content::Store& store, const Contents& c, const References& refs,
+                            const LiveMounts& live, const GcOptions& options) {
+  const content::Layout& layout = store.layout();
+  std::vector<Candidate> out;
+  for (const Entry& e : c.blobs) {
+    if (!refs.blobs.contains(*e.digest)) out.push_back({&GcReport::blobs, e, ""});
+  }
+  for (const Entry& e : c.layers) {
+    if (!refs.layers.contains(*e.digest) && !live.layers.contains(*e.digest)) {
+      out.push_back({&GcReport::layers, e, ""});
+    }
+  }
+  const time_t now = ::time(nullptr);
+  for (const Entry& e : c.ingest) {
+    if (now - e.mtime >= options.ingest_max_age_seconds) {
+      out.push_back({&GcReport::ingest, e, BaseName(layout.BlobLockFile(*e.digest))});
+    }
+  }
+  for (const Entry& e : c.staging) {
+    out.push_back({&GcReport::staging, e, BaseName(layout.LayerLockFile(*e.digest))});
+  }
+  for (const Entry& e : c.mounts) {
+    if (!live.dirs.contains(e.name)) out.push_back({&GcReport::mounts, e, ""});
+  }
+  return out;
+}
+
+// Removes the candidate (dry_run: only checks its lock is free). False if its lock is held.
+Result<bool> Reclaim(const content::Store& store, const Candidate& c, bool dry_run) {
+  FileLock lock;
+  if (!c.lock.empty()) {
+    ASSIGN_OR_RETURN(UniqueFd locks, store.OpenDir(store.layout().LocksDir(), true));
+    ASSIGN_OR_RETURN(lock, FileLock::TryAcquire(store.fs(), locks.get(), c.lock));
+    if (!lock.held()) return false;  // a download or extraction in progress
+  }
+  if (dry_run) return true;
+  ASSIGN_OR_RETURN(UniqueFd dir, store.OpenDir(c.entry.dir, false));
+  RETURN_IF_ERROR(RemoveAllAt(store.fs(), dir.get(), c.entry.name)
+                      .WithContext("remove " + c.entry.dir + "/" + c.entry.name));
+  return true;
+}
+
+void Add(SpaceUsage* u, int64_t bytes) {
+  ++u->count;
+  u->bytes += bytes;
+}
+
+// Plans (and unless dry_run, carries out) a gc of the store as it is now.
+Result<GcReport> CollectGarbage(const content::Store& store, const GcOptions& options, bool dry_run,
+                                Contents* contents) {
+  ASSIGN_OR_RETURN(std::vector<Descriptor> records, store.ListRefs());
+  References refs = CollectReferences(store, records);
+  if (!refs.unreadable.empty() && !dry_run) {
+    const auto& [digest, status] = *refs.unreadable.begin();
+    return DataLossError(status.message() +
+                         " (nothing was removed: run hoist verify --repair, then pull again)");
+  }
+  ASSIGN_OR_RETURN(LiveMounts live, FindLiveMounts(store));
+  ASSIGN_OR_RETURN(*contents, ListContents(store));
+  GcReport report;
+  for (const Candidate& c : Plan(store, *contents, refs, live, options)) {
+    ASSIGN_OR_RETURN(bool reclaimed, Reclaim(store, c, dry_run));
+    if (reclaimed) Add(&(report.*c.kind), c.entry.bytes);
+  }
+  return report;
+}
+
+}  // namespace
+
+Result<std::string> Client::RemoveImage(std::string_view text) {
+  const std::string context = "rmi " + std::string(text);
+  auto ref = Reference::Parse(text);
+  if (!ref.ok()) return ref.status().WithContext(context);
+  const std::string name = RecordName(*ref);
+  RETURN_IF_ERROR(impl_->store->RemoveRef(name).WithContext(context));
+  return name;
+}
+
+Result<GcReport> Client::GarbageCollect(const GcOptions& options) {
+  const content::Store& store = *impl_->store;
+  auto lock = store.LockForGc(options.lock_timeout_seconds);
+  if (!lock.ok()) return lock.status().WithContext("gc");
+  Contents contents;
+  auto report = CollectGarbage(store, options, false, &contents);
+  if (!report.ok()) return report.status().WithContext("gc");
+  return report;
+}
+
+Result<StoreUsage> Client::Usage(const GcOptions& options) {
+  Contents contents;
+  auto reclaimable = CollectGarbage(*impl_->store, options, true, &contents);
+  if (!reclaimable.ok()) return reclaimable.status().WithContext("df");
+  StoreUsage usage;
+  usage.reclaimable = *reclaimable;
+  for (const Entry& e : contents.blobs) Add(&usage.blobs, e.bytes);
+  for (const Entry& e : contents.layers) Add(&usage.layers, e.bytes);
+  for (const Entry& e : contents.ingest) Add(&usage.ingest, e.bytes);
+  return usage;
+}
+
+Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
+                                    const VerifyOptions& options) {
+  const content::Store& store = *impl_->store;
+  const content::Layout& layout = store.layout();
+  FileSystem* fs = store.fs();
+  std::optional<content::Store::GcLock> lock;
+  if (options.repair) {
+    auto held = store.LockForGc(options.lock_timeout_seconds);
+    if (!held.ok()) return held.status().WithContext("verify --repair");
+    lock = std::move(*held);
+  }
+  std::vector<Descriptor> records;
+  for (const std::string& text : references) {
+    const std::string context = "verify " + text;
+    auto ref = Reference::Parse(text);
+    if (!ref.ok()) return ref.status().WithContext(context);
+    auto record = store.GetRef(RecordName(*ref));
+    if (!record.ok()) return record.status().WithContext(context);
+    if (!*record) return NotFoundError(context + ": no such image in the store");
+    records.push_back(std::move(**record));
+  }
+  const bool everything = references.empty();
+  if (everything) {
+    auto all = store.ListRefs();
+    if (!all.ok()) return all.status().WithContext("verify");
+    records = std::move(*all);
+  }
+  const References refs = CollectReferences(store, records);
+  auto live = FindLiveMounts(store);
+  if (!live.ok()) return live.status().WithContext("verify");
+  auto contents = ListContents(store);
+  if (!contents.ok()) return contents.status().WithContext("verify");
+  VerifyReport report;
+
+  // Blobs: every one on disk (or those the named images reference), re-hashed.
+  std::map<Digest, std::string> blobs;  // digest → the image that needs it ("" none)
+  if (everything) {
+    for (const Entry& e : contents->blobs) blobs.emplace(*e.digest, "");
+  }
+  for (const auto& [d, image] : refs.blobs) blobs[d] = image;
+  for (const auto& [digest, image] : blobs) {
+    VerifyProblem p{"blob", digest, "", false};
+    if (!store.Has(digest)) {
+      p.message = "missing (image " + image + " needs it; pull it again)";
+      report.problems.push_back(std::move(p));
+      continue;
+    }
+    ++report.blobs;
+    auto got = HashFile(layout.BlobFile(digest), digest.algorithm());
+    if (got.ok() && *got == digest) {
+      if (auto it = refs.unreadable.find(digest); it != refs.unreadable.end()) {
+        p.message = it->second.message();  // the registry's bytes, but not usable
+        report.problems.push_back(std::move(p));
+      }
+      continue;
+    }
+    p.message = got.ok() ? "digest mismatch: got " + got->String() : got.status().message();
+    if (options.repair) {
+      auto dir = store.OpenDir(layout.BlobAlgorithmDir(digest.algorithm()), false);
+      Status removed = dir.ok() ? fs->UnlinkAt(dir->get(), digest.hex(), 0) : dir.status();
+      if (removed.ok()) {
+        p.removed = true;
+      } else {
+        p.message += "; not removed: " + removed.message();
+      }
+    }
+    report.problems.push_back(std::move(p));
+  }
+
+  // Layer directories: each one's record, and no more file data than was extracted into it.
+  std::map<Digest, std::string> layers;
+  if (everything) {
+    for (const Entry& e : contents->layers) layers.emplace(*e.digest, "");
+  }
+  for (const auto& [d, image] : refs.layers) layers[d] = image;
+  for (const auto& [diff_id, image] : layers) {
+    VerifyProblem p{"layer", diff_id, "", false};
+    struct stat st;
+    if (::lstat(layout.LayerDir(diff_id).c_str(), &st) != 0) {
+      p.message = "not extracted (image " + image + " needs it; pull it again)";
+      report.problems.push_back(std::move(p));
+      continue;
+    }
+    ++report.layers;
+    auto record = unpack::ReadLayerRecord(store, diff_id);
+    if (record.ok() && !record->lower_hardlinks) {
+      // One-sided checks only: an intact layer can hold less than its record counts (entries
+      // replaced later in the tar, opaque markers, whiteouts of its own files), never more.
+      // Every name that is not a directory comes from one tar entry (parents the tar left out
+      // are directories), and every byte of file data was written from the tar.
+      const TreeStats found = Walk(layout.LayerRootfs(diff_id));
+      if (found.bytes > static_cast<int64_t>(record->size)) {
+        p.message = "rootfs holds " + std::to_string(found.bytes) +
+                    " bytes of file data, more than the " + std::to_string(record->size) +
+                    " extracted";
+      } else if (found.non_directories > static_cast<int64_t>(record->files)) {
+        p.message = "rootfs holds " + std::to_string(found.non_directories) +
+                    " files, more than the " + std::to_string(record->files) +
+                    " tar entries extracted";
+      }
+    } else if (!record.ok()) {
+      p.message = record.status().message();
+    }
+    if (p.message.empty()) continue;
+    if (options.repair && live->layers.contains(diff_id)) {
+      p.message += "; not removed: a live mount uses it (hoist umount it first)";
+    } else if (options.repair) {
+      Status removed = [&]() -> Status {
+        ASSIGN_OR_RETURN(UniqueFd locks, store.OpenDir(layout.LocksDir(), true));
+        ASSIGN_OR_RETURN(
+            FileLock layer_lock,
+            FileLock::Acquire(fs, locks.get(), BaseName(layout.LayerLockFile(diff_id))));
+        ASSIGN_OR_RETURN(UniqueFd dir,
+                         store.OpenDir(layout.LayerAlgorithmDir(diff_id.algorithm()), false));
+        return RemoveAllAt(fs, dir.get(), diff_id.hex());
+      }();
+      if (removed.ok()) {
+        p.removed = true;
+      } else {
+        p.message += "; not removed: " + removed.message();
+      }
+    }
+    report.problems.push_back(std::move(p));
+  }
+  return report;
+}
+
+}  // namespace hoist
