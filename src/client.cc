@@ -162,12 +162,10 @@ Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& 
 }
 
 Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient& http,
-                               registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
-                               bool* downloaded) {
-  // The config is fetched like a layer but, as in docker, gets no progress
-  // lines.
+                               registry::Fetcher& fetcher, const Descriptor& d, Progress& progress,
+                               bool report_states, bool* downloaded) {
   auto report = [&](ProgressState state, int64_t current = 0) {
-    if (progress != nullptr) progress->Report(d, state, current);
+    if (report_states) progress.Report(d, state, current);
   };
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
   if (writer->already_committed()) {
@@ -183,7 +181,7 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     if (writer->already_committed()) return AlreadyExistsError("stored by another process");
     return OkStatus();
   };
-  RETURN_IF_ERROR(Download(repo, http, fetcher, d, progress, [&](const Fetch& fetch) -> Status {
+  RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
     if (writer == nullptr) {
       Status s = reopen();
       if (writer != nullptr && writer->already_committed()) return OkStatus();
@@ -421,7 +419,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   if (decoded.kind == manifest::Kind::kImageManifest) {
     layers.erase(layers.begin());  // the config
     const Descriptor& config = decoded.manifest.config;
-    RETURN_IF_ERROR(FetchBlob(repo, http, fetcher, config, nullptr, &downloaded)
+    RETURN_IF_ERROR(FetchBlob(repo, http, fetcher, config, progress, false, &downloaded)
                         .WithContext("config " + config.digest.String()));
     ASSIGN_OR_RETURN(std::string config_bytes,
                      store->ReadBlob(config.digest, manifest::kMaxManifestBytes));
@@ -459,7 +457,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
         bool got = false;
         Status s = w.diff_id ? FetchLayer(repo, worker_http, fetcher, w.layer, *w.diff_id, progress,
                                           &got, options.notice, &budget)
-                             : FetchBlob(repo, worker_http, fetcher, w.layer, &progress, &got);
+                             : FetchBlob(repo, worker_http, fetcher, w.layer, progress, true, &got);
         if (got) {
           std::lock_guard<std::mutex> lock(mu);
           downloaded = true;

@@ -110,9 +110,11 @@ struct Client::Impl {
                                           registry::Fetcher& fetcher,
                                           const registry::RetryNotice& notice, const Digest& digest,
                                           std::string* bytes, bool* downloaded);
+  // `report_states`: whether `progress` hears of the blob's states (not for the config, as in
+  // docker); its retries are reported either way.
   Status FetchBlob(registry::Repository& repo, registry::HttpClient& http,
-                   registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
-                   bool* downloaded);
+                   registry::Fetcher& fetcher, const Descriptor& d, Progress& progress,
+                   bool report_states, bool* downloaded);
   // `notice`: told about device nodes the layer holds that could not be created. `budget`:
   // the image-wide cap the pull's layers share.
   Status FetchLayer(registry::Repository& repo, registry::HttpClient& http,

@@ -32,10 +32,12 @@ std::string ShortSize(int64_t bytes) {
   return buf;
 }
 
-// "2s", "0.2s".
+// "2s", "0.2s", "20ms".
 std::string ShortDelay(milliseconds d) {
   char buf[32];
-  if (d.count() < 1000) {
+  if (d.count() < 100) {
+    std::snprintf(buf, sizeof(buf), "%lldms", static_cast<long long>(d.count()));
+  } else if (d.count() < 1000) {
     std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(d.count()) / 1000);
   } else {
     std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>((d.count() + 500) / 1000));
