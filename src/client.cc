@@ -81,9 +81,10 @@ static Status VerifyAndStoreManifest(content::Store& store, const Digest& want,
   return store.WriteBlob(want, canonical);
 }
 
-registry::RetryPolicy Client::Impl::RetryPolicyOf() const {
+registry::RetryPolicy Client::Impl::RetryPolicyOf(bool last_source) const {
   registry::RetryPolicy p;
   p.max_attempts = 1 + std::max(0, options.retries);
+  if (!last_source) p.max_attempts = std::min(p.max_attempts, 2);
   p.max_time = std::chrono::seconds(std::max<int64_t>(0, options.retry_max_seconds));
   p.base_delay = std::chrono::milliseconds(std::max<int64_t>(0, options.retry_base_delay_ms));
   return p;
@@ -312,7 +313,7 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
   ASSIGN_OR_RETURN(std::vector<Source> sources, SourcesFor(ref));
   for (size_t i = 0; i < sources.size(); ++i) {
     bool remote_failure = false;
-    auto image = PullFrom(ref, *sources[i].repo, options, &remote_failure);
+    auto image = PullFrom(ref, *sources[i].repo, options, i + 1 == sources.size(), &remote_failure);
     // Only what the source did wrong passes it over, never a local fault.
     bool fall_back = !image.ok() && i + 1 < sources.size() && remote_failure &&
                      (image.status().code() == StatusCode::kUnavailable ||
@@ -332,7 +333,8 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
 }
 
 Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository& repo,
-                                     const PullOptions& options, bool* remote_failure) {
+                                     const PullOptions& options, bool last_source,
+                                     bool* remote_failure) {
   Platform want;
   if (options.platform.empty()) {
     want = manifest::HostPlatform();
@@ -346,7 +348,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
                                         this->options.low_speed_seconds,
                                         this->options.request_timeout_seconds};
   registry::HttpClient http(outside, nullptr, limits);
-  registry::Fetcher fetcher(RetryPolicyOf(), outside, &cancel);
+  registry::Fetcher fetcher(RetryPolicyOf(last_source), outside, &cancel);
   // Set on every way out: whether the registry or the network failed us.
   struct RemoteFailure {
     registry::Fetcher& fetcher;

@@ -88,11 +88,12 @@ struct Client::Impl {
   // One source's pull. Every request goes through one registry::Fetcher (retries, Range
   // resume); manifest retries are told to options.notice, blob retries to the progress.
   // *remote_failure: whether it failed because of the registry or the network (what passes a
-  // mirror over), not a local fault.
+  // mirror over), not a local fault. `last_source`: false for a mirror with another source
+  // after it, which gets one retry per request at most before it is passed over.
   Result<Image> PullFrom(const Reference& ref, registry::Repository& repo,
-                         const PullOptions& options, bool* remote_failure);
-  // The retry policy of this client's options.
-  registry::RetryPolicy RetryPolicyOf() const;
+                         const PullOptions& options, bool last_source, bool* remote_failure);
+  // The retry policy of this client's options (see PullFrom for `last_source`).
+  registry::RetryPolicy RetryPolicyOf(bool last_source) const;
   // Streams a blob's bytes from one source into a sink, through the fetcher: the sink is told
   // when the source restarts from zero, and otherwise continues across retries.
   using Fetch = std::function<Status(const registry::BlobSink&)>;

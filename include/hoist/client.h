@@ -83,6 +83,8 @@ struct ClientOptions {
   // after retry_max_seconds from its first attempt. The waits grow exponentially from
   // retry_base_delay_ms (with jitter), or follow the server's Retry-After, capped at 60 s. An
   // interrupted blob continues where it stopped (HTTP Range). 0 retries: every failure is final.
+  // A registries.conf mirror gets one retry at most before it is passed over for the next
+  // source; the last source gets them all.
   int retries = 5;
   int64_t retry_max_seconds = 600;
   int64_t retry_base_delay_ms = 1000;

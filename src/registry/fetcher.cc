@@ -150,7 +150,7 @@ Status Fetcher::Retry(HttpClient& http, const RetryNotice& notice,
     int64_t held = 0;
     Status s = attempt(&held);
     if (s.ok() || *local || s.code() == StatusCode::kCancelled) return s;
-    if (!IsRetryable(s)) {
+    if (!IsRetryable(s) || http.last_error_permanent()) {
       remote_failure_ = true;
       return s;
     }

@@ -5,8 +5,9 @@
 // What is retried: Unavailable from the remote side only, i.e. connection errors, resets,
 // timeouts, stalls (TransferLimits), short bodies, and the HTTP statuses 408, 429 and 5xx
 // (StatusFromResponse). Never: any other status (400, 403, 404, a 401 after the auth flow has
-// run, a digest or size mismatch), and never an error of the caller's own sink (a local write),
-// whatever its code.
+// run, a digest or size mismatch), transport failures that would come again
+// (HttpClient::last_error_permanent: a refused certificate, a name that does not resolve), and
+// never an error of the caller's own sink (a local write), whatever its code.
 //
 // Backoff: base_delay doubled for each retry, capped at max_delay, with jitter (a random value in
 // [delay/2, delay]); a Retry-After header (seconds or HTTP-date) of the failed answer replaces

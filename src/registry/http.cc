@@ -75,6 +75,26 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+// Transport failures that the same request would meet again.
+bool IsPermanent(CURLcode rc) {
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct CancelFlags {
   const std::atomic<bool>* a;
   const std::atomic<bool>* b;
@@ -117,6 +137,7 @@ struct HttpClient::State {
   CancelFlags cancel;
   TransferLimits limits;
   std::string last_retry_after;
+  bool last_error_permanent = false;
 };
 
 HttpClient::HttpClient(const std::atomic<bool>* cancel, const std::atomic<bool>* also_cancel,
@@ -133,11 +154,13 @@ HttpClient::~HttpClient() {
 }
 
 const std::string& HttpClient::last_retry_after() const { return state_->last_retry_after; }
+bool HttpClient::last_error_permanent() const { return state_->last_error_permanent; }
 
 Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   CURL* curl = state_->curl;
   if (curl == nullptr) return InternalError("curl_easy_init failed");
   state_->last_retry_after.clear();
+  state_->last_error_permanent = false;
   if (state_->cancel.Set()) return CancelledError("cancelled");
   curl_easy_reset(curl);
 
@@ -221,6 +244,8 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   if (rc != CURLE_OK) {
     std::string why = error[0] != '\0' ? std::string(error) : curl_easy_strerror(rc);
     while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+    // A TLS alert from the peer (certificate required, unknown CA, ...) is its decision too.
+    state_->last_error_permanent = IsPermanent(rc) || why.find(" alert ") != std::string::npos;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       // The total limit, not the low-speed one, when its time has come (curl's own clock may
       // fire a little early, hence the margin).

@@ -90,6 +90,11 @@ class HttpClient {
   // last request got no answer). Lets a caller that only sees a Status (a 429 or 503 several
   // layers down, a token server's) honour the server's wish.
   const std::string& last_retry_after() const;
+  // Whether the last request failed at the transport in a way another attempt cannot mend: the
+  // server's certificate or our TLS material was refused, the host name does not resolve, the
+  // URL is unusable. Such errors are Unavailable (a mirror that fails so is passed over) but
+  // are not retried.
+  bool last_error_permanent() const;
 
  private:
   struct State;
