@@ -270,14 +270,13 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
         if (writer->already_committed()) return AlreadyExistsError("stored by another process");
         return OkStatus();
       };
-      Status fetched = fetch(registry::BlobSink{restart, [&](const char* data, size_t n) -> Status {
-                                                  RETURN_IF_ERROR(writer->Write(data, n));
-                                                  if (extract.ok())
-                                                    extract = layer->Feed(
-                                                        data, n);  // no-op if already extracted
-                                                  return OkStatus();
-                                                }});
-      if (writer->already_committed()) {  // another process stored it during a restart
+      auto write = [&](const char* data, size_t n) -> Status {
+        RETURN_IF_ERROR(writer->Write(data, n));
+        if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+        return OkStatus();
+      };
+      Status fetched = fetch(registry::BlobSink{restart, write});
+      if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
         return layer->already_exists() ? OkStatus() : extract_stored();
       }
       RETURN_IF_ERROR(fetched);

@@ -15,6 +15,7 @@
 #include "support/image_builder.h"
 #include "support/process.h"
 #include "support/registry.h"
+#include "support/token_server.h"
 
 namespace hoist {
 namespace {
@@ -204,12 +205,16 @@ TEST_F(ResilienceTest, ShortBodiesResumeWithRange) {
 
 TEST_F(ResilienceTest, ServerIgnoringRangeRestartsFromZero) {
   REQUIRE_REGISTRY();
-  proxy_->Add({.kind = Fault::kReset, .path_contains = LayerDigest(2), .fraction = 0.5});
-  proxy_->Add({.kind = Fault::kIgnoreRange, .path_contains = LayerDigest(2)});
+  // A layer (blob writer and extraction restart) and the config (blob writer only).
+  for (const std::string& digest : {LayerDigest(2), image_.config.digest}) {
+    proxy_->Add({.kind = Fault::kReset, .path_contains = digest, .fraction = 0.5});
+    proxy_->Add({.kind = Fault::kIgnoreRange, .path_contains = digest});
+  }
   auto image = Pull();
   ASSERT_TRUE(image.ok()) << image.status().message();
   ExpectStoreVerifies();
-  Report("reset at half of a layer, Range ignored");
+  Report("reset at half of a layer and of the config, Range ignored");
+  EXPECT_EQ(proxy_->Count(image_.config.digest, "GET"), 2);
   const int64_t size = static_cast<int64_t>(image_.layers[2].data.size());
   std::vector<testing::ProxiedRequest> gets;
   for (const auto& r : proxy_->Requests()) {
@@ -312,6 +317,42 @@ TEST_F(ResilienceTest, ClientErrorsAreNeverRetried) {
     EXPECT_EQ(proxy_->Count("/blobs/", "GET"), 1) << c.status;
   }
   EXPECT_TRUE(retries_.empty());
+}
+
+// Token requests are retried too: the registry's token server (behind a second proxy) fails
+// twice with 503 before it issues a token.
+TEST_F(ResilienceTest, TokenServerFailuresAreRetried) {
+  REQUIRE_REGISTRY();
+  testing::TokenOptions t;
+  t.public_repos = {"app/r"};
+  auto tokens = testing::TokenServer::Start(t);
+  ASSERT_TRUE(tokens.ok()) << tokens.status().message();
+  const std::string realm = (*tokens)->realm();  // http://127.0.0.1:PORT/token
+  auto token_proxy = testing::FaultProxy::Start(realm.substr(7, realm.rfind('/') - 7));
+  ASSERT_TRUE(token_proxy.ok()) << token_proxy.status().message();
+  (*token_proxy)->Add({.kind = Fault::kStatus, .path_contains = "/token", .count = 2});
+  testing::RegistryOptions o;
+  o.auth = testing::RegistryOptions::Auth::kToken;
+  o.token_realm = "http://" + (*token_proxy)->host() + "/token";
+  o.token_service = t.service;
+  o.token_issuer = t.issuer;
+  o.token_cert_path = (*tokens)->cert_path();
+  o.storage_dir = registry_->storage_dir();  // serves what the fixture pushed
+  auto reg = testing::TestRegistry::Start(o);
+  ASSERT_TRUE(reg.ok()) << reg.status().message();
+  auto proxy = testing::FaultProxy::Start((*reg)->host());
+  ASSERT_TRUE(proxy.ok());
+  proxy_ = std::move(proxy).value();
+
+  auto image = Pull();
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  ExpectStoreVerifies();
+  Report("503 x2 from the token server");
+  EXPECT_EQ((*token_proxy)->Count("/token"), 3);
+  EXPECT_EQ((*tokens)->tokens_issued(), 1);
+  ASSERT_EQ(notices_.size(), 2u);
+  EXPECT_NE(notices_[0].find("Retrying in "), std::string::npos) << notices_[0];
+  EXPECT_NE(notices_[0].find("(HTTP 503)"), std::string::npos) << notices_[0];
 }
 
 // The command line: --retries bounds the attempts, and each retry is one progress line.
