@@ -23,7 +23,6 @@
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
 #include "registry/auth.h"
-#include "registry/foreign_url.h"
 #include "registry/registry.h"
 #include "transfer/dispatch.h"
 #include "unpack/layer.h"
@@ -108,11 +107,8 @@ Result<manifest::Decoded> Client::Impl::FetchManifest(registry::Repository& repo
   return manifest::Decode("", *bytes);
 }
 
-// A foreign layer may come from its `urls` (when the client allows it and each URL passes
-// registry::CheckForeignUrl), then from the registry; any other blob only from the registry.
-// Each source is one call of `attempt`, which starts from nothing: a failed attempt at a URL
-// (unreachable, refused, or bytes that are not the blob) leaves nothing behind, and the next
-// source is tried.
+// A foreign layer may come from its `urls` (when the client allows it), then from the
+// registry; any other blob only from the registry (registry::Fetcher::FetchFromSources).
 Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& http,
                               registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
                               const std::function<Status(const Fetch&)>& attempt) {
@@ -120,45 +116,15 @@ Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& 
     if (progress != nullptr) progress->Report(d, ProgressState::kRetrying, 0, line);
   };
   const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
-  std::string failed;  // what went wrong at the URLs, for the registry's error
-  if (foreign && options.allow_foreign_urls) {
-    // A URL may point where the registry itself lives, even on loopback or a private network.
-    const std::string registry_host = registry::UrlHostname("http://" + repo.registry().host());
-    auto resolved = registry::ResolveHost(registry_host.starts_with("[")
-                                              ? registry_host.substr(1, registry_host.size() - 2)
-                                              : registry_host);
-    const std::vector<std::string> registry_addresses =
-        resolved.ok() ? *resolved : std::vector<std::string>{};
-    for (const std::string& url : d.urls) {
-      Status s = attempt([&](const registry::BlobSink& sink) {
-        return fetcher.FetchBlob(
-            http,
-            [&](registry::HttpClient& h, int64_t offset, const registry::BodyStart& start,
-                const registry::BodySink& body) {
-              return registry::GetForeignUrl(h, url, registry_addresses, offset, start, body);
-            },
-            d.size, sink, notice);
-      });
-      if (s.ok() || s.code() == StatusCode::kCancelled) return s;
-      failed += (failed.empty() ? "" : "; ") + TerminalSafe(url) + ": " + s.message();
-    }
-  }
-  Status s = attempt([&](const registry::BlobSink& sink) {
-    return fetcher.FetchBlob(
-        http,
-        [&](registry::HttpClient& h, int64_t offset, const registry::BodyStart& start,
-            const registry::BodySink& body) {
-          return repo.GetBlob(h, d.digest, offset, start, body);
-        },
-        d.size, sink, notice);
-  });
+  const bool use_urls = foreign && options.allow_foreign_urls;
+  Status s = fetcher.FetchFromSources(repo, http, d, use_urls ? d.urls : std::vector<std::string>{},
+                                      notice, attempt);
   if (!s.ok() && foreign && !options.allow_foreign_urls) {
     return PermissionDeniedError(
         "foreign layer: fetching it from its URLs is refused by "
         "configuration, and the registry does not serve it (" +
         s.message() + ")");
   }
-  if (!s.ok() && !failed.empty()) return s.WithContext("foreign URLs failed (" + failed + ")");
   return s;
 }
 

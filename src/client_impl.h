@@ -96,12 +96,12 @@ struct Client::Impl {
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
   // Streams a blob's bytes from one source into a sink, through the fetcher: the sink is told
   // when the source restarts from zero, and otherwise continues across retries.
-  using Fetch = std::function<Status(const registry::BlobSink&)>;
+  using Fetch = registry::Fetcher::SourceFetch;
   // Gets blob `d` by calling `attempt` once per source in turn until one succeeds: a foreign
-  // layer's `urls` (allowed ones only), then the registry. `attempt` must start from nothing
-  // each time (new writer, new staging: every digest recomputed from byte zero), call the
-  // Fetch with its sink, and verify what came; a failed attempt at a URL falls back to the
-  // next source. `progress` (optional) gets the retry lines.
+  // layer's `urls` (when the options allow them), then the registry. `attempt` must start
+  // from nothing each time (new writer, new staging: every digest recomputed from byte zero),
+  // call the Fetch with its sink, and verify what came; a failed attempt at a URL falls back
+  // to the next source. `progress` (optional) gets the retry lines.
   Status Download(registry::Repository& repo, registry::HttpClient& http,
                   registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
                   const std::function<Status(const Fetch&)>& attempt);

@@ -16,7 +16,7 @@ struct Image {
   Descriptor config;        // empty digest for schema1 images, which have none
   std::string config_json;  // the config blob as stored ("" for schema1)
   std::vector<Descriptor> layers;  // base layer first
-  bool downloaded = false;         // false when every blob was already in the store
+  bool downloaded = false;  // false when every blob was already in the store
 };
 
 struct ImageSummary {

@@ -1,11 +1,10 @@
-#include "hoist/status.h"
+#include <cerrno>
 
 #include <gtest/gtest.h>
 
-#include <cerrno>
-
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "hoist/status.h"
 
 namespace hoist {
 namespace {

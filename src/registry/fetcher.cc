@@ -9,6 +9,8 @@
 
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "registry/auth.h"
+#include "registry/foreign_url.h"
 
 namespace hoist::registry {
 namespace {
@@ -218,6 +220,41 @@ Status Fetcher::FetchBlob(HttpClient& http, const BlobSource& source, int64_t si
         return s;
       },
       &local);
+}
+
+Status Fetcher::FetchFromSources(Repository& repo, HttpClient& http, const Descriptor& d,
+                                 const std::vector<std::string>& urls, const RetryNotice& notice,
+                                 const std::function<Status(const SourceFetch&)>& attempt) {
+  std::string failed;  // what went wrong at the URLs, for the registry's error
+  if (!urls.empty()) {
+    // A URL may point where the registry itself lives, even on loopback or a private network.
+    const std::string host = UrlHostname("http://" + repo.registry().host());
+    auto resolved = ResolveHost(host.starts_with("[") ? host.substr(1, host.size() - 2) : host);
+    const std::vector<std::string> registry_addresses =
+        resolved.ok() ? *resolved : std::vector<std::string>{};
+    for (const std::string& url : urls) {
+      Status s = attempt([&](const BlobSink& sink) {
+        return FetchBlob(
+            http,
+            [&](HttpClient& h, int64_t offset, const BodyStart& start, const BodySink& body) {
+              return GetForeignUrl(h, url, registry_addresses, offset, start, body);
+            },
+            d.size, sink, notice);
+      });
+      if (s.ok() || s.code() == StatusCode::kCancelled) return s;
+      failed += (failed.empty() ? "" : "; ") + TerminalSafe(url) + ": " + s.message();
+    }
+  }
+  Status s = attempt([&](const BlobSink& sink) {
+    return FetchBlob(
+        http,
+        [&](HttpClient& h, int64_t offset, const BodyStart& start, const BodySink& body) {
+          return repo.GetBlob(h, d.digest, offset, start, body);
+        },
+        d.size, sink, notice);
+  });
+  if (!s.ok() && !failed.empty()) return s.WithContext("foreign URLs failed (" + failed + ")");
+  return s;
 }
 
 }  // namespace hoist::registry

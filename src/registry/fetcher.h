@@ -22,7 +22,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "hoist/descriptor.h"
 #include "hoist/status.h"
 #include "registry/http.h"
 #include "registry/registry.h"
@@ -105,6 +107,18 @@ class Fetcher {
   // no further request is made. The caller verifies what the sink got.
   Status FetchBlob(HttpClient& http, const BlobSource& source, int64_t size, const BlobSink& sink,
                    const RetryNotice& notice);
+
+  // Streams one source's bytes of a blob into a sink, through FetchBlob.
+  using SourceFetch = std::function<Status(const BlobSink&)>;
+  // Gets blob `d` from each of its sources in turn until one succeeds: `urls` (a foreign
+  // layer's, when the caller allows them; each hop checked by CheckForeignUrl, where the
+  // registry's own addresses are allowed), then `repo`. Each source is one call of `attempt`,
+  // which must start from nothing (the source before may have sent other bytes), call the
+  // SourceFetch with its sink and verify what came. The registry's result is returned; when it
+  // failed too, with what went wrong at the URLs as context.
+  Status FetchFromSources(Repository& repo, HttpClient& http, const Descriptor& d,
+                          const std::vector<std::string>& urls, const RetryNotice& notice,
+                          const std::function<Status(const SourceFetch&)>& attempt);
 
   // True once an operation gave up on an error of the registry or the network (not a local
   // one, not a cancellation): what justifies passing over to another source.
