@@ -131,11 +131,12 @@ class ResilienceTest : public ::testing::Test {
   void Report(const std::string& fault) {
     const int64_t fetched = proxy_->BodyBytes("/blobs/");
     std::printf(
-        "[resilience] %s: image blobs %lld B, fetched %lld B (%.3fx), %zu retries, "
-        "pull %.2f s\n",
+        "[resilience] %s: image blobs %lld B, fetched %lld B (%.3fx), %zu retries, longest "
+        "recovery %lld ms (fault to next request), pull %.2f s\n",
         fault.c_str(), static_cast<long long>(BlobBytes()), static_cast<long long>(fetched),
         static_cast<double>(fetched) / static_cast<double>(BlobBytes()),
-        retries_.size() + notices_.size(), elapsed_);
+        retries_.size() + notices_.size(),
+        static_cast<long long>(proxy_->LongestRecovery().count()), elapsed_);
     for (const auto& r : retries_) std::printf("[resilience]   %s\n", r.c_str());
     for (const auto& n : notices_) std::printf("[resilience]   %s\n", n.c_str());
   }
@@ -348,6 +349,8 @@ TEST_F(ResilienceTest, TokenServerFailuresAreRetried) {
   ASSERT_TRUE(image.ok()) << image.status().message();
   ExpectStoreVerifies();
   Report("503 x2 from the token server");
+  std::printf("[resilience]   token server: longest recovery %lld ms\n",
+              static_cast<long long>((*token_proxy)->LongestRecovery().count()));
   EXPECT_EQ((*token_proxy)->Count("/token"), 3);
   EXPECT_EQ((*tokens)->tokens_issued(), 1);
   ASSERT_EQ(notices_.size(), 2u);

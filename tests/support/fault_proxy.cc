@@ -57,6 +57,7 @@ std::optional<Fault> FaultProxy::Take(const std::string& path,
 
 HttpResponse FaultProxy::Handle(const HttpRequest& req) {
   ProxiedRequest entry;
+  entry.arrived = std::chrono::steady_clock::now();
   entry.method = req.method;
   entry.path = PathOf(req.target);
   if (auto it = req.headers.find("range"); it != req.headers.end()) entry.range = it->second;
@@ -146,6 +147,21 @@ int FaultProxy::Count(std::string_view path_contains, std::string_view method) c
     }
   }
   return n;
+}
+
+std::chrono::milliseconds FaultProxy::LongestRecovery() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::chrono::milliseconds longest{0};
+  for (size_t i = 0; i < log_.size(); ++i) {
+    if (log_[i].fault.empty()) continue;
+    for (size_t j = i + 1; j < log_.size(); ++j) {
+      if (log_[j].path != log_[i].path) continue;
+      longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      log_[j].arrived - log_[i].arrived));
+      break;
+    }
+  }
+  return longest;
 }
 
 }  // namespace hoist::testing

@@ -52,6 +52,7 @@ struct ProxiedRequest {
   int status = 0;                   // what the client was sent
   int64_t body_bytes = 0;           // body bytes sent to the client
   std::string fault;                // the fault applied ("" if none)
+  std::chrono::steady_clock::time_point arrived{};
 };
 
 class FaultProxy {
@@ -70,6 +71,9 @@ class FaultProxy {
   int64_t BodyBytes(std::string_view path_contains = "") const;
   // How many requests (with this method, when non-empty) had a path containing `path_contains`.
   int Count(std::string_view path_contains, std::string_view method = "") const;
+  // The longest time from a request that got a fault to the next request for the same path
+  // (the client's time to recover); zero when no fault was followed by another request.
+  std::chrono::milliseconds LongestRecovery() const;
 
  private:
   explicit FaultProxy(std::string upstream) : upstream_(std::move(upstream)) {}
