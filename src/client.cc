@@ -23,7 +23,6 @@
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
 #include "registry/auth.h"
-#include "registry/foreign_url.h"
 #include "registry/registry.h"
 #include "transfer/dispatch.h"
 #include "unpack/layer.h"
@@ -81,63 +80,59 @@ static Status VerifyAndStoreManifest(content::Store& store, const Digest& want,
   return store.WriteBlob(want, canonical);
 }
 
+registry::RetryPolicy Client::Impl::RetryPolicyOf(bool last_source) const {
+  registry::RetryPolicy p;
+  p.max_attempts = 1 + std::max(0, options.retries);
+  if (!last_source) p.max_attempts = std::min(p.max_attempts, 2);
+  p.max_time = std::chrono::seconds(std::max<int64_t>(0, options.retry_max_seconds));
+  p.base_delay = std::chrono::milliseconds(std::max<int64_t>(0, options.retry_base_delay_ms));
+  return p;
+}
+
 Result<manifest::Decoded> Client::Impl::FetchManifest(registry::Repository& repo,
                                                       registry::HttpClient& http,
+                                                      registry::Fetcher& fetcher,
+                                                      const registry::RetryNotice& notice,
                                                       const Digest& digest, std::string* bytes,
                                                       bool* downloaded) {
   if (!store->Has(digest)) {
     *downloaded = true;
-    ASSIGN_OR_RETURN(auto m, repo.GetManifest(http, digest.String(), manifest::AcceptHeader(),
-                                              manifest::kMaxManifestBytes));
+    ASSIGN_OR_RETURN(auto m, fetcher.Call<registry::ManifestResponse>(http, notice, [&] {
+      return repo.GetManifest(http, digest.String(), manifest::AcceptHeader(),
+                              manifest::kMaxManifestBytes);
+    }));
     RETURN_IF_ERROR(VerifyAndStoreManifest(*store, digest, m.content_type, m.body));
   }
   ASSIGN_OR_RETURN(*bytes, store->ReadBlob(digest, manifest::kMaxManifestBytes));
   return manifest::Decode("", *bytes);
 }
 
-// A foreign layer may come from its `urls` (when the client allows it and each URL passes
-// registry::CheckForeignUrl), then from the registry; any other blob only from the registry.
-// Each source is one call of `attempt`, which starts from nothing: a failed attempt at a URL
-// (unreachable, refused, or bytes that are not the blob) leaves nothing behind, and the next
-// source is tried.
+// A foreign layer may come from its `urls` (when the client allows it), then from the
+// registry; any other blob only from the registry (registry::Fetcher::FetchFromSources).
 Status Client::Impl::Download(registry::Repository& repo, registry::HttpClient& http,
-                              const Descriptor& d,
+                              registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
                               const std::function<Status(const Fetch&)>& attempt) {
+  auto notice = [&](const std::string& line) {
+    if (progress != nullptr) progress->Report(d, ProgressState::kRetrying, 0, line);
+  };
   const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
-  std::string failed;  // what went wrong at the URLs, for the registry's error
-  if (foreign && options.allow_foreign_urls) {
-    // A URL may point where the registry itself lives, even on loopback or a private network.
-    const std::string registry_host = registry::UrlHostname("http://" + repo.registry().host());
-    auto resolved = registry::ResolveHost(registry_host.starts_with("[")
-                                              ? registry_host.substr(1, registry_host.size() - 2)
-                                              : registry_host);
-    const std::vector<std::string> registry_addresses =
-        resolved.ok() ? *resolved : std::vector<std::string>{};
-    for (const std::string& url : d.urls) {
-      Status s = attempt([&](const Sink& sink) {
-        return registry::GetForeignUrl(http, url, registry_addresses, sink);
-      });
-      if (s.ok() || s.code() == StatusCode::kCancelled) return s;
-      failed += (failed.empty() ? "" : "; ") + TerminalSafe(url) + ": " + s.message();
-    }
-  }
-  Status s = attempt([&](const Sink& sink) { return repo.GetBlob(http, d.digest, sink); });
+  const bool use_urls = foreign && options.allow_foreign_urls;
+  Status s = fetcher.FetchFromSources(repo, http, d, use_urls ? d.urls : std::vector<std::string>{},
+                                      notice, attempt);
   if (!s.ok() && foreign && !options.allow_foreign_urls) {
     return PermissionDeniedError(
         "foreign layer: fetching it from its URLs is refused by "
         "configuration, and the registry does not serve it (" +
         s.message() + ")");
   }
-  if (!s.ok() && !failed.empty()) return s.WithContext("foreign URLs failed (" + failed + ")");
   return s;
 }
 
 Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient& http,
-                               const Descriptor& d, Progress* progress, bool* downloaded) {
-  // The config is fetched like a layer but, as in docker, gets no progress
-  // lines.
+                               registry::Fetcher& fetcher, const Descriptor& d, Progress& progress,
+                               bool report_states, bool* downloaded) {
   auto report = [&](ProgressState state, int64_t current = 0) {
-    if (progress != nullptr) progress->Report(d, state, current);
+    if (report_states) progress.Report(d, state, current);
   };
   ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
   if (writer->already_committed()) {
@@ -145,13 +140,24 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     return OkStatus();
   }
   report(ProgressState::kDownloading);
-  RETURN_IF_ERROR(Download(repo, http, d, [&](const Fetch& fetch) -> Status {
-    // A fresh writer for every attempt: what a failed one wrote is gone with its writer.
+  // A fresh writer for every source, and when a source starts the blob again from zero: what
+  // the previous one wrote is gone with it. Across a Range resume the writer continues.
+  auto reopen = [&]() -> Status {
+    writer.reset();
+    ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
+    if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
     if (writer == nullptr) {
-      ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
+      Status s = reopen();
+      if (writer != nullptr && writer->already_committed()) return OkStatus();
+      RETURN_IF_ERROR(s);
     }
     if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
-    Status s = fetch([&](const char* data, size_t n) { return writer->Write(data, n); });
+    Status s = fetch(registry::BlobSink{
+        reopen, [&](const char* data, size_t n) { return writer->Write(data, n); }});
+    if (writer != nullptr && writer->already_committed()) return OkStatus();
     if (s.ok()) {
       report(ProgressState::kVerifying, writer->written());
       s = writer->Commit();
@@ -168,8 +174,8 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
 // order, in every process: the layer's lock (inside LayerUnpacker::Open), then
 // the blob's (OpenWriter).
 Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient& http,
-                                const Descriptor& d, const Digest& diff_id, Progress& progress,
-                                bool* downloaded,
+                                registry::Fetcher& fetcher, const Descriptor& d,
+                                const Digest& diff_id, Progress& progress, bool* downloaded,
                                 const std::function<void(const std::string&)>& notice,
                                 unpack::ImageBudget* budget) {
   unpack::LayerLimits limits;
@@ -206,8 +212,8 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   } else {
     progress.Report(d, ProgressState::kDownloading);
     bool fresh = true;  // the writer and the staging directory have seen no bytes yet
-    RETURN_IF_ERROR(Download(repo, http, d, [&](const Fetch& fetch) -> Status {
-      // Every attempt hashes and extracts from byte zero: a source that sent wrong bytes
+    RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
+      // Every source hashes and extracts from byte zero: a source that sent wrong bytes
       // leaves no trace in the next attempt's blob or layer.
       if (!fresh) {
         RETURN_IF_ERROR(open());
@@ -221,11 +227,25 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
       // reported as such, not as whatever the inflater or tar reader made of
       // them.
       Status extract;
-      RETURN_IF_ERROR(fetch([&](const char* data, size_t n) -> Status {
+      // A Range resume continues both the blob writer and the extraction, which hold their
+      // state in memory: nothing is fetched or extracted twice. A source that starts again
+      // from zero gets a new writer and a new staging directory.
+      auto restart = [&]() -> Status {
+        extract = OkStatus();
+        RETURN_IF_ERROR(open());
+        if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+        return OkStatus();
+      };
+      auto write = [&](const char* data, size_t n) -> Status {
         RETURN_IF_ERROR(writer->Write(data, n));
         if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
         return OkStatus();
-      }));
+      };
+      Status fetched = fetch(registry::BlobSink{restart, write});
+      if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
+        return layer->already_exists() ? OkStatus() : extract_stored();
+      }
+      RETURN_IF_ERROR(fetched);
       progress.Report(d, ProgressState::kVerifying, writer->written());
       // Both digests before anything becomes visible: the blob's, then the
       // diff_id.
@@ -257,8 +277,10 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
 Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& options) {
   ASSIGN_OR_RETURN(std::vector<Source> sources, SourcesFor(ref));
   for (size_t i = 0; i < sources.size(); ++i) {
-    auto image = PullFrom(ref, *sources[i].repo, options);
-    bool fall_back = !image.ok() && i + 1 < sources.size() &&
+    bool remote_failure = false;
+    auto image = PullFrom(ref, *sources[i].repo, options, i + 1 == sources.size(), &remote_failure);
+    // Only what the source did wrong passes it over, never a local fault.
+    bool fall_back = !image.ok() && i + 1 < sources.size() && remote_failure &&
                      (image.status().code() == StatusCode::kUnavailable ||
                       image.status().code() == StatusCode::kNotFound);
     if (!fall_back) {
@@ -276,7 +298,8 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
 }
 
 Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository& repo,
-                                     const PullOptions& options) {
+                                     const PullOptions& options, bool last_source,
+                                     bool* remote_failure) {
   Platform want;
   if (options.platform.empty()) {
     want = manifest::HostPlatform();
@@ -290,6 +313,19 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
                                         this->options.low_speed_seconds,
                                         this->options.request_timeout_seconds};
   registry::HttpClient http(outside, nullptr, limits);
+  registry::Fetcher fetcher(RetryPolicyOf(last_source), outside, &cancel);
+  // Set on every way out: whether the registry or the network failed us.
+  struct RemoteFailure {
+    registry::Fetcher& fetcher;
+    bool* out;
+    ~RemoteFailure() { *out = fetcher.remote_failure(); }
+  } remote_failure_report{fetcher, remote_failure};
+  registry::RetryNotice notice;  // manifest retries
+  if (options.notice) {
+    notice = [&](const std::string& line) {
+      options.notice(repo.registry().host() + "/" + repo.path() + ": " + line);
+    };
+  }
 
   // 1. Resolve: what does the reference name, by digest? A HEAD answers that in
   // one request (and is the only request when the image is already here); a
@@ -300,13 +336,17 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   if (ref.digest()) {
     top = *ref.digest();
   } else {
-    ASSIGN_OR_RETURN(auto head, repo.HeadManifest(http, ref.tag(), manifest::AcceptHeader()));
+    ASSIGN_OR_RETURN(auto head, fetcher.Call<registry::ManifestResponse>(http, notice, [&] {
+      return repo.HeadManifest(http, ref.tag(), manifest::AcceptHeader());
+    }));
     auto header_digest = Digest::Parse(head.digest_header);
     if (header_digest.ok()) {
       top = *header_digest;  // fetched (if missing) and verified by digest below
     } else {
-      ASSIGN_OR_RETURN(auto m, repo.GetManifest(http, ref.tag(), manifest::AcceptHeader(),
-                                                manifest::kMaxManifestBytes));
+      ASSIGN_OR_RETURN(auto m, fetcher.Call<registry::ManifestResponse>(http, notice, [&] {
+        return repo.GetManifest(http, ref.tag(), manifest::AcceptHeader(),
+                                manifest::kMaxManifestBytes);
+      }));
       ASSIGN_OR_RETURN(manifest::Decoded d, manifest::Decode(m.content_type, m.body));
       ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(d, m.body));
       ASSIGN_OR_RETURN(top, content::DigestOf("sha256", canonical));
@@ -321,11 +361,13 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
 
   // 2. An index names one manifest per platform: pick ours.
   std::string bytes;
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, FetchManifest(repo, http, top, &bytes, &downloaded));
+  ASSIGN_OR_RETURN(manifest::Decoded decoded,
+                   FetchManifest(repo, http, fetcher, notice, top, &bytes, &downloaded));
   Descriptor manifest_desc{decoded.media_type, top, static_cast<int64_t>(bytes.size()), {}, {}, {}};
   if (decoded.kind == manifest::Kind::kIndex) {
     ASSIGN_OR_RETURN(Descriptor chosen, manifest::SelectPlatform(decoded.index, want));
-    ASSIGN_OR_RETURN(decoded, FetchManifest(repo, http, chosen.digest, &bytes, &downloaded));
+    ASSIGN_OR_RETURN(
+        decoded, FetchManifest(repo, http, fetcher, notice, chosen.digest, &bytes, &downloaded));
     if (decoded.kind == manifest::Kind::kIndex) {
       return DataLossError("manifest " + chosen.digest.String() +
                            ": an index inside an index is not supported");
@@ -344,7 +386,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   if (decoded.kind == manifest::Kind::kImageManifest) {
     layers.erase(layers.begin());  // the config
     const Descriptor& config = decoded.manifest.config;
-    RETURN_IF_ERROR(FetchBlob(repo, http, config, nullptr, &downloaded)
+    RETURN_IF_ERROR(FetchBlob(repo, http, fetcher, config, progress, false, &downloaded)
                         .WithContext("config " + config.digest.String()));
     ASSIGN_OR_RETURN(std::string config_bytes,
                      store->ReadBlob(config.digest, manifest::kMaxManifestBytes));
@@ -380,9 +422,9 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
       [&](size_t i, registry::HttpClient& worker_http) {
         const Work& w = missing[i];
         bool got = false;
-        Status s = w.diff_id ? FetchLayer(repo, worker_http, w.layer, *w.diff_id, progress, &got,
-                                          options.notice, &budget)
-                             : FetchBlob(repo, worker_http, w.layer, &progress, &got);
+        Status s = w.diff_id ? FetchLayer(repo, worker_http, fetcher, w.layer, *w.diff_id, progress,
+                                          &got, options.notice, &budget)
+                             : FetchBlob(repo, worker_http, fetcher, w.layer, progress, true, &got);
         if (got) {
           std::lock_guard<std::mutex> lock(mu);
           downloaded = true;

@@ -19,6 +19,7 @@
 #include "hoist/reference.h"
 #include "manifest/manifest.h"
 #include "registry/auth.h"
+#include "registry/fetcher.h"
 #include "registry/registry.h"
 
 namespace hoist {
@@ -43,10 +44,11 @@ inline std::string RecordName(const Reference& ref) {
 class Progress {
  public:
   explicit Progress(const ProgressCallback& cb) : cb_(cb) {}
-  void Report(const Descriptor& d, ProgressState state, int64_t current = 0) {
+  void Report(const Descriptor& d, ProgressState state, int64_t current = 0,
+              std::string message = "") {
     if (!cb_) return;
     std::lock_guard<std::mutex> lock(mu_);
-    cb_(ProgressEvent{d, state, current, d.size});
+    cb_(ProgressEvent{d, state, current, d.size, std::move(message)});
   }
 
  private:
@@ -84,29 +86,42 @@ struct Client::Impl {
   Result<std::vector<Source>> SourcesFor(const Reference& ref);
 
   Result<Image> Pull(const Reference& ref, const PullOptions& options);
+  // One source's pull. Every request goes through one registry::Fetcher (retries, Range
+  // resume); manifest retries are told to options.notice, blob retries to the progress.
+  // *remote_failure: whether it failed because of the registry or the network (what passes a
+  // mirror over), not a local fault. `last_source`: false for a mirror with another source
+  // after it, which gets one retry per request at most before it is passed over.
   Result<Image> PullFrom(const Reference& ref, registry::Repository& repo,
-                         const PullOptions& options);
-  using Sink = std::function<Status(const char*, size_t)>;
-  // Streams a blob's bytes from one source into a sink.
-  using Fetch = std::function<Status(const Sink&)>;
+                         const PullOptions& options, bool last_source, bool* remote_failure);
+  // The retry policy of this client's options (see PullFrom for `last_source`).
+  registry::RetryPolicy RetryPolicyOf(bool last_source) const;
+  // Streams a blob's bytes from one source into a sink, through the fetcher: the sink is told
+  // when the source restarts from zero, and otherwise continues across retries.
+  using Fetch = registry::Fetcher::SourceFetch;
   // Gets blob `d` by calling `attempt` once per source in turn until one succeeds: a foreign
-  // layer's `urls` (allowed ones only), then the registry. `attempt` must start from nothing
-  // each time (new writer, new staging: every digest recomputed from byte zero), call the
-  // Fetch with its sink, and verify what came; a failed attempt at a URL falls back to the
-  // next source.
-  Status Download(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
+  // layer's `urls` (when the options allow them), then the registry. `attempt` must start
+  // from nothing each time (new writer, new staging: every digest recomputed from byte zero),
+  // call the Fetch with its sink, and verify what came; a failed attempt at a URL falls back
+  // to the next source. `progress` (optional) gets the retry lines.
+  Status Download(registry::Repository& repo, registry::HttpClient& http,
+                  registry::Fetcher& fetcher, const Descriptor& d, Progress* progress,
                   const std::function<Status(const Fetch&)>& attempt);
   // The manifest with this digest, decoded: from the store, or fetched, verified and stored
   // first (then *downloaded is set). *bytes: the document as stored.
   Result<manifest::Decoded> FetchManifest(registry::Repository& repo, registry::HttpClient& http,
-                                          const Digest& digest, std::string* bytes,
-                                          bool* downloaded);
-  Status FetchBlob(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
-                   Progress* progress, bool* downloaded);
+                                          registry::Fetcher& fetcher,
+                                          const registry::RetryNotice& notice, const Digest& digest,
+                                          std::string* bytes, bool* downloaded);
+  // `report_states`: whether `progress` hears of the blob's states (not for the config, as in
+  // docker); its retries are reported either way.
+  Status FetchBlob(registry::Repository& repo, registry::HttpClient& http,
+                   registry::Fetcher& fetcher, const Descriptor& d, Progress& progress,
+                   bool report_states, bool* downloaded);
   // `notice`: told about device nodes the layer holds that could not be created. `budget`:
   // the image-wide cap the pull's layers share.
-  Status FetchLayer(registry::Repository& repo, registry::HttpClient& http, const Descriptor& d,
-                    const Digest& diff_id, Progress& progress, bool* downloaded,
+  Status FetchLayer(registry::Repository& repo, registry::HttpClient& http,
+                    registry::Fetcher& fetcher, const Descriptor& d, const Digest& diff_id,
+                    Progress& progress, bool* downloaded,
                     const std::function<void(const std::string&)>& notice,
                     unpack::ImageBudget* budget);
   Result<Image> Load(const std::string& name, const Descriptor& record);

@@ -78,6 +78,17 @@ struct ClientOptions {
   // manifest, so the low-speed limit bounds their time, and a total limit would end a large
   // layer on a slow but working link.
   int64_t request_timeout_seconds = 120;
+  // A request that fails for a reason worth trying again (connection errors, resets, timeouts,
+  // stalls, short bodies, HTTP 408, 429, 5xx; never 400, 401 after authentication, 403, 404, a
+  // digest or size mismatch, or a local error) is retried up to `retries` more times, and not
+  // after retry_max_seconds from its first attempt. The waits grow exponentially from
+  // retry_base_delay_ms (with jitter), or follow the server's Retry-After, capped at 60 s. An
+  // interrupted blob continues where it stopped (HTTP Range). 0 retries: every failure is final.
+  // A registries.conf mirror gets one retry at most before it is passed over for the next
+  // source; the last source gets them all.
+  int retries = 5;
+  int64_t retry_max_seconds = 600;
+  int64_t retry_base_delay_ms = 1000;
 };
 
 struct UnpackOptions {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "hoist/descriptor.h"
 
@@ -16,6 +17,7 @@ enum class ProgressState {
   kAlreadyExists,     // already in the store (and extracted): nothing to do
   kExtracting,        // extracting a stored blob that was not extracted yet
   kPullComplete,      // the layer is extracted and committed in the store
+  kRetrying,          // a transfer failed and is tried again; `message` says when and why
 };
 
 struct ProgressEvent {
@@ -23,6 +25,9 @@ struct ProgressEvent {
   ProgressState state = ProgressState::kWaiting;
   int64_t current = 0;  // bytes so far (kDownloading)
   int64_t total = 0;    // expected bytes
+  // kRetrying: one line, e.g. "Retrying in 2s (connection reset after 41.2 MB)"; the download
+  // then continues from `current` bytes (or from zero, when the server cannot resume).
+  std::string message;
 };
 
 // Called from worker threads, one call at a time (the client serializes them). Must not

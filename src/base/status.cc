@@ -64,7 +64,6 @@ Status ErrnoError(int err, std::string_view what) {
     case EACCES: case EPERM: case EROFS: code = StatusCode::kPermissionDenied; break;
     case ENOSPC: case EDQUOT: case EMFILE: case ENFILE: case ENOMEM: case EFBIG:
       code = StatusCode::kResourceExhausted; break;
-    case EINTR: case EAGAIN: case EIO: code = StatusCode::kUnavailable; break;
     case EINVAL: case ENAMETOOLONG: case ELOOP: case EXDEV:
       code = StatusCode::kInvalidArgument; break;
     default: break;

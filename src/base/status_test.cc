@@ -43,6 +43,11 @@ TEST(Status, ErrnoMapsToCodes) {
   EXPECT_EQ(ErrnoError(ENOSPC, "write").code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoError(ENOENT, "open").code(), StatusCode::kNotFound);
   EXPECT_EQ(ErrnoError(EACCES, "open").code(), StatusCode::kPermissionDenied);
+  // Local faults are never taken for the network's (Unavailable is what gets retried and
+  // what passes a pull over to the next mirror).
+  for (int err : {EIO, EINTR, EAGAIN}) {
+    EXPECT_NE(ErrnoError(err, "write").code(), StatusCode::kUnavailable) << err;
+  }
   EXPECT_NE(ErrnoError(ENOSPC, "write x").message().find("write x: "), std::string::npos);
 }
 

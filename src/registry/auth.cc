@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "registry/registry.h"
 
 namespace hoist::registry {
 namespace {
@@ -292,8 +293,10 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
                                 " refused (HTTP " + std::to_string(r.status) + ")");
   }
   if (r.status != 200) {
-    return UnavailableError("token server " + TerminalSafe(UrlAuthority(realm)) +
-                            " answered HTTP " + std::to_string(r.status));
+    // Retryable (Unavailable) only when the status is: 408, 429, 5xx.
+    return Status(StatusFromResponse(r).code(), "token server " +
+                                                    TerminalSafe(UrlAuthority(realm)) +
+                                                    " answered HTTP " + std::to_string(r.status));
   }
   auto parsed = ParseJson(r.body, "token answer");
   if (!parsed.ok() || !parsed->is_object()) {

@@ -23,6 +23,7 @@ struct Transfer {
   Status sink_status;
   size_t header_bytes = 0;
   bool too_big = false;
+  bool body_started = false;
 };
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -49,6 +50,14 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
   bool success = code >= 200 && code < 300;
   if (success && t->request->sink) {
+    if (!t->body_started) {
+      t->body_started = true;
+      if (t->request->on_body_start) {
+        t->response->status = static_cast<int>(code);
+        t->sink_status = t->request->on_body_start(*t->response);
+        if (!t->sink_status.ok()) return 0;
+      }
+    }
     t->sink_status = t->request->sink(data, len);
     return t->sink_status.ok() ? len : 0;
   }
@@ -64,6 +73,26 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   }
   body.append(data, len);
   return len;
+}
+
+// Transport failures that the same request would meet again.
+bool IsPermanent(CURLcode rc) {
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return true;
+    default:
+      return false;
+  }
 }
 
 struct CancelFlags {
@@ -107,6 +136,8 @@ struct HttpClient::State {
   CURL* curl = nullptr;
   CancelFlags cancel;
   TransferLimits limits;
+  std::string last_retry_after;
+  bool last_error_permanent = false;
 };
 
 HttpClient::HttpClient(const std::atomic<bool>* cancel, const std::atomic<bool>* also_cancel,
@@ -122,9 +153,14 @@ HttpClient::~HttpClient() {
   if (state_->curl != nullptr) curl_easy_cleanup(state_->curl);
 }
 
+const std::string& HttpClient::last_retry_after() const { return state_->last_retry_after; }
+bool HttpClient::last_error_permanent() const { return state_->last_error_permanent; }
+
 Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   CURL* curl = state_->curl;
   if (curl == nullptr) return InternalError("curl_easy_init failed");
+  state_->last_retry_after.clear();
+  state_->last_error_permanent = false;
   if (state_->cancel.Set()) return CancelledError("cancelled");
   curl_easy_reset(curl);
 
@@ -197,6 +233,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_slist_free_all(resolve);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_RESOLVE, nullptr);
+  if (code != 0) state_->last_retry_after = response.Header("retry-after");
 
   if (!t.sink_status.ok()) return t.sink_status;
   if (t.too_big) {
@@ -207,6 +244,8 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   if (rc != CURLE_OK) {
     std::string why = error[0] != '\0' ? std::string(error) : curl_easy_strerror(rc);
     while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+    // A TLS alert from the peer (certificate required, unknown CA, ...) is its decision too.
+    state_->last_error_permanent = IsPermanent(rc) || why.find(" alert ") != std::string::npos;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       // The total limit, not the low-speed one, when its time has come (curl's own clock may
       // fire a little early, hence the margin).
@@ -214,8 +253,9 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
                               std::chrono::seconds(limits.request_timeout_seconds)) {
         why = "no complete answer within " + std::to_string(limits.request_timeout_seconds) + " s";
       }
-      return UnavailableError(TerminalSafe(UrlAuthority(request.url)) + ": timed out: " + TerminalSafe(why) + " (" +
-                              request.method + " " + TerminalSafe(request.url) + ")");
+      return UnavailableError(TerminalSafe(UrlAuthority(request.url)) +
+                              ": timed out: " + TerminalSafe(why) + " (" + request.method + " " +
+                              TerminalSafe(request.url) + ")");
     }
     return UnavailableError(request.method + " " + TerminalSafe(request.url) + ": " +
                             TerminalSafe(why));

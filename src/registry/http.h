@@ -39,6 +39,8 @@ struct TransferLimits {
   int64_t request_timeout_seconds = 120;
 };
 
+struct HttpResponse;
+
 struct HttpRequest {
   std::string method = "GET";  // GET or HEAD (POST for token refresh)
   std::string url;
@@ -52,6 +54,10 @@ struct HttpRequest {
   // HttpResponse::body up to `max_body` bytes; more is ResourceExhausted. Non-2xx bodies are
   // always kept in memory, truncated to 64 KiB, for error messages.
   std::function<Status(const char* data, size_t n)> sink;
+  // With `sink`: called once, before the first byte of a 2xx body goes to the sink, with the
+  // status and headers (body empty). An error it returns ends the transfer and is returned by
+  // Do as is, like the sink's. Not called for a 2xx answer without a body.
+  std::function<Status(const HttpResponse& head)> on_body_start;
   size_t max_body = 4 << 20;
 };
 
@@ -79,6 +85,16 @@ class HttpClient {
   // error returned by the sink ends the transfer and is returned as is.
   // HTTP error statuses are not errors here: the caller reads `status`.
   Result<HttpResponse> Do(const HttpRequest& request);
+
+  // The Retry-After header of the last answer Do received ("" when it had none, or when the
+  // last request got no answer). Lets a caller that only sees a Status (a 429 or 503 several
+  // layers down, a token server's) honour the server's wish.
+  const std::string& last_retry_after() const;
+  // Whether the last request failed at the transport in a way another attempt cannot mend: the
+  // server's certificate or our TLS material was refused, the host name does not resolve, the
+  // URL is unusable. Such errors are Unavailable (a mirror that fails so is passed over) but
+  // are not retried.
+  bool last_error_permanent() const;
 
  private:
   struct State;

@@ -33,6 +33,8 @@ std::string ResolveLocation(const std::string& base, const std::string& location
   return out;
 }
 
+std::string RangeHeader(int64_t offset) { return "Range: bytes=" + std::to_string(offset) + "-"; }
+
 std::string StripParameters(std::string_view content_type) {
   return std::string(TrimSpace(content_type.substr(0, content_type.find(';'))));
 }
@@ -99,9 +101,12 @@ Result<HttpResponse> Registry::Send(HttpClient& http, const std::string& path,
     return r;
   }
   auto plain = SendWithScheme(http, "http", path, request, scope, &body_started);
-  if (!plain.ok()) {
+  // http's own answer (a 401, a refused token) is the error; https is worth mentioning only
+  // when neither could be reached.
+  if (!plain.ok() && plain.status().code() == StatusCode::kUnavailable && !body_started) {
     return plain.status().WithContext("https failed (" + r.status().message() + "), then http");
   }
+  if (!plain.ok()) return plain;
   std::lock_guard<std::mutex> lock(mu_);
   scheme_ = "http";
   return plain;
@@ -159,28 +164,32 @@ Result<HttpResponse> Registry::SendWithScheme(HttpClient& http, const std::strin
                           TerminalSafe(origin + path));
 }
 
-Status GetForeignUrl(HttpClient& http, const std::string& start,
-                     const std::vector<std::string>& registry_addresses,
-                     const std::function<Status(const char*, size_t)>& sink) {
-  std::string url = start;
+Status GetForeignUrl(HttpClient& http, const std::string& first,
+                     const std::vector<std::string>& registry_addresses, int64_t offset,
+                     const BodyStart& start, const BodySink& sink) {
+  std::string url = first;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
     ASSIGN_OR_RETURN(std::string pinned, CheckForeignUrl(url, registry_addresses));
     HttpRequest req;
     req.url = url;
     req.sink = sink;
+    req.on_body_start = start;
+    if (offset > 0) req.headers.push_back(RangeHeader(offset));
     if (!pinned.empty()) req.resolve.push_back(std::move(pinned));
     ASSIGN_OR_RETURN(HttpResponse r, http.Do(req));
     if (IsRedirect(r.status)) {
       url = ResolveLocation(url, r.Header("location"));
       if (url.empty())
-        return UnavailableError("redirect from " + TerminalSafe(start) + " to a non-http(s) URL");
+        return UnavailableError("redirect from " + TerminalSafe(first) + " to a non-http(s) URL");
       continue;
     }
-    if (r.status != 200) return StatusFromResponse(r).WithContext("GET " + TerminalSafe(url));
+    if (r.status != 200 && r.status != 206) {
+      return StatusFromResponse(r).WithContext("GET " + TerminalSafe(url));
+    }
     return OkStatus();
   }
   return UnavailableError("more than " + std::to_string(kMaxRedirects) + " redirects from " +
-                          TerminalSafe(start));
+                          TerminalSafe(first));
 }
 
 Repository::Repository(Registry* registry, std::string path)
@@ -218,15 +227,17 @@ Result<ManifestResponse> Repository::Manifest(HttpClient& http, const std::strin
   return m;
 }
 
-Status Repository::GetBlob(HttpClient& http, const Digest& digest,
-                           const std::function<Status(const char*, size_t)>& sink) {
+Status Repository::GetBlob(HttpClient& http, const Digest& digest, int64_t offset,
+                           const BodyStart& start, const BodySink& sink) {
   HttpRequest req;
   req.method = "GET";
   req.sink = sink;
+  req.on_body_start = start;
+  if (offset > 0) req.headers.push_back(RangeHeader(offset));
   ASSIGN_OR_RETURN(
       HttpResponse r,
       registry_->Send(http, "/v2/" + path_ + "/blobs/" + digest.String(), std::move(req), scope()));
-  if (r.status != 200) return StatusFromResponse(r);
+  if (r.status != 200 && r.status != 206) return StatusFromResponse(r);
   return OkStatus();
 }
 

@@ -19,6 +19,9 @@
 
 namespace hoist::registry {
 
+using BodySink = std::function<Status(const char*, size_t)>;
+using BodyStart = std::function<Status(const HttpResponse& head)>;
+
 // How to reach one registry host.
 struct Endpoint {
   // Skip TLS verification, and fall back to plain http when https cannot be reached.
@@ -81,9 +84,12 @@ class Repository {
   Result<ManifestResponse> GetManifest(HttpClient& http, const std::string& reference,
                                        const std::string& accept, size_t max_bytes);
 
-  // GET /v2/<path>/blobs/<digest>, the body streamed to sink.
-  Status GetBlob(HttpClient& http, const Digest& digest,
-                 const std::function<Status(const char*, size_t)>& sink);
+  // GET /v2/<path>/blobs/<digest>, the body streamed to sink. offset > 0 asks only for the
+  // bytes from there on (Range: bytes=offset-). `start`, when set, sees the answer's status
+  // (200 or 206) and headers before the first body byte, and may refuse them. A 2xx other
+  // than 200 and 206 is an error.
+  Status GetBlob(HttpClient& http, const Digest& digest, int64_t offset, const BodyStart& start,
+                 const BodySink& sink);
 
  private:
   Result<ManifestResponse> Manifest(HttpClient& http, const std::string& method,
@@ -97,9 +103,10 @@ class Repository {
 // registry (nor a registry's TLS client certificate); the 2xx body goes to sink. Each hop must
 // pass CheckForeignUrl (foreign_url.h) with `registry_addresses` (those of the registry the
 // manifest came from) and is pinned to the addresses it checked.
+// offset and start as for Repository::GetBlob.
 Status GetForeignUrl(HttpClient& http, const std::string& url,
-                     const std::vector<std::string>& registry_addresses,
-                     const std::function<Status(const char*, size_t)>& sink);
+                     const std::vector<std::string>& registry_addresses, int64_t offset,
+                     const BodyStart& start, const BodySink& sink);
 
 // A Status for a non-2xx response: the code follows the HTTP status (401 Unauthenticated,
 // 403 PermissionDenied, 404 NotFound, 429 and 5xx Unavailable), the message carries the

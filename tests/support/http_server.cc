@@ -1,8 +1,10 @@
 #include "support/http_server.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -286,6 +288,23 @@ void FixtureServer::Serve(UniqueFd fd) {
   for (size_t i = 0; trickle && i < body_bytes && !stopping_.load(); ++i) {
     std::this_thread::sleep_for(resp.byte_interval);
     if (!SendAll(fd.get(), std::string_view(resp.body).substr(i, 1), deadline)) return;
+  }
+  if (resp.stall.count() > 0) {
+    // Until the client gives up (a read of 0 or an error) or the stall is over.
+    const auto stall_end = std::min(deadline, Clock::now() + resp.stall);
+    while (Clock::now() < stall_end && !stopping_.load()) {
+      if (RecvSome(fd.get(), chunk, sizeof(chunk), stall_end, stopping_) <= 0) break;
+    }
+  }
+  if (resp.reset) {
+    // Let what was sent reach the client first (≤ 2 s), so the reset comes at that byte.
+    for (int i = 0, pending = 1; i < 200 && pending > 0 && !stopping_.load(); ++i) {
+      if (::ioctl(fd.get(), SIOCOUTQ, &pending) != 0) break;
+      if (pending > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    linger hard{1, 0};  // close() then sends RST and drops anything unsent
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    return;
   }
 
   // Close gracefully: stop sending, then drain what the client still sends (briefly) so the

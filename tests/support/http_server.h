@@ -36,6 +36,11 @@ struct HttpResponse {
   // Non-zero: send the body one byte at a time, this long apart (a server that trickles),
   // until it is all sent, the client goes away or the server stops.
   std::chrono::milliseconds byte_interval{0};
+  // With body_limit: end the connection with a TCP reset (RST) instead of a graceful close.
+  bool reset = false;
+  // Non-zero: after the headers (and the body bytes sent, when body_limit cuts the body), wait
+  // this long, or until the client goes away or the server stops, before closing: a stall.
+  std::chrono::milliseconds stall{0};
 };
 
 class FixtureServer {

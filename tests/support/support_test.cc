@@ -15,6 +15,7 @@
 
 #include "base/strings.h"
 #include "base/unique_fd.h"
+#include "support/fault_proxy.h"
 #include "support/http_client.h"
 #include "support/http_server.h"
 #include "support/image_builder.h"
@@ -222,6 +223,69 @@ TEST(FixtureServerTest, TruncatesBodyOnRequest) {
   ASSERT_TRUE(server.ok());
   Result<ClientResponse> get = HttpCall("GET", (*server)->url() + "/");
   EXPECT_FALSE(get.ok());
+}
+
+TEST(FixtureServerTest, ResetsOrStallsOnRequest) {
+  auto server = FixtureServer::Start([](const HttpRequest& req) {
+    HttpResponse r;
+    r.body = std::string(10000, 'z');
+    r.body_limit = 100;
+    if (req.target == "/reset") r.reset = true;
+    if (req.target == "/stall") r.stall = std::chrono::seconds(30);
+    return r;
+  });
+  ASSERT_TRUE(server.ok());
+  Result<ClientResponse> reset = HttpCall("GET", (*server)->url() + "/reset");
+  ASSERT_FALSE(reset.ok());
+  EXPECT_NE(reset.status().message().find("reset"), std::string::npos) << reset.status().message();
+  const auto started = std::chrono::steady_clock::now();
+  Result<ClientResponse> stall = HttpCall("GET", (*server)->url() + "/stall", {}, "", "", 1);
+  ASSERT_FALSE(stall.ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
+}
+
+TEST(FaultProxyTest, InjectsFaultsAndCountsBytes) {
+  auto upstream = FixtureServer::Start([](const HttpRequest& req) {
+    HttpResponse r;
+    r.body = std::string(1000, 'u');
+    if (auto it = req.headers.find("range"); it != req.headers.end()) {
+      r.status = 206;
+      r.body = std::string(500, 'u');
+      r.headers = {{"Content-Range", "bytes 500-999/1000"}};
+    }
+    return r;
+  });
+  ASSERT_TRUE(upstream.ok());
+  auto proxy = FaultProxy::Start((*upstream)->host());
+  ASSERT_TRUE(proxy.ok());
+  (*proxy)->Add({.kind = Fault::kStatus,
+                 .path_contains = "/a",
+                 .count = 2,
+                 .status = 429,
+                 .retry_after = "7"});
+  (*proxy)->Add({.kind = Fault::kShortBody, .path_contains = "/b", .at = 300});
+  (*proxy)->Add({.kind = Fault::kIgnoreRange, .path_contains = "/c"});
+  const std::string base = "http://" + (*proxy)->host();
+  for (int i = 0; i < 2; ++i) {
+    auto a = HttpCall("GET", base + "/a");
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->status, 429);
+    EXPECT_EQ(a->headers["retry-after"], "7");
+  }
+  auto a = HttpCall("GET", base + "/a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->status, 200) << "the count is used up";
+  EXPECT_FALSE(HttpCall("GET", base + "/b").ok()) << "short body";
+  auto ranged = HttpCall("GET", base + "/d", {"Range: bytes=500-"});
+  ASSERT_TRUE(ranged.ok());
+  EXPECT_EQ(ranged->status, 206);
+  auto ignored = HttpCall("GET", base + "/c", {"Range: bytes=500-"});
+  ASSERT_TRUE(ignored.ok());
+  EXPECT_EQ(ignored->status, 200);
+  EXPECT_EQ((*proxy)->BodyBytes("/a"), 1000) << "injected error bodies are not counted";
+  EXPECT_EQ((*proxy)->BodyBytes("/b"), 300);
+  EXPECT_EQ((*proxy)->BodyBytes(), 1000 + 300 + 500 + 1000);
+  EXPECT_EQ((*proxy)->Count("/a", "GET"), 3);
 }
 
 // Sends raw bytes, returns everything the server sends until it closes.

@@ -80,6 +80,8 @@ const char* StateText(hoist::ProgressState s) {
       return "Extracting";
     case hoist::ProgressState::kPullComplete:
       return "Pull complete";
+    case hoist::ProgressState::kRetrying:
+      return "Retrying";
   }
   return "";
 }
@@ -105,6 +107,8 @@ struct Globals {
   std::string cert_dir;
   uint64_t max_layer_size = 0;  // 0: the library's default
   uint64_t max_image_size = 0;  // 0: the library's default
+  int retries = -1;             // -1: the library's default
+  int64_t retry_max_seconds = -1;
 };
 
 hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
@@ -114,6 +118,8 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   o.credentials = g.creds;
   if (g.max_layer_size != 0) o.max_layer_bytes = g.max_layer_size;
   if (g.max_image_size != 0) o.max_image_bytes = g.max_image_size;
+  if (g.retries >= 0) o.retries = g.retries;
+  if (g.retry_max_seconds >= 0) o.retry_max_seconds = g.retry_max_seconds;
   if (g.tls_verify == "true") o.tls_verify = hoist::ClientOptions::TlsVerify::kAlways;
   if (g.tls_verify == "false") o.tls_verify = hoist::ClientOptions::TlsVerify::kNever;
   o.cert_dir = g.cert_dir;
@@ -145,7 +151,9 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   if (!quiet) {
     options.progress = [](const hoist::ProgressEvent& e) {
       // One line per state change; byte counts are for progress bars, not for this output.
-      std::printf("%s: %s\n", ShortId(e.descriptor.digest).c_str(), StateText(e.state));
+      std::printf("%s: %s\n", ShortId(e.descriptor.digest).c_str(),
+                  e.state == hoist::ProgressState::kRetrying ? TerminalSafe(e.message).c_str()
+                                                             : StateText(e.state));
       std::fflush(stdout);
     };
   }
@@ -345,6 +353,16 @@ static int Run(int argc, char** argv) {
   pull->add_option("--max-image-size", g.max_image_size,
                    "Refuse an image whose layers hold more file data than this (default 128GiB)")
       ->transform(CLI::AsSizeValue(false));
+  pull->add_option("--retries", g.retries,
+                   "Retry a failed request (reset, timeout, 408, 429, 5xx) up to N times, "
+                   "resuming interrupted blobs (default 5)")
+      ->check(CLI::Range(0, 100));
+  pull->add_option("--retry-max-time", g.retry_max_seconds,
+                   "Stop retrying a request this long after its first attempt (e.g. 90s, 10m; "
+                   "default 10m)")
+      ->transform(
+          CLI::AsNumberWithUnit(std::map<std::string, int64_t>{{"s", 1}, {"m", 60}, {"h", 3600}}))
+      ->check(CLI::NonNegativeNumber);
   pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
       ->required();
 
