@@ -9,20 +9,24 @@
 namespace hoist {
 
 struct Image {
-  std::string reference;    // normalized: "docker.io/library/alpine:3.20", "host/app@sha256:…"
-  Digest repo_digest;       // what the reference resolved to (an index for multi-platform images)
-  Descriptor manifest;      // the image manifest for the chosen platform
-  Platform platform;        // the image's platform (from its config)
-  Descriptor config;        // empty digest for schema1 images, which have none
-  std::string config_json;  // the config blob as stored ("" for schema1)
+  std::string reference;      // normalized: "docker.io/library/alpine:3.20", "host/app@sha256:…"
+  Digest repo_digest;         // what the reference resolved to (an index for multi-platform images)
+  Descriptor manifest;        // the image manifest for the chosen platform
+  std::string manifest_json;  // that manifest as stored: the registry's bytes, digest manifest
+  Platform platform;          // the image's platform (from its config)
+  Descriptor config;          // empty digest for schema1 images, which have none
+  std::string config_json;    // the config blob as stored ("" for schema1)
+  std::string created;        // the config's "created" as written (RFC 3339); "" if none
   std::vector<Descriptor> layers;  // base layer first
-  bool downloaded = false;  // false when every blob was already in the store
+  bool downloaded = false;         // false when every blob was already in the store
 };
 
 struct ImageSummary {
   std::string reference;
-  Digest digest;     // the manifest's digest
-  int64_t size = 0;  // manifest + config + layers, compressed, as stored
+  Digest digest;        // the manifest's digest
+  Digest repo_digest;   // what the reference resolved to (Image::repo_digest)
+  int64_t size = 0;     // manifest + config + layers, compressed, as stored
+  std::string created;  // the config's "created" as written (RFC 3339); "" if none (schema1)
 };
 
 }  // namespace hoist

@@ -6,12 +6,17 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +24,7 @@
 #include "base/strings.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
+#include "hoist/version.h"
 
 namespace {
 
@@ -207,37 +213,252 @@ int Login(const Globals& g, const std::string& registry, std::string user, std::
   return 0;
 }
 
-int Images(const Globals& g) {
-  auto client = OpenClient(g);
-  if (!client.ok()) return Fail(client.status().WithContext("images"));
-  auto images = (*client)->Images();
-  if (!images.ok()) return Fail(images.status().WithContext("images"));
-  std::printf("%-60s %-19s %s\n", "REFERENCE", "DIGEST", "SIZE");
-  for (const auto& i : *images) {
-    std::printf("%-60s %-19s %s\n", TerminalSafe(i.reference).c_str(), i.digest.Short().c_str(),
-                HumanSize(i.size).c_str());
+// ---- images, inspect, tag ----
+
+// The value at a JSON pointer (RFC 6901), one line: a string as its text, anything else as
+// compact JSON; both terminal-safe. NotFound when the document has no such member.
+hoist::Result<std::string> PointerValue(const nlohmann::json& doc, const std::string& pointer) {
+  nlohmann::json::json_pointer p(pointer);  // syntax checked by the option's validator
+  if (!doc.contains(p))
+    return hoist::NotFoundError("--format " + hoist::Quote(pointer) + ": no such field");
+  const nlohmann::json& v = doc.at(p);
+  if (v.is_string()) return TerminalSafe(v.get<std::string>());
+  return hoist::TerminalSafeJson(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// CLI11 validator for --format values that are JSON pointers (and, for images, table/json).
+CLI::Validator FormatValidator(std::vector<std::string> words) {
+  return CLI::Validator(
+      [words](std::string& value) -> std::string {
+        for (const auto& w : words) {
+          if (value == w) return "";
+        }
+        try {
+          nlohmann::json::json_pointer p(value);
+          if (!value.empty()) return "";
+        } catch (const nlohmann::json::exception&) {
+        }
+        std::string want;
+        for (const auto& w : words) want += w + ", ";
+        return "must be " + want + "or a JSON pointer such as /reference, got " +
+               hoist::Quote(value);
+      },
+      "FORMAT");
+}
+
+// Seconds since the epoch of an RFC 3339 time ("2024-05-01T12:00:00.5Z", "...+02:00"), or -1.
+int64_t ParseRfc3339(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return -1;
   }
+  std::string_view rest = std::string_view(text).substr(static_cast<size_t>(consumed));
+  if (!rest.empty() && rest[0] == '.') {
+    rest.remove_prefix(1);
+    while (!rest.empty() && rest[0] >= '0' && rest[0] <= '9') rest.remove_prefix(1);
+  }
+  int64_t offset = 0;
+  int oh = 0, om = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') &&
+             std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
+    offset = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else {
+    return -1;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  time_t t = timegm(&tm);
+  return t == -1 ? -1 : static_cast<int64_t>(t) - offset;
+}
+
+// docker's "2 weeks ago"; "N/A" when the image gives no usable time.
+std::string HumanAge(const std::string& created) {
+  int64_t t = ParseRfc3339(created);
+  if (t < 0) return "N/A";
+  int64_t s = static_cast<int64_t>(std::time(nullptr)) - t;
+  if (s < 0) return "In the future";
+  auto n = [](int64_t v, const char* unit) {
+    return std::to_string(v) + " " + unit + (v == 1 ? "" : "s") + " ago";
+  };
+  if (s < 60) return n(s, "second");
+  if (s < 3600) return n(s / 60, "minute");
+  if (s < 48 * 3600) return n(s / 3600, "hour");
+  if (s < 14 * 86400) return n(s / 86400, "day");
+  if (s < 90 * 86400) return n(s / (7 * 86400), "week");
+  if (s < 2 * 365 * 86400) return n(s / (30 * 86400), "month");
+  return n(s / (365 * 86400), "year");
+}
+
+// One image as `images --format json` prints it. A record name that is not a valid reference
+// (a hand-edited index.json) is shown whole as the repository, with no tag.
+nlohmann::json ImageJson(const hoist::ImageSummary& i) {
+  std::string repository = i.reference, tag;
+  if (auto ref = hoist::Reference::Parse(i.reference); ref.ok()) {
+    std::string familiar = ref->Familiar();
+    size_t suffix = (ref->tag().empty() ? 0 : ref->tag().size() + 1) +
+                    (ref->digest() ? ref->digest()->String().size() + 1 : 0);
+    repository = familiar.substr(0, familiar.size() - suffix);
+    tag = ref->tag();
+  }
+  return {{"reference", i.reference},
+          {"repository", repository},
+          {"tag", tag},
+          {"digest", i.digest.String()},
+          {"repoDigest", i.repo_digest.String()},
+          {"size", i.size},
+          {"created", i.created}};
+}
+
+// `images REF`: a reference with a tag or digest names one record; a bare name, every record
+// of that repository (as `docker images NAME`).
+bool MatchesFilter(const hoist::ImageSummary& i, const hoist::Reference& filter, bool exact) {
+  auto ref = hoist::Reference::Parse(i.reference);
+  if (!ref.ok()) return false;
+  return exact ? ref->String() == filter.String() : ref->Name() == filter.Name();
+}
+
+// Rows padded to their columns' widths, three spaces apart, as docker prints tables.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 3, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+int Images(const Globals& g, const std::string& filter_text, bool digests,
+           const std::string& format) {
+  const std::string context = filter_text.empty() ? "images" : "images " + filter_text;
+  std::optional<hoist::Reference> filter;
+  bool exact = false;
+  if (!filter_text.empty()) {
+    auto ref = hoist::Reference::Parse(filter_text);
+    if (!ref.ok()) return Fail(ref.status().WithContext(context));
+    filter = *ref;
+    std::string_view last = filter_text;
+    last.remove_prefix(std::min(last.size(), last.rfind('/') + 1));
+    exact = last.find_first_of(":@") != std::string_view::npos;
+  }
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext(context));
+  auto images = (*client)->Images();
+  if (!images.ok()) return Fail(images.status().WithContext(context));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& i : *images) {
+    if (!filter || MatchesFilter(i, *filter, exact)) list.push_back(ImageJson(i));
+  }
+  if (format == "json") {
+    std::printf("%s\n", hoist::TerminalSafeJson(
+                            list.dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
+                            .c_str());
+    return 0;
+  }
+  if (format != "table") {
+    for (const auto& j : list) {
+      auto value = PointerValue(j, format);
+      if (!value.ok()) return Fail(value.status().WithContext(context));
+      std::printf("%s\n", value->c_str());
+    }
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"}};
+  for (const auto& j : list) {
+    std::string tag = j["tag"];
+    auto digest = hoist::Digest::Parse(j["repoDigest"].get<std::string>());
+    rows.push_back({TerminalSafe(j["repository"].get<std::string>()),
+                    tag.empty() ? "<none>" : TerminalSafe(tag),
+                    digest.ok() ? (digests ? digest->String() : digest->hex().substr(0, 12)) : "",
+                    HumanSize(j["size"].get<int64_t>()), HumanAge(j["created"])});
+  }
+  PrintTable(rows);
   return 0;
 }
 
-int Inspect(const Globals& g, const std::string& ref_text) {
+// A document as stored (manifest or config): its exact bytes when stdout is not a terminal, so
+// that it can be hashed or parsed; on a terminal, with whatever could drive it escaped.
+void WriteDocument(const std::string& bytes) {
+  if (isatty(STDOUT_FILENO)) {
+    std::string safe = hoist::TerminalSafeJson(bytes);
+    std::printf("%s%s", safe.c_str(), !safe.empty() && safe.back() == '\n' ? "" : "\n");
+    return;
+  }
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+}
+
+int Tag(const Globals& g, const std::string& source, const std::string& target) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("tag " + source + " " + target));
+  hoist::Status s = (*client)->Tag(source, target);
+  return s.ok() ? 0 : Fail(s);
+}
+
+std::string VersionText() {
+  std::string text = "hoist " + hoist::Version();
+  for (const auto& lib : hoist::LinkedLibraryVersions()) {
+    text +=
+        "\n" + lib.name + " " + TerminalSafe(lib.version) + (lib.run_time ? "" : " (build time)");
+  }
+  return text;
+}
+
+nlohmann::json InspectJson(const hoist::Image& image) {
+  nlohmann::json j;
+  j["reference"] = image.reference;
+  j["digest"] = image.manifest.digest.String();
+  j["repoDigest"] = image.repo_digest.String();
+  j["mediaType"] = image.manifest.media_type;
+  j["platform"] = PlatformJson(image.platform);
+  if (!image.config.digest.empty()) {
+    j["config"] = DescriptorJson(image.config);
+    auto config = hoist::ParseJson(image.config_json, "config");
+    if (config.ok()) j["configData"] = std::move(config).value();
+  }
+  j["layers"] = nlohmann::json::array();
+  for (const auto& l : image.layers) j["layers"].push_back(DescriptorJson(l));
+  return j;
+}
+
+struct InspectFlags {
+  std::string format;   // a JSON pointer into the JSON inspect prints; "" for all of it
+  bool raw = false;     // the manifest as stored
+  bool config = false;  // the config blob as stored
+};
+
+int Inspect(const Globals& g, const std::string& ref_text, const InspectFlags& flags) {
   auto client = OpenClient(g);
   if (!client.ok()) return Fail(client.status().WithContext("inspect " + ref_text));
   auto image = (*client)->Inspect(ref_text);
   if (!image.ok()) return Fail(image.status());
-  nlohmann::json j;
-  j["reference"] = image->reference;
-  j["digest"] = image->manifest.digest.String();
-  j["repoDigest"] = image->repo_digest.String();
-  j["mediaType"] = image->manifest.media_type;
-  j["platform"] = PlatformJson(image->platform);
-  if (!image->config.digest.empty()) {
-    j["config"] = DescriptorJson(image->config);
-    auto config = hoist::ParseJson(image->config_json, "config");
-    if (config.ok()) j["configData"] = std::move(config).value();
+  if (flags.raw) {
+    WriteDocument(image->manifest_json);
+    return 0;
   }
-  j["layers"] = nlohmann::json::array();
-  for (const auto& l : image->layers) j["layers"].push_back(DescriptorJson(l));
+  if (flags.config) {
+    if (image->config.digest.empty()) {
+      return Fail(
+          hoist::NotFoundError("inspect " + ref_text + ": a schema1 image has no config blob"));
+    }
+    WriteDocument(image->config_json);
+    return 0;
+  }
+  nlohmann::json j = InspectJson(*image);
+  if (!flags.format.empty()) {
+    auto value = PointerValue(j, flags.format);
+    if (!value.ok()) return Fail(value.status().WithContext("inspect " + ref_text));
+    std::printf("%s\n", value->c_str());
+    return 0;
+  }
   // Strings the image carries are escaped as JSON (control characters as \u00NN, invalid UTF-8
   // as U+FFFD), then C1 controls, DEL and bidi overrides too, which JSON allows raw.
   std::printf("%s\n", hoist::TerminalSafeJson(
@@ -312,11 +533,518 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
   return 0;
 }
 
+// ---- help, man page, completion: all generated from the CLI11 definition ----
+
+constexpr int kExitUsage = 2;
+
+// What `hoist --help` and hoist(1) say about exit codes.
+constexpr char kExitStatusText[] =
+    "0 success; 1 the command failed (registry, network, store, image not found; verify found a "
+    "problem); 2 usage error (unknown command or flag, missing or invalid argument); 130 "
+    "interrupted (SIGINT, SIGTERM)";
+
+constexpr char kManDescription[] =
+    "hoist pulls container images (Docker and OCI) from registries that speak the OCI "
+    "distribution API, verifies every byte while it streams, and keeps them in a crash-safe, "
+    "content-addressed store that is an OCI image layout. Each command below also shows its "
+    "flags and examples with hoist COMMAND --help.";
+
+struct Example {
+  const char* command;
+  const char* what;
+};
+
+// Two or three examples per command: shown by `hoist COMMAND --help` and in hoist(1).
+const std::map<std::string, std::vector<Example>>& Examples() {
+  static const auto* examples = new std::map<std::string, std::vector<Example>>{
+      {"pull",
+       {{"hoist pull alpine:3.20", "docker.io/library/alpine:3.20"},
+        {"hoist pull --platform linux/arm64 alpine:3.20", "one platform of a multi-platform image"},
+        {"hoist pull -q ghcr.io/org/app@sha256:<digest>", "by digest; prints only the reference"}}},
+      {"images",
+       {{"hoist images", "a table of every image"},
+        {"hoist images --digests alpine", "every tag of alpine, with full digests"},
+        {"hoist images --format /reference", "one reference a line (for scripts)"}}},
+      {"inspect",
+       {{"hoist inspect alpine:3.20", "manifest, platform, config and layers as JSON"},
+        {"hoist inspect --format /configData/config/Env alpine:3.20", "one field (JSON pointer)"},
+        {"hoist inspect --raw alpine:3.20 | sha256sum", "the manifest exactly as stored"}}},
+      {"tag",
+       {{"hoist tag alpine:3.20 alpine:stable", "a second name for the same image"},
+        {"hoist tag ghcr.io/org/app@sha256:<digest> app:pinned",
+         "name an image pulled by digest"}}},
+      {"unpack",
+       {{"hoist unpack alpine:3.20 ./rootfs", "the flattened root filesystem"},
+        {"hoist unpack --bundle alpine:3.20 ./bundle", "an OCI runtime bundle"}}},
+      {"mount",
+       {{"hoist mount alpine:3.20 /mnt/alpine", "read-only overlay (root)"},
+        {"hoist mount --rw alpine:3.20 /mnt/alpine", "writable, with a scratch upper dir"}}},
+      {"umount", {{"hoist umount /mnt/alpine", "unmount and remove its scratch dirs"}}},
+      {"login",
+       {{"hoist login -u alice --password-stdin registry.example.com < pw.txt", ""},
+        {"hoist login", "docker.io, asking for user and password"}}},
+      {"logout", {{"hoist logout registry.example.com", ""}, {"hoist logout", "docker.io"}}},
+      {"config",
+       {{"hoist config ghcr.io/org/app:1", "endpoints, TLS and credential source"},
+        {"hoist config --tls-verify=true 127.0.0.1:5000/app:1", ""}}},
+      {"rmi",
+       {{"hoist rmi alpine:3.20", "remove the record; blobs stay until gc"},
+        {"hoist rmi alpine:3.20 alpine:stable", "several at once"}}},
+      {"gc",
+       {{"hoist gc", "remove what no image needs"},
+        {"hoist gc --timeout 0", "do not wait for pulls in progress"}}},
+      {"verify",
+       {{"hoist verify", "re-hash the whole store"},
+        {"hoist verify --repair alpine:3.20", "remove what is corrupt; then pull again"}}},
+      {"df",
+       {{"hoist df", "usage, and what gc would reclaim"},
+        {"hoist df --ingest-max-age 0", "count every partial download as reclaimable"}}},
+      {"completion",
+       {{"source <(hoist completion bash)", "in ~/.bashrc"},
+        {"hoist completion zsh > \"${fpath[1]}/_hoist\"", ""},
+        {"hoist completion fish > ~/.config/fish/completions/hoist.fish", ""}}},
+  };
+  return *examples;
+}
+
+std::string ExamplesText(const std::vector<Example>& examples) {
+  size_t width = 0;
+  for (const auto& e : examples) width = std::max(width, std::strlen(e.command));
+  std::string text = "Examples:\n";
+  for (const auto& e : examples) {
+    std::string line = std::string("  ") + e.command;
+    if (*e.what != '\0') {
+      line += std::string(width - std::strlen(e.command) + 2, ' ') + "# " + e.what;
+    }
+    text += line + "\n";
+  }
+  return text;
+}
+
+// The commands `hoist --help`, hoist(1) and completion show (hidden ones have no group).
+std::vector<const CLI::App*> VisibleCommands(const CLI::App& app) {
+  return app.get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); });
+}
+
+std::vector<const CLI::Option*> Flags(const CLI::App& cmd) {
+  return cmd.get_options([](const CLI::Option* o) { return o->nonpositional(); });
+}
+std::vector<const CLI::Option*> Positionals(const CLI::App& cmd) {
+  return cmd.get_options([](const CLI::Option* o) { return o->get_positional(); });
+}
+
+std::vector<std::string> FlagNames(const CLI::Option& o) {
+  std::vector<std::string> names;
+  for (const auto& s : o.get_snames()) names.push_back("-" + s);
+  for (const auto& l : o.get_lnames()) names.push_back("--" + l);
+  return names;
+}
+
+bool TakesValue(const CLI::Option& o) { return o.get_type_size() != 0; }
+
+// A positional argument completed with the store's image references.
+bool IsImageArgument(const CLI::Option& o) {
+  const std::string& n = o.get_name();
+  return n == "REF" || n == "SRC" || n == "DST";
+}
+
+std::string PositionalUsage(const CLI::Option& o) {
+  std::string n = o.get_name();
+  if (o.get_expected_max() > 1) n += "...";
+  return o.get_required() ? n : "[" + n + "]";
+}
+
+// Examples shown after each command's own --help, and the exit codes after `hoist --help`.
+void AddFooters(CLI::App& app) {
+  for (auto& [name, examples] : Examples()) {
+    for (CLI::App* cmd : app.get_subcommands([&](CLI::App* s) { return s->get_name() == name; })) {
+      cmd->footer(ExamplesText(examples));
+    }
+  }
+  app.footer(std::string("Exit status: ") + kExitStatusText +
+             "\nRun 'hoist COMMAND --help' for a command's flags and examples.");
+}
+
+// roff text: backslashes, leading dots and quotes, and dashes made literal.
+std::string Roff(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\e";
+    } else if (c == '-') {
+      out += "\\-";
+    } else {
+      out += c;
+    }
+  }
+  if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out = "\\&" + out;
+  return out;
+}
+
+void ManOptions(std::string& man, const CLI::App& cmd) {
+  for (const CLI::Option* o : Flags(cmd)) {
+    // -h, --help: once, under GLOBAL OPTIONS.
+    if (cmd.get_parent() != nullptr && o == cmd.get_help_ptr()) continue;
+    std::string names;
+    for (const auto& n : FlagNames(*o))
+      names += (names.empty() ? "" : ", ") + ("\\fB" + Roff(n) + "\\fR");
+    if (TakesValue(*o)) names += " \\fI" + Roff(o->get_type_name()) + "\\fR";
+    man += ".TP\n" + names + "\n" + Roff(o->get_description()) + "\n";
+  }
+  for (const CLI::Option* o : Positionals(cmd)) {
+    man += ".TP\n\\fI" + Roff(o->get_name()) + "\\fR\n" + Roff(o->get_description()) + "\n";
+  }
+}
+
+// hoist(1) in roff, from the same definitions as --help: one section per visible command.
+std::string ManPage(const CLI::App& app) {
+  std::string man = ".TH HOIST 1 \"\" \"hoist " + hoist::Version() + "\" \"User Commands\"\n";
+  std::string about = app.get_description();
+  if (about.rfind("hoist: ", 0) == 0) about = about.substr(7);
+  man += ".SH NAME\nhoist \\- " + Roff(about) + "\n";
+  man +=
+      ".SH SYNOPSIS\n.B hoist\n[\\fB\\-\\-store\\fR \\fIDIR\\fR] \\fICOMMAND\\fR "
+      "[\\fIOPTIONS\\fR] [\\fIARGUMENTS\\fR]\n";
+  man += ".SH DESCRIPTION\n" + Roff(kManDescription) + "\n";
+  man += ".SH GLOBAL OPTIONS\n";
+  ManOptions(man, app);
+  man += ".SH COMMANDS\n";
+  for (const CLI::App* cmd : VisibleCommands(app)) {
+    std::string usage = "hoist " + cmd->get_name();
+    if (Flags(*cmd).size() > 1) usage += " [OPTIONS]";  // more than --help
+    for (const CLI::Option* o : Positionals(*cmd)) usage += " " + PositionalUsage(*o);
+    man += ".SS " + Roff(usage) + "\n" + Roff(cmd->get_description()) + ".\n";
+    ManOptions(man, *cmd);
+    auto examples = Examples().find(cmd->get_name());
+    if (examples != Examples().end()) {
+      man += ".PP\nExamples:\n.PP\n.nf\n";
+      // The lines --help shows, after its "Examples:" heading.
+      std::string text = ExamplesText(examples->second);
+      man += Roff(text.substr(text.find('\n') + 1));
+      man += ".fi\n";
+    }
+  }
+  man += ".SH EXIT STATUS\n" + Roff(kExitStatusText) + ".\n";
+  man +=
+      ".SH ENVIRONMENT\n"
+      ".TP\n.B HOIST_STORE\nThe store directory when \\fB\\-\\-store\\fR is not given.\n"
+      ".TP\n.B HOIST_CREDS\nUSER:PASSWORD for the image's own registry (as \\fB\\-\\-creds\\fR).\n"
+      ".TP\n.B HOIST_REGISTRIES_CONF\nThe containers\\-registries.conf(5) file to read.\n"
+      ".TP\n.BR DOCKER_CONFIG \", \" REGISTRY_AUTH_FILE\nWhere stored credentials are read.\n";
+  man += ".SH SEE ALSO\ncontainers\\-registries.conf(5), skopeo(1), umoci(1)\n";
+  return man;
+}
+
+// ---- shell completion ----
+
+struct CompletionCommand {
+  std::string name, description;
+  std::vector<std::string> flags;         // every name: -q, --quiet
+  std::vector<std::string> valued_flags;  // those taking a value
+  std::vector<std::string> words;         // fixed choices for the positional argument
+  bool image_refs = false;                // the positional argument is an image reference
+};
+
+std::vector<CompletionCommand> CompletionCommands(const CLI::App& app) {
+  std::vector<CompletionCommand> out;
+  auto add = [&](const CLI::App& cmd, const std::string& name) {
+    CompletionCommand c{name, cmd.get_description(), {}, {}, {}, false};
+    for (const CLI::Option* o : Flags(cmd)) {
+      for (const auto& n : FlagNames(*o)) {
+        c.flags.push_back(n);
+        if (TakesValue(*o)) c.valued_flags.push_back(n);
+      }
+    }
+    for (const CLI::Option* o : Positionals(cmd)) c.image_refs |= IsImageArgument(*o);
+    if (name == "completion") c.words = {"bash", "zsh", "fish"};
+    out.push_back(std::move(c));
+  };
+  add(app, "");
+  for (const CLI::App* cmd : VisibleCommands(app)) add(*cmd, cmd->get_name());
+  return out;
+}
+
+std::string Joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+// For single-quoted shell words: ' as '\''.
+std::string ShellQuoted(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string BashCompletion(const CLI::App& app) {
+  std::string commands;
+  std::string cases;
+  for (const auto& c : CompletionCommands(app)) {
+    if (!c.name.empty()) commands += (commands.empty() ? "" : " ") + c.name;
+    cases += "    " + (c.name.empty() ? std::string("''") : c.name) +
+             ")\n      flags=" + ShellQuoted(Joined(c.flags)) +
+             "\n      valued=" + ShellQuoted(Joined(c.valued_flags)) +
+             "\n      words=" + ShellQuoted(Joined(c.words)) +
+             "\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
+  }
+  return R"(# bash completion for hoist, written by `hoist completion bash`.
+# Completes commands, flags, and image references from the store (--store on the command line,
+# else $HOIST_STORE, else the default store).
+_hoist_refs() {
+  local i store=()
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    if [[ ${COMP_WORDS[i]} == --store ]]; then
+      if [[ ${COMP_WORDS[i+1]} == = ]]; then store=(--store "${COMP_WORDS[i+2]}")
+      else store=(--store "${COMP_WORDS[i+1]}"); fi
+    fi
+  done
+  command "${COMP_WORDS[0]}" "${store[@]}" images --format /reference 2>/dev/null
+}
+
+_hoist() {
+  local line=${COMP_LINE:0:COMP_POINT}
+  local cur=${line##*[[:space:]]}
+  local prev=${COMP_WORDS[COMP_CWORD-1]}
+  local cmd="" i w
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w=${COMP_WORDS[i]}
+    case $w in
+      --store) ((i++)); [[ ${COMP_WORDS[i]} == = ]] && ((i++)) ;;
+      -*) ;;
+      *) cmd=$w; break ;;
+    esac
+  done
+  local flags valued choices refs
+  case $cmd in
+)" + cases +
+         R"(    *) return ;;
+  esac
+  COMPREPLY=()
+  if [[ $prev == = ]]; then prev=${COMP_WORDS[COMP_CWORD-2]}; fi
+  if [[ " $valued " == *" $prev "* ]]; then
+    COMPREPLY=($(compgen -f -- "$cur"))
+  elif [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+  elif [[ -z $cmd ]]; then
+    COMPREPLY=($(compgen -W ")" +
+         commands + R"(" -- "$cur"))
+  elif [[ -n $choices ]]; then
+    COMPREPLY=($(compgen -W "$choices" -- "$cur"))
+  elif ((refs)); then
+    local r
+    while IFS= read -r r; do
+      [[ $r == "$cur"* ]] && COMPREPLY+=("$r")
+    done < <(_hoist_refs)
+  else
+    COMPREPLY=($(compgen -f -- "$cur"))
+  fi
+  # bash splits words at ':' (host:port, name:tag): complete only the part after the last one.
+  if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
+    local colon=${cur%"${cur##*:}"}
+    for i in "${!COMPREPLY[@]}"; do COMPREPLY[i]=${COMPREPLY[i]#"$colon"}; done
+  fi
+}
+complete -F _hoist hoist
+)";
+}
+
+// zsh: _describe takes "name:description"; colons in the description are escaped.
+std::string ZshDescribed(const std::string& name, const std::string& description) {
+  std::string d;
+  for (char c : description) d += c == ':' ? std::string("\\:") : std::string(1, c);
+  return ShellQuoted(name + ":" + d);
+}
+
+std::string ZshCompletion(const CLI::App& app) {
+  std::string commands, cases;
+  for (const auto& c : CompletionCommands(app)) {
+    if (!c.name.empty()) commands += "    " + ZshDescribed(c.name, c.description) + "\n";
+    cases += "    " + (c.name.empty() ? std::string("''") : c.name) + ")\n      flags=(" +
+             Joined(c.flags) + ")\n      valued=(" + Joined(c.valued_flags) + ")\n      words=(" +
+             Joined(c.words) + ")\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
+  }
+  return R"(#compdef hoist
+# zsh completion for hoist, written by `hoist completion zsh`.
+# Completes commands, flags, and image references from the store.
+_hoist_refs() {
+  local -a store
+  local i=${words[(i)--store]}
+  (( i < CURRENT - 1 )) && store=(--store "${words[i+1]}")
+  command "${words[1]}" "${store[@]}" images --format /reference 2>/dev/null
+}
+
+_hoist() {
+  local cmd="" i
+  for (( i = 2; i < CURRENT; i++ )); do
+    case ${words[i]} in
+      --store) (( i++ )) ;;
+      -*) ;;
+      *) cmd=${words[i]}; break ;;
+    esac
+  done
+  local -a flags valued choices cmds
+  local refs=0
+  case $cmd in
+)" + cases +
+         R"(    *) return 1 ;;
+  esac
+  if (( ${valued[(Ie)${words[CURRENT-1]}]} )); then
+    _files
+  elif [[ $PREFIX == -* ]]; then
+    compadd -- "${flags[@]}"
+  elif [[ -z $cmd ]]; then
+    cmds=(
+)" + commands +
+         R"(    )
+    _describe command cmds
+  elif (( ${#choices} )); then
+    compadd -- "${choices[@]}"
+  elif (( refs )); then
+    local -a images
+    images=("${(@f)$(_hoist_refs)}")
+    compadd -- "${images[@]}"
+  else
+    _files
+  fi
+}
+
+if [[ $funcstack[1] == _hoist ]]; then
+  _hoist "$@"
+else
+  compdef _hoist hoist
+fi
+)";
+}
+
+// fish: single-quoted strings escape only ' and \.
+std::string FishQuoted(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string FishCompletion(const CLI::App& app) {
+  std::string out = R"(# fish completion for hoist, written by `hoist completion fish`.
+# Completes commands, flags, and image references from the store.
+function __hoist_refs
+    set -l args (commandline -opc)
+    set -l store
+    set -l i (contains -i -- --store $args)
+    if test -n "$i"; and test $i -lt (count $args)
+        set store --store $args[(math $i + 1)]
+    end
+    command $args[1] $store images --format /reference 2>/dev/null
+end
+complete -c hoist -f
+)";
+  std::string names;
+  for (const auto& c : CompletionCommands(app)) {
+    if (!c.name.empty()) names += (names.empty() ? "" : " ") + c.name;
+  }
+  for (const auto& c : CompletionCommands(app)) {
+    std::string cond =
+        c.name.empty() ? "__fish_use_subcommand" : "'__fish_seen_subcommand_from " + c.name + "'";
+    if (!c.name.empty()) {
+      out += "complete -c hoist -n __fish_use_subcommand -a " + c.name + " -d " +
+             FishQuoted(c.description) + "\n";
+    }
+    for (const auto& f : c.flags) {
+      bool valued =
+          std::find(c.valued_flags.begin(), c.valued_flags.end(), f) != c.valued_flags.end();
+      out += "complete -c hoist -n " + cond +
+             (f.rfind("--", 0) == 0 ? " -l " + f.substr(2) : " -s " + f.substr(1)) +
+             (valued ? " -r -F" : "") + "\n";
+    }
+    if (c.name.empty()) continue;
+    if (!c.words.empty()) {
+      out += "complete -c hoist -n " + cond + " -a " + FishQuoted(Joined(c.words)) + "\n";
+    } else if (c.image_refs) {
+      out += "complete -c hoist -n " + cond + " -a '(__hoist_refs)'\n";
+    } else if (!Positionals(*app.get_subcommand(c.name)).empty()) {
+      out += "complete -c hoist -n " + cond + " -F\n";
+    }
+  }
+  return out;
+}
+
+// `hoist help [--man [-o FILE]] [COMMAND]`.
+int Help(const CLI::App& app, const std::string& command, bool man, const std::string& output) {
+  if (man) {
+    std::string page = ManPage(app);
+    if (output.empty()) {
+      std::printf("%s", page.c_str());
+      return 0;
+    }
+    std::ofstream out(output, std::ios::trunc | std::ios::binary);
+    out << page;
+    out.close();
+    if (!out) return Fail(hoist::UnavailableError("help --man: cannot write " + output));
+    return 0;
+  }
+  if (command.empty()) {
+    std::printf("%s", app.help().c_str());
+    return 0;
+  }
+  auto found = app.get_subcommands(
+      [&](const CLI::App* s) { return s->get_name() == command && !s->get_group().empty(); });
+  const CLI::App* cmd = found.empty() ? nullptr : found[0];
+  if (cmd == nullptr) {
+    std::fprintf(stderr, "hoist: unknown command %s; see 'hoist --help'\n",
+                 hoist::Quote(command).c_str());
+    return kExitUsage;
+  }
+  std::printf("%s", cmd->help().c_str());
+  return 0;
+}
+
+// Parses argv into `app`. nullopt: go on and run the command. Otherwise the exit code: 0 after
+// --help or --version (printed), kExitUsage after a usage error, reported as one line on stderr
+// with a hint: `hoist: unknown command "foo"; see 'hoist --help'`.
+std::optional<int> ParseArguments(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::vector<CLI::App*> parsed = app.get_subcommands();
+    std::string message;
+    std::string hint = "hoist --help";
+    if (parsed.empty()) {
+      std::vector<std::string> rest = app.remaining();
+      auto word = std::find_if(rest.begin(), rest.end(),
+                               [](const std::string& a) { return !a.starts_with("-"); });
+      if (word != rest.end()) {
+        message = "unknown command " + hoist::Quote(*word);
+      } else if (e.get_name() == "RequiredError" && rest.empty() &&
+                 std::string(e.what()).find("subcommand") != std::string::npos) {
+        message = "a command is required";
+      }
+    } else {
+      hint = "hoist " + parsed[0]->get_name() + " --help";
+    }
+    if (message.empty()) {
+      message = e.what();
+      std::replace(message.begin(), message.end(), '\n', ' ');
+      while (!message.empty() && message.back() == ' ') message.pop_back();
+      message = TerminalSafe(message);
+      if (!parsed.empty()) message = parsed[0]->get_name() + ": " + message;
+    }
+    std::fprintf(stderr, "hoist: %s; see '%s'\n", message.c_str(), hint.c_str());
+    return kExitUsage;
+  }
+}
+
 }  // namespace
 
 static int Run(int argc, char** argv) {
-  CLI::App app{"hoist: pull container images from registries into a verified local store"};
+  CLI::App app{"hoist: pull container images from registries into a verified local store", "hoist"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::function<std::string()>(VersionText),
+                       "Print hoist's version and those of the libraries it uses");
   Globals g;
   app.add_option("--store", g.store,
                  "Store directory (default: $HOIST_STORE, /var/lib/hoist for root, else "
@@ -348,11 +1076,40 @@ static int Run(int argc, char** argv) {
   pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
       ->required();
 
+  std::string images_ref, images_format = "table";
+  bool digests = false;
   auto* images = app.add_subcommand("images", "List the images in the store");
+  images->add_flag("--digests", digests, "Show full digests (sha256:...) instead of short ones");
+  images
+      ->add_option("--format", images_format,
+                   "table, json, or a JSON pointer into each image's JSON object, printed one "
+                   "a line (e.g. /reference)")
+      ->check(FormatValidator({"table", "json"}));
+  images->add_option("REF", images_ref,
+                     "Only this repository (NAME: all its tags) or image (NAME:TAG, NAME@DIGEST)");
 
   std::string inspect_ref;
+  InspectFlags inspect_flags;
   auto* inspect = app.add_subcommand("inspect", "Print an image of the store as JSON");
+  auto* inspect_format =
+      inspect
+          ->add_option("--format", inspect_flags.format,
+                       "Print one field: a JSON pointer (RFC 6901) into the JSON, e.g. "
+                       "/configData/config/Env; strings as text, the rest as JSON")
+          ->check(FormatValidator({}));
+  auto* inspect_raw =
+      inspect->add_flag("--raw", inspect_flags.raw, "Print the manifest exactly as stored");
+  inspect->add_flag("--config", inspect_flags.config, "Print the config blob exactly as stored")
+      ->excludes(inspect_format)
+      ->excludes(inspect_raw);
+  inspect_format->excludes(inspect_raw);
   inspect->add_option("REF", inspect_ref, "Image reference")->required();
+
+  std::string tag_source, tag_target;
+  auto* tag = app.add_subcommand(
+      "tag", "Record another name for an image of the store (the same manifest, nothing copied)");
+  tag->add_option("SRC", tag_source, "Image reference, as pulled")->required();
+  tag->add_option("DST", tag_target, "New reference: NAME[:TAG]")->required();
 
   std::string unpack_ref, unpack_dest;
   bool bundle = false;
@@ -433,13 +1190,37 @@ static int Run(int argc, char** argv) {
   auto* df = app.add_subcommand("df", "Show the store's usage and what hoist gc would reclaim");
   add_gc_flags(df);
 
-  CLI11_PARSE(app, argc, argv);
+  std::string completion_shell;
+  auto* completion = app.add_subcommand(
+      "completion", "Print a shell completion script (commands, flags, images in the store)");
+  completion->add_option("SHELL", completion_shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+
+  // Hidden: `help --man` writes hoist(1) (the build runs it); `help CMD` is `CMD --help`.
+  std::string help_command, man_output;
+  bool man = false;
+  auto* help = app.add_subcommand("help", "Show help, or write the man page")->group("");
+  help->add_flag("--man", man, "Write hoist(1) in roff");
+  help->add_option("-o,--output", man_output, "Write to this file instead of stdout");
+  help->add_option("COMMAND", help_command, "The command to describe");
+
+  AddFooters(app);
+  if (auto code = ParseArguments(app, argc, argv)) return *code;
+  if (*help) return Help(app, help_command, man, man_output);
+  if (*completion) {
+    std::printf("%s", completion_shell == "bash"  ? BashCompletion(app).c_str()
+                      : completion_shell == "zsh" ? ZshCompletion(app).c_str()
+                                                  : FishCompletion(app).c_str());
+    return 0;
+  }
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   if (*pull) return Pull(g, ref, platform, jobs, quiet);
-  if (*images) return Images(g);
-  if (*inspect) return Inspect(g, inspect_ref);
+  if (*images) return Images(g, images_ref, digests, images_format);
+  if (*inspect) return Inspect(g, inspect_ref, inspect_flags);
+  if (*tag) return Tag(g, tag_source, tag_target);
   if (*rmi) return RemoveImages(g, rmi_refs);
   if (*gc) return GarbageCollect(g, gc_options);
   if (*verify) return Verify(g, verify_refs, repair);
