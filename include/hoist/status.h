@@ -13,9 +13,9 @@ namespace hoist {
 
 enum class StatusCode {
   kOk = 0,
-  kCancelled,        // the caller asked to stop
-  kInvalidArgument,  // bad reference, bad flag, malformed input from the user
-  kNotFound,         // manifest or blob unknown
+  kCancelled,           // the caller asked to stop
+  kInvalidArgument,     // bad reference, bad flag, malformed input from the user
+  kNotFound,            // manifest or blob unknown
   kAlreadyExists,
   kUnauthenticated,     // 401
   kPermissionDenied,    // 403
@@ -72,7 +72,7 @@ Status ErrnoError(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
     if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Result built from OK");
