@@ -579,7 +579,9 @@ const std::map<std::string, std::vector<Example>>& Examples() {
       {"mount",
        {{"hoist mount alpine:3.20 /mnt/alpine", "read-only overlay (root)"},
         {"hoist mount --rw alpine:3.20 /mnt/alpine", "writable, with a scratch upper dir"}}},
-      {"umount", {{"hoist umount /mnt/alpine", "unmount and remove its scratch dirs"}}},
+      {"umount",
+       {{"hoist umount /mnt/alpine", "unmount and remove its scratch dirs"},
+        {"hoist --store /srv/hoist umount /mnt/app", "a mount made from another store"}}},
       {"login",
        {{"hoist login -u alice --password-stdin registry.example.com < pw.txt", ""},
         {"hoist login", "docker.io, asking for user and password"}}},
@@ -640,7 +642,7 @@ std::vector<std::string> FlagNames(const CLI::Option& o) {
   return names;
 }
 
-bool TakesValue(const CLI::Option& o) { return o.get_type_size() != 0; }
+bool TakesValue(const CLI::Option& o) { return o.get_expected_max() > 0; }
 
 // A positional argument completed with the store's image references.
 bool IsImageArgument(const CLI::Option& o) {
@@ -785,7 +787,7 @@ std::string BashCompletion(const CLI::App& app) {
     cases += "    " + (c.name.empty() ? std::string("''") : c.name) +
              ")\n      flags=" + ShellQuoted(Joined(c.flags)) +
              "\n      valued=" + ShellQuoted(Joined(c.valued_flags)) +
-             "\n      words=" + ShellQuoted(Joined(c.words)) +
+             "\n      choices=" + ShellQuoted(Joined(c.words)) +
              "\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
   }
   return R"(# bash completion for hoist, written by `hoist completion bash`.
@@ -861,7 +863,7 @@ std::string ZshCompletion(const CLI::App& app) {
   for (const auto& c : CompletionCommands(app)) {
     if (!c.name.empty()) commands += "    " + ZshDescribed(c.name, c.description) + "\n";
     cases += "    " + (c.name.empty() ? std::string("''") : c.name) + ")\n      flags=(" +
-             Joined(c.flags) + ")\n      valued=(" + Joined(c.valued_flags) + ")\n      words=(" +
+             Joined(c.flags) + ")\n      valued=(" + Joined(c.valued_flags) + ")\n      choices=(" +
              Joined(c.words) + ")\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
   }
   return R"(#compdef hoist
@@ -997,7 +999,7 @@ int Help(const CLI::App& app, const std::string& command, bool man, const std::s
                  hoist::Quote(command).c_str());
     return kExitUsage;
   }
-  std::printf("%s", cmd->help().c_str());
+  std::printf("%s", cmd->help("hoist").c_str());
   return 0;
 }
 
