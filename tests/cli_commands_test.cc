@@ -198,6 +198,34 @@ TEST_F(CliCommandsTest, InspectFormatRawAndConfig) {
   EXPECT_EQ(both.err, "hoist: inspect: --raw excludes --config; see 'hoist inspect --help'\n");
 }
 
+// --raw writes the stored bytes to a pipe, but never raw controls to a terminal.
+TEST_F(CliCommandsTest, InspectRawEscapesOnlyOnATerminal) {
+  std::string script;
+  if (!testing::FindExecutable("script", &script)) GTEST_SKIP() << "script not installed";
+  StartRegistry();
+  BuiltImage img = Small(Format::kOci, "tty");
+  auto manifest = nlohmann::json::parse(img.manifest);
+  manifest["annotations"] = {{"note",
+                              "csi\xc2\x9b"
+                              "31m rlo\xe2\x80\xae"}};
+  img.manifest = manifest.dump();
+  img.manifest_digest = testing::Sha256Digest(img.manifest);
+  PushAndPull(img, "app", "1");
+
+  CliRun piped = Run({"inspect", "--raw", Ref("app:1")});
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out, img.manifest);
+
+  const std::string wrapper = dir_->path() + "/tty.sh";
+  std::ofstream(wrapper) << "exec '" << HOIST_CLI << "' --store '" << store_ << "' inspect --raw '"
+                         << Ref("app:1") << "'\n";
+  CliRun tty = testing::RunCli(script, {"-qec", "sh " + wrapper, "/dev/null"}, dir_->path());
+  ASSERT_EQ(tty.exit_code, 0) << tty.err;
+  EXPECT_EQ(tty.out.find("\xc2\x9b"), std::string::npos) << TerminalSafe(tty.out);
+  EXPECT_EQ(tty.out.find("\xe2\x80\xae"), std::string::npos) << TerminalSafe(tty.out);
+  EXPECT_NE(tty.out.find("csi\\u009b31m rlo\\u202e"), std::string::npos) << TerminalSafe(tty.out);
+}
+
 TEST_F(CliCommandsTest, TagRecordsTheSameManifestUnderAnotherName) {
   StartRegistry();
   BuiltImage img = Small(Format::kDocker, "tag");
