@@ -481,6 +481,13 @@ TEST_F(CompletionTest, BashCompletesCommandsFlagsAndStoreReferences) {
   EXPECT_EQ(CompleteBash("hoist --store " + store_ + " inspect ",
                          {"hoist", "--store", store_, "inspect", ""}),
             (std::vector<std::string>{Ref("app:1"), Ref("base:2")}));
+  // unpack REF DEST: a reference first (after the last ':' bash splits at), then a path.
+  EXPECT_EQ(CompleteBash("hoist --store " + store_ + " unpack " + Ref("b"),
+                         {"hoist", "--store", store_, "unpack", Ref("b")}),
+            std::vector<std::string>{Ref("base:2").substr(Ref("").find(':') + 1)});
+  EXPECT_EQ(CompleteBash("hoist --store " + store_ + " unpack " + Ref("base:2") + " " + store_,
+                         {"hoist", "--store", store_, "unpack", Ref("base:2"), store_}),
+            std::vector<std::string>{store_});
   // bash splits "127.0.0.1:PORT/a" at ':'; only the part after the last ':' is completed.
   const std::string host = reg_->host();
   const std::string ip = host.substr(0, host.find(':'));

@@ -739,12 +739,15 @@ std::string ManPage(const CLI::App& app) {
 
 // ---- shell completion ----
 
+constexpr int kAllRefs = 99;
+
 struct CompletionCommand {
   std::string name, description;
   std::vector<std::string> flags;         // every name: -q, --quiet
   std::vector<std::string> valued_flags;  // those taking a value
   std::vector<std::string> words;         // fixed choices for the positional argument
-  bool image_refs = false;                // the positional argument is an image reference
+  // How many leading positional arguments are image references (kAllRefs: every one).
+  int image_refs = 0;
 };
 
 std::vector<CompletionCommand> CompletionCommands(const CLI::App& app) {
@@ -757,7 +760,10 @@ std::vector<CompletionCommand> CompletionCommands(const CLI::App& app) {
         if (TakesValue(*o)) c.valued_flags.push_back(n);
       }
     }
-    for (const CLI::Option* o : Positionals(cmd)) c.image_refs |= IsImageArgument(*o);
+    for (const CLI::Option* o : Positionals(cmd)) {
+      if (!IsImageArgument(*o)) break;
+      c.image_refs = o->get_expected_max() > 1 ? kAllRefs : c.image_refs + 1;
+    }
     if (name == "completion") c.words = {"bash", "zsh", "fish"};
     out.push_back(std::move(c));
   };
@@ -788,31 +794,24 @@ std::string BashCompletion(const CLI::App& app) {
              ")\n      flags=" + ShellQuoted(Joined(c.flags)) +
              "\n      valued=" + ShellQuoted(Joined(c.valued_flags)) +
              "\n      choices=" + ShellQuoted(Joined(c.words)) +
-             "\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
+             "\n      refs=" + std::to_string(c.image_refs) + " ;;\n";
   }
   return R"(# bash completion for hoist, written by `hoist completion bash`.
 # Completes commands, flags, and image references from the store (--store on the command line,
-# else $HOIST_STORE, else the default store).
-_hoist_refs() {
-  local i store=()
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    if [[ ${COMP_WORDS[i]} == --store ]]; then
-      if [[ ${COMP_WORDS[i+1]} == = ]]; then store=(--store "${COMP_WORDS[i+2]}")
-      else store=(--store "${COMP_WORDS[i+1]}"); fi
-    fi
-  done
-  command "${COMP_WORDS[0]}" "${store[@]}" images --format /reference 2>/dev/null
-}
-
+# else $HOIST_STORE, else the default store). Words are taken from the line itself, so that
+# host:port and name:tag stay whole.
 _hoist() {
   local line=${COMP_LINE:0:COMP_POINT}
   local cur=${line##*[[:space:]]}
-  local prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmd="" i w
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w=${COMP_WORDS[i]}
+  local -a argv store=()
+  read -ra argv <<< "${line:0:${#line}-${#cur}}"
+  local prev=${argv[${#argv[@]}-1]}
+  local cmd="" i=1 n=0 w
+  for ((; i < ${#argv[@]}; i++)); do
+    w=${argv[i]}
     case $w in
-      --store) ((i++)); [[ ${COMP_WORDS[i]} == = ]] && ((i++)) ;;
+      --store) store=(--store "${argv[i+1]}"); ((i++)) ;;
+      --store=*) store=(--store "${w#--store=}") ;;
       -*) ;;
       *) cmd=$w; break ;;
     esac
@@ -822,8 +821,12 @@ _hoist() {
 )" + cases +
          R"(    *) return ;;
   esac
+  # Positional arguments before the current word.
+  for ((i++; i < ${#argv[@]}; i++)); do
+    w=${argv[i]}
+    if [[ " $valued " == *" $w "* ]]; then ((i++)); elif [[ $w != -* ]]; then ((n++)); fi
+  done
   COMPREPLY=()
-  if [[ $prev == = ]]; then prev=${COMP_WORDS[COMP_CWORD-2]}; fi
   if [[ " $valued " == *" $prev "* ]]; then
     COMPREPLY=($(compgen -f -- "$cur"))
   elif [[ $cur == -* ]]; then
@@ -833,11 +836,11 @@ _hoist() {
          commands + R"(" -- "$cur"))
   elif [[ -n $choices ]]; then
     COMPREPLY=($(compgen -W "$choices" -- "$cur"))
-  elif ((refs)); then
+  elif ((n < refs)); then
     local r
     while IFS= read -r r; do
       [[ $r == "$cur"* ]] && COMPREPLY+=("$r")
-    done < <(_hoist_refs)
+    done < <(command "${argv[0]}" "${store[@]}" images --format /reference 2>/dev/null)
   else
     COMPREPLY=($(compgen -f -- "$cur"))
   fi
@@ -864,7 +867,7 @@ std::string ZshCompletion(const CLI::App& app) {
     if (!c.name.empty()) commands += "    " + ZshDescribed(c.name, c.description) + "\n";
     cases += "    " + (c.name.empty() ? std::string("''") : c.name) + ")\n      flags=(" +
              Joined(c.flags) + ")\n      valued=(" + Joined(c.valued_flags) + ")\n      choices=(" +
-             Joined(c.words) + ")\n      refs=" + (c.image_refs ? "1" : "0") + " ;;\n";
+             Joined(c.words) + ")\n      refs=" + std::to_string(c.image_refs) + " ;;\n";
   }
   return R"(#compdef hoist
 # zsh completion for hoist, written by `hoist completion zsh`.
@@ -886,11 +889,15 @@ _hoist() {
     esac
   done
   local -a flags valued choices cmds
-  local refs=0
+  local refs=0 n=0
   case $cmd in
 )" + cases +
          R"(    *) return 1 ;;
   esac
+  # Positional arguments before the current word.
+  for (( i++; i < CURRENT; i++ )); do
+    if (( ${valued[(Ie)${words[i]}]} )); then (( i++ )); elif [[ ${words[i]} != -* ]]; then (( n++ )); fi
+  done
   if (( ${valued[(Ie)${words[CURRENT-1]}]} )); then
     _files
   elif [[ $PREFIX == -* ]]; then
@@ -902,7 +909,7 @@ _hoist() {
     _describe command cmds
   elif (( ${#choices} )); then
     compadd -- "${choices[@]}"
-  elif (( refs )); then
+  elif (( n < refs )); then
     local -a images
     images=("${(@f)$(_hoist_refs)}")
     compadd -- "${images[@]}"
@@ -964,8 +971,13 @@ complete -c hoist -f
     if (c.name.empty()) continue;
     if (!c.words.empty()) {
       out += "complete -c hoist -n " + cond + " -a " + FishQuoted(Joined(c.words)) + "\n";
-    } else if (c.image_refs) {
+    } else if (c.image_refs > 0) {
       out += "complete -c hoist -n " + cond + " -a '(__hoist_refs)'\n";
+      // A later argument (unpack DEST, mount TARGET) is a path.
+      if (c.image_refs != kAllRefs &&
+          static_cast<int>(Positionals(*app.get_subcommand(c.name)).size()) > c.image_refs) {
+        out += "complete -c hoist -n " + cond + " -F\n";
+      }
     } else if (!Positionals(*app.get_subcommand(c.name)).empty()) {
       out += "complete -c hoist -n " + cond + " -F\n";
     }
