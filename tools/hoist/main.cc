@@ -220,8 +220,9 @@ int Login(const Globals& g, const std::string& registry, std::string user, std::
 // compact JSON; both terminal-safe. NotFound when the document has no such member.
 hoist::Result<std::string> PointerValue(const nlohmann::json& doc, const std::string& pointer) {
   nlohmann::json::json_pointer p(pointer);  // syntax checked by the option's validator
-  if (!doc.contains(p))
+  if (!doc.contains(p)) {
     return hoist::NotFoundError("--format " + hoist::Quote(pointer) + ": no such field");
+  }
   const nlohmann::json& v = doc.at(p);
   if (v.is_string()) return TerminalSafe(v.get<std::string>());
   return hoist::TerminalSafeJson(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -241,8 +242,8 @@ CLI::Validator FormatValidator(std::vector<std::string> words) {
         }
         std::string want;
         for (const auto& w : words) want += w + ", ";
-        return "must be " + want + "or a JSON pointer such as /reference, got " +
-               hoist::Quote(value);
+        return "must be " + (want.empty() ? "" : want + "or ") +
+               "a JSON pointer (RFC 6901) such as /a/b/0, got " + hoist::Quote(value);
       },
       "FORMAT");
 }
@@ -262,12 +263,12 @@ int64_t ParseRfc3339(const std::string& text) {
   }
   int64_t offset = 0;
   int oh = 0, om = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') &&
-             std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
+  if (rest != "Z" && rest != "z") {
+    if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') ||
+        std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
+      return -1;
+    }
     offset = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-  } else {
-    return -1;
   }
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
