@@ -483,6 +483,7 @@ Result<Image> Client::Impl::Load(const std::string& name, const Descriptor& reco
                      store->ReadBlob(image.config.digest, manifest::kMaxManifestBytes));
     ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(image.config_json));
     image.platform = cfg.platform;
+    image.created = cfg.created;
   } else if (decoded.kind == manifest::Kind::kSchema1) {
     image.layers = manifest::Children(decoded);
     image.platform.os = "linux";
@@ -490,6 +491,7 @@ Result<Image> Client::Impl::Load(const std::string& name, const Descriptor& reco
   } else {
     return DataLossError("record " + name + " points to an index");
   }
+  image.manifest_json = std::move(bytes);
   return image;
 }
 
@@ -562,6 +564,8 @@ Result<std::vector<ImageSummary>> Client::Images() {
     auto image = impl_->Load(s.reference, r);
     if (!image.ok()) return image.status().WithContext("images: " + TerminalSafe(s.reference));
     s.digest = image->manifest.digest;
+    s.repo_digest = image->repo_digest;
+    s.created = image->created;
     s.size = image->manifest.size + std::max<int64_t>(0, image->config.size);
     for (const auto& l : image->layers) s.size += std::max<int64_t>(0, l.size);
     out.push_back(std::move(s));
@@ -576,6 +580,26 @@ Result<Image> Client::Inspect(std::string_view text) {
   auto image = impl_->Find(*ref);
   if (!image.ok()) return image.status().WithContext(context);
   return image;
+}
+
+Status Client::Tag(std::string_view source, std::string_view target) {
+  const std::string context = "tag " + std::string(source) + " " + std::string(target);
+  auto src = Reference::Parse(source);
+  if (!src.ok()) return src.status().WithContext(context);
+  auto dst = Reference::Parse(target);
+  if (!dst.ok()) return dst.status().WithContext(context);
+  if (dst->digest()) {
+    return InvalidArgumentError(context + ": the new name takes a tag, not a digest");
+  }
+  // Between reading the record and writing the new one, gc must not reclaim the manifest.
+  auto gc_guard = impl_->store->LockAgainstGc();
+  if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
+  auto record = impl_->store->GetRef(RecordName(*src));
+  if (!record.ok()) return record.status().WithContext(context);
+  if (!*record) return NotFoundError(context + ": no such image in the store (pull it first)");
+  Descriptor copy = **record;
+  copy.annotations.erase(content::kRefNameAnnotation);  // PutRef names it
+  return impl_->store->PutRef(RecordName(*dst), copy).WithContext(context);
 }
 
 }  // namespace hoist

@@ -95,10 +95,10 @@ TEST_F(CliTest, PullPrintsDockerLikeProgressThenUpToDate) {
 
   // $HOIST_STORE is the default store.
   setenv("HOIST_STORE", store_.c_str(), 1);
-  CliRun images = Hoist({"images"}, dir_->path());
+  CliRun images = Hoist({"images", "--format", "/reference"}, dir_->path());
   unsetenv("HOIST_STORE");
   ASSERT_EQ(images.exit_code, 0) << images.err;
-  EXPECT_EQ(CountLines(images.out, Ref("app:1")), 1) << images.out;
+  EXPECT_EQ(images.out, Ref("app:1") + "\n");
 
   CliRun inspect = Hoist({"--store", store_, "inspect", Ref("app:1")}, dir_->path());
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;

@@ -192,6 +192,12 @@ class Client {
   // An image recorded in the store (no network).
   Result<Image> Inspect(std::string_view reference);
 
+  // `docker tag`: records `target` (normalized as Pull does; a name with a tag, never a digest:
+  // InvalidArgument) for the same manifest as the image recorded as `source`, replacing any
+  // record `target` had. No blob is copied and nothing is fetched. NotFound if `source` is not
+  // recorded. Holds gc off while it runs, so the blobs stay.
+  Status Tag(std::string_view source, std::string_view target);
+
   // Writes the root filesystem of an image of the store into `dest`, which must not exist or
   // be an empty directory: the layers applied in order, whiteouts applied, hardlinks across
   // layers resolved. Built in a staging directory beside `dest` and renamed into place, so

@@ -50,6 +50,10 @@ Result<ImageConfig> ParseConfig(std::string_view bytes) {
     if (!digest.ok()) return DataLossError(where + ": " + digest.status().message());
     config.diff_ids.push_back(*std::move(digest));
   }
+  // Informational only (images lists it), so a config without a usable one is still valid.
+  if (const Json* created = Find(doc, "created"); created != nullptr && created->is_string()) {
+    config.created = created->get<std::string>();
+  }
   config.raw = std::string(bytes);
   return config;
 }

@@ -16,6 +16,7 @@ struct ImageConfig {
   Platform platform;             // os, architecture, variant, os.version, os.features as written
   std::vector<Digest> diff_ids;  // rootfs.diff_ids: digests of the uncompressed layers, base first
   std::string raw;               // the config bytes as given
+  std::string created;           // "created" as written (RFC 3339); "" if absent or not a string
 };
 
 // Parses a config blob. Requires rootfs.type == "layers" and rootfs.diff_ids an array of valid

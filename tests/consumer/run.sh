@@ -7,6 +7,8 @@ src_dir=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
+# hoist(1) is installed, with a section per command.
+grep -q '^\.SS hoist pull' "$work/prefix/share/man/man1/hoist.1"
 cmake -S "$src_dir" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 test "$("$work/cmake-build/consumer")" = "docker.io/library/alpine:3.20"

@@ -2,23 +2,30 @@
 // line and an exit code; all the work is libhoist's. Every line it prints goes through
 // TerminalSafe (JSON through TerminalSafeJson) as a last line of defence: whatever a registry or
 // an image managed to put into a message, no control character reaches the terminal.
+// Usage errors, examples, hoist(1) and completion scripts are generated from the CLI11
+// definition below (help.cc, completion.cc).
 #include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/json.h"
 #include "base/strings.h"
+#include "help.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
+#include "hoist/version.h"
 
 namespace {
 
@@ -215,37 +222,253 @@ int Login(const Globals& g, const std::string& registry, std::string user, std::
   return 0;
 }
 
-int Images(const Globals& g) {
-  auto client = OpenClient(g);
-  if (!client.ok()) return Fail(client.status().WithContext("images"));
-  auto images = (*client)->Images();
-  if (!images.ok()) return Fail(images.status().WithContext("images"));
-  std::printf("%-60s %-19s %s\n", "REFERENCE", "DIGEST", "SIZE");
-  for (const auto& i : *images) {
-    std::printf("%-60s %-19s %s\n", TerminalSafe(i.reference).c_str(), i.digest.Short().c_str(),
-                HumanSize(i.size).c_str());
+// ---- images, inspect, tag ----
+
+// The value at a JSON pointer (RFC 6901), one line: a string as its text, anything else as
+// compact JSON; both terminal-safe. NotFound when the document has no such member.
+hoist::Result<std::string> PointerValue(const nlohmann::json& doc, const std::string& pointer) {
+  nlohmann::json::json_pointer p(pointer);  // syntax checked by the option's validator
+  if (!doc.contains(p)) {
+    return hoist::NotFoundError("--format " + hoist::Quote(pointer) + ": no such field");
   }
+  const nlohmann::json& v = doc.at(p);
+  if (v.is_string()) return TerminalSafe(v.get<std::string>());
+  return hoist::TerminalSafeJson(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// CLI11 validator for --format values that are JSON pointers (and, for images, table/json).
+CLI::Validator FormatValidator(std::vector<std::string> words) {
+  return CLI::Validator(
+      [words](std::string& value) -> std::string {
+        for (const auto& w : words) {
+          if (value == w) return "";
+        }
+        try {
+          nlohmann::json::json_pointer p(value);
+          if (!value.empty()) return "";
+        } catch (const nlohmann::json::exception&) {
+        }
+        std::string want;
+        for (const auto& w : words) want += w + ", ";
+        return "must be " + (want.empty() ? "" : want + "or ") +
+               "a JSON pointer (RFC 6901) such as /a/b/0, got " + hoist::Quote(value);
+      },
+      "FORMAT");
+}
+
+// Seconds since the epoch of an RFC 3339 time ("2024-05-01T12:00:00.5Z", "...+02:00"), or -1.
+int64_t ParseRfc3339(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return -1;
+  }
+  std::string_view rest = std::string_view(text).substr(static_cast<size_t>(consumed));
+  if (!rest.empty() && rest[0] == '.') {
+    rest.remove_prefix(1);
+    while (!rest.empty() && rest[0] >= '0' && rest[0] <= '9') rest.remove_prefix(1);
+  }
+  int64_t offset = 0;
+  int oh = 0, om = 0;
+  if (rest != "Z" && rest != "z") {
+    if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') ||
+        std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
+      return -1;
+    }
+    offset = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  time_t t = timegm(&tm);
+  return t == -1 ? -1 : static_cast<int64_t>(t) - offset;
+}
+
+// docker's "2 weeks ago"; "N/A" when the image gives no usable time.
+std::string HumanAge(const std::string& created) {
+  int64_t t = ParseRfc3339(created);
+  if (t < 0) return "N/A";
+  int64_t s = static_cast<int64_t>(std::time(nullptr)) - t;
+  if (s < 0) return "In the future";
+  auto n = [](int64_t v, const char* unit) {
+    return std::to_string(v) + " " + unit + (v == 1 ? "" : "s") + " ago";
+  };
+  if (s < 60) return n(s, "second");
+  if (s < 3600) return n(s / 60, "minute");
+  if (s < 48 * 3600) return n(s / 3600, "hour");
+  if (s < 14 * 86400) return n(s / 86400, "day");
+  if (s < 90 * 86400) return n(s / (7 * 86400), "week");
+  if (s < 2 * 365 * 86400) return n(s / (30 * 86400), "month");
+  return n(s / (365 * 86400), "year");
+}
+
+// One image as `images --format json` prints it. A record name that is not a valid reference
+// (a hand-edited index.json) is shown whole as the repository, with no tag.
+nlohmann::json ImageJson(const hoist::ImageSummary& i) {
+  std::string repository = i.reference, tag;
+  if (auto ref = hoist::Reference::Parse(i.reference); ref.ok()) {
+    std::string familiar = ref->Familiar();
+    size_t suffix = (ref->tag().empty() ? 0 : ref->tag().size() + 1) +
+                    (ref->digest() ? ref->digest()->String().size() + 1 : 0);
+    repository = familiar.substr(0, familiar.size() - suffix);
+    tag = ref->tag();
+  }
+  return {{"reference", i.reference},
+          {"repository", repository},
+          {"tag", tag},
+          {"digest", i.digest.String()},
+          {"repoDigest", i.repo_digest.String()},
+          {"size", i.size},
+          {"created", i.created}};
+}
+
+// `images REF`: a reference with a tag or digest names one record; a bare name, every record
+// of that repository (as `docker images NAME`).
+bool MatchesFilter(const hoist::ImageSummary& i, const hoist::Reference& filter, bool exact) {
+  auto ref = hoist::Reference::Parse(i.reference);
+  if (!ref.ok()) return false;
+  return exact ? ref->String() == filter.String() : ref->Name() == filter.Name();
+}
+
+// Rows padded to their columns' widths, three spaces apart, as docker prints tables.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 3, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+int Images(const Globals& g, const std::string& filter_text, bool digests,
+           const std::string& format) {
+  const std::string context = filter_text.empty() ? "images" : "images " + filter_text;
+  std::optional<hoist::Reference> filter;
+  bool exact = false;
+  if (!filter_text.empty()) {
+    auto ref = hoist::Reference::Parse(filter_text);
+    if (!ref.ok()) return Fail(ref.status().WithContext(context));
+    filter = *ref;
+    std::string_view last = filter_text;
+    last.remove_prefix(std::min(last.size(), last.rfind('/') + 1));
+    exact = last.find_first_of(":@") != std::string_view::npos;
+  }
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext(context));
+  auto images = (*client)->Images();
+  if (!images.ok()) return Fail(images.status().WithContext(context));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& i : *images) {
+    if (!filter || MatchesFilter(i, *filter, exact)) list.push_back(ImageJson(i));
+  }
+  if (format == "json") {
+    std::printf("%s\n", hoist::TerminalSafeJson(
+                            list.dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
+                            .c_str());
+    return 0;
+  }
+  if (format != "table") {
+    for (const auto& j : list) {
+      auto value = PointerValue(j, format);
+      if (!value.ok()) return Fail(value.status().WithContext(context));
+      std::printf("%s\n", value->c_str());
+    }
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"}};
+  for (const auto& j : list) {
+    std::string tag = j["tag"];
+    auto digest = hoist::Digest::Parse(j["repoDigest"].get<std::string>());
+    rows.push_back({TerminalSafe(j["repository"].get<std::string>()),
+                    tag.empty() ? "<none>" : TerminalSafe(tag),
+                    digest.ok() ? (digests ? digest->String() : digest->hex().substr(0, 12)) : "",
+                    HumanSize(j["size"].get<int64_t>()), HumanAge(j["created"])});
+  }
+  PrintTable(rows);
   return 0;
 }
 
-int Inspect(const Globals& g, const std::string& ref_text) {
+// A document as stored (manifest or config): its exact bytes when stdout is not a terminal, so
+// that it can be hashed or parsed; on a terminal, with whatever could drive it escaped.
+void WriteDocument(const std::string& bytes) {
+  if (isatty(STDOUT_FILENO)) {
+    std::string safe = hoist::TerminalSafeJson(bytes);
+    std::printf("%s%s", safe.c_str(), !safe.empty() && safe.back() == '\n' ? "" : "\n");
+    return;
+  }
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+}
+
+int Tag(const Globals& g, const std::string& source, const std::string& target) {
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("tag " + source + " " + target));
+  hoist::Status s = (*client)->Tag(source, target);
+  return s.ok() ? 0 : Fail(s);
+}
+
+std::string VersionText() {
+  std::string text = "hoist " + hoist::Version();
+  for (const auto& lib : hoist::LinkedLibraryVersions()) {
+    text +=
+        "\n" + lib.name + " " + TerminalSafe(lib.version) + (lib.run_time ? "" : " (build time)");
+  }
+  return text;
+}
+
+nlohmann::json InspectJson(const hoist::Image& image) {
+  nlohmann::json j;
+  j["reference"] = image.reference;
+  j["digest"] = image.manifest.digest.String();
+  j["repoDigest"] = image.repo_digest.String();
+  j["mediaType"] = image.manifest.media_type;
+  j["platform"] = PlatformJson(image.platform);
+  if (!image.config.digest.empty()) {
+    j["config"] = DescriptorJson(image.config);
+    auto config = hoist::ParseJson(image.config_json, "config");
+    if (config.ok()) j["configData"] = std::move(config).value();
+  }
+  j["layers"] = nlohmann::json::array();
+  for (const auto& l : image.layers) j["layers"].push_back(DescriptorJson(l));
+  return j;
+}
+
+struct InspectFlags {
+  std::string format;   // a JSON pointer into the JSON inspect prints; "" for all of it
+  bool raw = false;     // the manifest as stored
+  bool config = false;  // the config blob as stored
+};
+
+int Inspect(const Globals& g, const std::string& ref_text, const InspectFlags& flags) {
   auto client = OpenClient(g);
   if (!client.ok()) return Fail(client.status().WithContext("inspect " + ref_text));
   auto image = (*client)->Inspect(ref_text);
   if (!image.ok()) return Fail(image.status());
-  nlohmann::json j;
-  j["reference"] = image->reference;
-  j["digest"] = image->manifest.digest.String();
-  j["repoDigest"] = image->repo_digest.String();
-  j["mediaType"] = image->manifest.media_type;
-  j["platform"] = PlatformJson(image->platform);
-  if (!image->config.digest.empty()) {
-    j["config"] = DescriptorJson(image->config);
-    auto config = hoist::ParseJson(image->config_json, "config");
-    if (config.ok()) j["configData"] = std::move(config).value();
+  if (flags.raw) {
+    WriteDocument(image->manifest_json);
+    return 0;
   }
-  j["layers"] = nlohmann::json::array();
-  for (const auto& l : image->layers) j["layers"].push_back(DescriptorJson(l));
+  if (flags.config) {
+    if (image->config.digest.empty()) {
+      return Fail(
+          hoist::NotFoundError("inspect " + ref_text + ": a schema1 image has no config blob"));
+    }
+    WriteDocument(image->config_json);
+    return 0;
+  }
+  nlohmann::json j = InspectJson(*image);
+  if (!flags.format.empty()) {
+    auto value = PointerValue(j, flags.format);
+    if (!value.ok()) return Fail(value.status().WithContext("inspect " + ref_text));
+    std::printf("%s\n", value->c_str());
+    return 0;
+  }
   // Strings the image carries are escaped as JSON (control characters as \u00NN, invalid UTF-8
   // as U+FFFD), then C1 controls, DEL and bidi overrides too, which JSON allows raw.
   std::printf("%s\n", hoist::TerminalSafeJson(
@@ -323,8 +546,10 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
 }  // namespace
 
 static int Run(int argc, char** argv) {
-  CLI::App app{"hoist: pull container images from registries into a verified local store"};
+  CLI::App app{"hoist: pull container images from registries into a verified local store", "hoist"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::function<std::string()>(VersionText),
+                       "Print hoist's version and those of the libraries it uses");
   Globals g;
   app.add_option("--store", g.store,
                  "Store directory (default: $HOIST_STORE, /var/lib/hoist for root, else "
@@ -366,11 +591,40 @@ static int Run(int argc, char** argv) {
   pull->add_option("REF", ref, "Image reference, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…")
       ->required();
 
+  std::string images_ref, images_format = "table";
+  bool digests = false;
   auto* images = app.add_subcommand("images", "List the images in the store");
+  images->add_flag("--digests", digests, "Show full digests (sha256:...) instead of short ones");
+  images
+      ->add_option("--format", images_format,
+                   "table, json, or a JSON pointer into each image's JSON object, printed one "
+                   "a line (e.g. /reference)")
+      ->check(FormatValidator({"table", "json"}));
+  images->add_option("REF", images_ref,
+                     "Only this repository (NAME: all its tags) or image (NAME:TAG, NAME@DIGEST)");
 
   std::string inspect_ref;
+  InspectFlags inspect_flags;
   auto* inspect = app.add_subcommand("inspect", "Print an image of the store as JSON");
+  auto* inspect_format =
+      inspect
+          ->add_option("--format", inspect_flags.format,
+                       "Print one field: a JSON pointer (RFC 6901) into the JSON, e.g. "
+                       "/configData/config/Env; strings as text, the rest as JSON")
+          ->check(FormatValidator({}));
+  auto* inspect_raw =
+      inspect->add_flag("--raw", inspect_flags.raw, "Print the manifest exactly as stored");
+  inspect->add_flag("--config", inspect_flags.config, "Print the config blob exactly as stored")
+      ->excludes(inspect_format)
+      ->excludes(inspect_raw);
+  inspect_format->excludes(inspect_raw);
   inspect->add_option("REF", inspect_ref, "Image reference")->required();
+
+  std::string tag_source, tag_target;
+  auto* tag = app.add_subcommand(
+      "tag", "Record another name for an image of the store (the same manifest, nothing copied)");
+  tag->add_option("SRC", tag_source, "Image reference, as pulled")->required();
+  tag->add_option("DST", tag_target, "New reference: NAME[:TAG]")->required();
 
   std::string unpack_ref, unpack_dest;
   bool bundle = false;
@@ -451,13 +705,35 @@ static int Run(int argc, char** argv) {
   auto* df = app.add_subcommand("df", "Show the store's usage and what hoist gc would reclaim");
   add_gc_flags(df);
 
-  CLI11_PARSE(app, argc, argv);
+  std::string completion_shell;
+  auto* completion = app.add_subcommand(
+      "completion", "Print a shell completion script (commands, flags, images in the store)");
+  completion->add_option("SHELL", completion_shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+
+  // Hidden: `help --man` writes hoist(1) (the build runs it); `help CMD` is `CMD --help`.
+  std::string help_command, man_output;
+  bool man = false;
+  auto* help = app.add_subcommand("help", "Show help, or write the man page")->group("");
+  help->add_flag("--man", man, "Write hoist(1) in roff");
+  help->add_option("-o,--output", man_output, "Write to this file instead of stdout");
+  help->add_option("COMMAND", help_command, "The command to describe");
+
+  hoist::cli::AddFooters(app);
+  if (auto code = hoist::cli::ParseArguments(app, argc, argv)) return *code;
+  if (*help) return hoist::cli::Help(app, help_command, man, man_output);
+  if (*completion) {
+    std::printf("%s", hoist::cli::CompletionScript(app, completion_shell).c_str());
+    return 0;
+  }
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   if (*pull) return Pull(g, ref, platform, jobs, quiet);
-  if (*images) return Images(g);
-  if (*inspect) return Inspect(g, inspect_ref);
+  if (*images) return Images(g, images_ref, digests, images_format);
+  if (*inspect) return Inspect(g, inspect_ref, inspect_flags);
+  if (*tag) return Tag(g, tag_source, tag_target);
   if (*rmi) return RemoveImages(g, rmi_refs);
   if (*gc) return GarbageCollect(g, gc_options);
   if (*verify) return Verify(g, verify_refs, repair);
