@@ -147,11 +147,9 @@ LayerUnpacker::~LayerUnpacker() {
   }
 }
 
-Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store& store,
-                                                           const Digest& diff_id,
-                                                           const Digest& blob,
-                                                           std::string_view media_type,
-                                                           LayerLimits limits) {
+Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(
+    const content::Store& store, const Digest& diff_id, const Digest& blob,
+    std::string_view media_type, LayerLimits limits, const std::function<void()>& on_wait) {
   const std::string context = "layer " + diff_id.String();
   if (diff_id.algorithm() != "sha256") {
     return DataLossError(context + ": diff_ids are sha256");
@@ -160,7 +158,7 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store&
   FileSystem* fs = store.fs();
   auto locks = store.OpenDir(layout.LocksDir(), true);
   if (!locks.ok()) return locks.status().WithContext(context);
-  auto lock = FileLock::Acquire(fs, locks->get(), BaseName(layout.LayerLockFile(diff_id)));
+  auto lock = FileLock::Acquire(fs, locks->get(), BaseName(layout.LayerLockFile(diff_id)), on_wait);
   if (!lock.ok()) return lock.status().WithContext(context);
   std::unique_ptr<LayerUnpacker> u(new LayerUnpacker(store, diff_id, blob, std::move(*lock)));
   if (LayerExists(store, diff_id)) {
