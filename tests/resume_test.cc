@@ -251,10 +251,20 @@ TEST_F(ResumeTest, WaiterTakesOverFromAKilledHolder) {
         return true;
       },
       20s));
+  // What the holder keeps, measured before it dies (it stalls: its data no longer grows),
+  // since the waiter starts from it at once.
+  std::vector<int64_t> missing = Missing(store);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::this_thread::sleep_for(200ms);
+        std::vector<int64_t> now = Missing(store);
+        std::swap(now, missing);
+        return now == missing;
+      },
+      20s));
+  const std::vector<int64_t> before = LayerBytes();
   ::kill(holder->pid(), SIGKILL);
   holder->Stop();
-  const std::vector<int64_t> missing = Missing(store);
-  const std::vector<int64_t> before = LayerBytes();
   t.join();
   ASSERT_EQ(waiter.exit_code, 0) << waiter.out << waiter.err;
   const std::vector<int64_t> after = LayerBytes();
