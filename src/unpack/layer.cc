@@ -192,14 +192,26 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(
   return u;
 }
 
+Status LayerUnpacker::WhereDiskIsFull(Status s) const {
+  if (s.code() != StatusCode::kResourceExhausted) return s;
+  const std::string& m = s.message();
+  if (m.find("space left on device") == std::string::npos &&
+      m.find("quota exceeded") == std::string::npos) {
+    return s;  // a cap, not the disk
+  }
+  return Status(s.code(), m + " (in " + store_.layout().LayerStagingDir(diff_id_) + ")");
+}
+
 Status LayerUnpacker::Feed(const char* data, size_t n) {
   if (already_exists_) return OkStatus();
-  return stream_->Feed(data, n);
+  return WhereDiskIsFull(stream_->Feed(data, n));
 }
 
 Status LayerUnpacker::Finish() {
   if (already_exists_) return OkStatus();
-  ASSIGN_OR_RETURN(Digest got, stream_->Finish());
+  auto finished = stream_->Finish();
+  if (!finished.ok()) return WhereDiskIsFull(finished.status());
+  Digest got = *finished;
   if (got != diff_id_) {
     return DataLossError("diff_id mismatch: got " + got.String() + ", want " + diff_id_.String());
   }

@@ -115,6 +115,9 @@ class LayerUnpacker {
 
  private:
   LayerUnpacker(const content::Store& store, Digest diff_id, Digest blob, FileLock lock);
+  // A full disk (ENOSPC, EDQUOT) during extraction: the message names the staging directory
+  // too, so the user learns which filesystem filled up. Other errors are returned as they are.
+  Status WhereDiskIsFull(Status s) const;
   const content::Store& store_;
   FileSystem* fs_;
   Digest diff_id_;
