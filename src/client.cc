@@ -145,6 +145,8 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
   report(ProgressState::kDownloading, writer->written());
   bool fresh = true;
   RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
+    // Resuming what an earlier pull kept in ingest/ (only the first source does).
+    bool from_kept = fresh && writer->written() > 0;
     // Another source starts from nothing: what the previous one wrote is dropped.
     if (!fresh) {
       content::WriterOptions from_zero = resume;
@@ -153,17 +155,30 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
       ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size, from_zero));
     }
     fresh = false;
-    if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
-    // Across a Range resume the writer continues; a source that starts again from zero
-    // restarts it.
-    Status s = fetch(registry::BlobSink{
-        [&] { return writer->Restart(); },
-        [&](const char* data, size_t n) { return writer->Write(data, n); }, writer->written()});
-    if (s.ok()) {
-      report(ProgressState::kVerifying, writer->written());
-      s = writer->Commit();
+    for (;;) {
+      if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
+      // Across a Range resume the writer continues; a source that starts again from zero
+      // restarts it.
+      Status s = fetch(registry::BlobSink{
+          [&] { return writer->Restart(); },
+          [&](const char* data, size_t n) { return writer->Write(data, n); }, writer->written()});
+      if (s.ok()) {
+        report(ProgressState::kVerifying, writer->written());
+        s = writer->Verify();
+        if (!s.ok() && from_kept) {
+          // The kept data was not the blob's beginning (a crash may lose what was not
+          // synced): it is gone with the failed writer; once more, the whole blob.
+          from_kept = false;
+          content::WriterOptions from_zero = resume;
+          from_zero.resume = false;
+          writer.reset();
+          ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size, from_zero));
+          continue;
+        }
+        if (s.ok()) s = writer->Commit();
+      }
+      return s;
     }
-    return s;
   }));
   *downloaded = true;
   report(ProgressState::kDownloadComplete, d.size);
@@ -229,6 +244,8 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
     progress.Report(d, ProgressState::kDownloading, writer->written());
     bool fresh = true;  // the writer and the staging directory hold only this source's bytes
     RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
+      // Resuming what an earlier pull kept in ingest/ (only the first source does).
+      bool from_kept = fresh && writer->written() > 0;
       // Every other source hashes and extracts from byte zero: a source that sent wrong bytes
       // leaves no trace in the next attempt's blob or layer.
       if (!fresh) {
@@ -238,32 +255,45 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
         }
       }
       fresh = false;
-      // A Range resume continues both the blob writer and the extraction, which hold their
-      // state in memory: nothing is fetched or extracted twice. A source that starts again
-      // from zero gets a new writer and a new staging directory.
-      auto restart = [&]() -> Status {
-        RETURN_IF_ERROR(open(false));
-        if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+      for (;;) {
+        // A Range resume continues both the blob writer and the extraction, which hold their
+        // state in memory: nothing is fetched or extracted twice. A source that starts again
+        // from zero gets a new writer and a new staging directory.
+        auto restart = [&]() -> Status {
+          RETURN_IF_ERROR(open(false));
+          if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+          return OkStatus();
+        };
+        auto write = [&](const char* data, size_t n) -> Status {
+          RETURN_IF_ERROR(writer->Write(data, n));
+          return feed(data, n);
+        };
+        Status fetched = fetch(registry::BlobSink{restart, write, writer->written()});
+        if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
+          return layer->already_exists() ? OkStatus() : extract_stored();
+        }
+        RETURN_IF_ERROR(fetched);
+        progress.Report(d, ProgressState::kVerifying, writer->written());
+        // Both digests before anything becomes visible: the blob's, then the
+        // diff_id.
+        Status verified = writer->Verify();
+        if (!verified.ok() && from_kept) {
+          // The kept data was not the blob's beginning (a crash may lose what was not
+          // synced): it is gone with the failed writer; once more, the whole blob.
+          from_kept = false;
+          RETURN_IF_ERROR(open(false));
+          if (writer->already_committed()) {
+            return layer->already_exists() ? OkStatus() : extract_stored();
+          }
+          continue;
+        }
+        RETURN_IF_ERROR(verified);
+        RETURN_IF_ERROR(extract);
+        RETURN_IF_ERROR(layer->Finish());
+        RETURN_IF_ERROR(writer->Commit());
+        *downloaded = true;
         return OkStatus();
-      };
-      auto write = [&](const char* data, size_t n) -> Status {
-        RETURN_IF_ERROR(writer->Write(data, n));
-        return feed(data, n);
-      };
-      Status fetched = fetch(registry::BlobSink{restart, write, writer->written()});
-      if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
-        return layer->already_exists() ? OkStatus() : extract_stored();
       }
-      RETURN_IF_ERROR(fetched);
-      progress.Report(d, ProgressState::kVerifying, writer->written());
-      // Both digests before anything becomes visible: the blob's, then the
-      // diff_id.
-      RETURN_IF_ERROR(writer->Verify());
-      RETURN_IF_ERROR(extract);
-      RETURN_IF_ERROR(layer->Finish());
-      RETURN_IF_ERROR(writer->Commit());
-      *downloaded = true;
-      return OkStatus();
     }));
     if (*downloaded) progress.Report(d, ProgressState::kDownloadComplete, d.size);
   }
