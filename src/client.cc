@@ -134,36 +134,51 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
   auto report = [&](ProgressState state, int64_t current = 0) {
     if (report_states) progress.Report(d, state, current);
   };
-  ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size));
+  content::WriterOptions resume;
+  resume.on_wait = [&] { report(ProgressState::kWaitingForOther); };
+  // The first source continues from what an earlier pull left in ingest/ (see OpenWriter).
+  ASSIGN_OR_RETURN(auto writer, store->OpenWriter(d.digest, d.size, resume));
   if (writer->already_committed()) {
     report(ProgressState::kAlreadyExists);
     return OkStatus();
   }
-  report(ProgressState::kDownloading);
-  // A fresh writer for every source, and when a source starts the blob again from zero: what
-  // the previous one wrote is gone with it. Across a Range resume the writer continues.
-  auto reopen = [&]() -> Status {
-    writer.reset();
-    ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
-    if (writer->already_committed()) return AlreadyExistsError("stored by another process");
-    return OkStatus();
-  };
+  report(ProgressState::kDownloading, writer->written());
+  bool fresh = true;
   RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
-    if (writer == nullptr) {
-      Status s = reopen();
-      if (writer != nullptr && writer->already_committed()) return OkStatus();
-      RETURN_IF_ERROR(s);
+    // Resuming what an earlier pull kept in ingest/ (only the first source does).
+    bool from_kept = fresh && writer->written() > 0;
+    // Another source starts from nothing: what the previous one wrote is dropped.
+    if (!fresh) {
+      content::WriterOptions from_zero = resume;
+      from_zero.resume = false;
+      writer.reset();
+      ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size, from_zero));
     }
-    if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
-    Status s = fetch(registry::BlobSink{
-        reopen, [&](const char* data, size_t n) { return writer->Write(data, n); }});
-    if (writer != nullptr && writer->already_committed()) return OkStatus();
-    if (s.ok()) {
-      report(ProgressState::kVerifying, writer->written());
-      s = writer->Commit();
+    fresh = false;
+    for (;;) {
+      if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
+      // Across a Range resume the writer continues; a source that starts again from zero
+      // restarts it.
+      Status s = fetch(registry::BlobSink{
+          [&] { return writer->Restart(); },
+          [&](const char* data, size_t n) { return writer->Write(data, n); }, writer->written()});
+      if (s.ok()) {
+        report(ProgressState::kVerifying, writer->written());
+        s = writer->Verify();
+        if (!s.ok() && from_kept) {
+          // The kept data was not the blob's beginning (a crash may lose what was not
+          // synced): it is gone with the failed writer; once more, the whole blob.
+          from_kept = false;
+          content::WriterOptions from_zero = resume;
+          from_zero.resume = false;
+          writer.reset();
+          ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size, from_zero));
+          continue;
+        }
+        if (s.ok()) s = writer->Commit();
+      }
+      return s;
     }
-    if (!s.ok()) writer.reset();
-    return s;
   }));
   *downloaded = true;
   report(ProgressState::kDownloadComplete, d.size);
@@ -183,14 +198,30 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   limits.image_budget = budget;
   std::unique_ptr<unpack::LayerUnpacker> layer;
   std::unique_ptr<content::Writer> writer;
+  // If extraction fails, the rest of the blob is still read (bounded by its declared size)
+  // and hashed, so that bytes that are not the blob are reported as such, not as whatever the
+  // inflater or tar reader made of them.
+  Status extract;
+  auto feed = [&](const char* data, size_t n) -> Status {
+    if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+    return OkStatus();
+  };
+  auto on_wait = [&] { progress.Report(d, ProgressState::kWaitingForOther); };
   // A new staging directory and a new blob writer, in lock order; whatever the previous ones
-  // held (extracted files, ingest data, hash state) is removed with them.
-  auto open = [&]() -> Status {
+  // held (extracted files, hash state) is dropped with them. `resume`: the writer continues
+  // from the partial data an earlier pull left in ingest/, which is extracted first
+  // (extraction cannot resume); otherwise the partial data is emptied too.
+  auto open = [&](bool resume) -> Status {
     writer.reset();
     layer.reset();
-    ASSIGN_OR_RETURN(layer,
-                     unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type, limits));
-    ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size));
+    extract = OkStatus();
+    ASSIGN_OR_RETURN(layer, unpack::LayerUnpacker::Open(*store, diff_id, d.digest, d.media_type,
+                                                        limits, on_wait));
+    content::WriterOptions o;
+    o.on_wait = on_wait;
+    o.resume = resume;
+    o.replay = feed;
+    ASSIGN_OR_RETURN(writer, store->OpenWriter(d.digest, d.size, o));
     return OkStatus();
   };
   // The blob is verified and read-only in the store: its lock is not needed.
@@ -202,7 +233,7 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
                          [&](const char* data, size_t n) { return layer->Feed(data, n); }));
     return layer->Finish();
   };
-  RETURN_IF_ERROR(open());
+  RETURN_IF_ERROR(open(true));
   if (writer->already_committed()) {
     if (layer->already_exists()) {
       progress.Report(d, ProgressState::kAlreadyExists);
@@ -210,51 +241,59 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
     }
     RETURN_IF_ERROR(extract_stored());
   } else {
-    progress.Report(d, ProgressState::kDownloading);
-    bool fresh = true;  // the writer and the staging directory have seen no bytes yet
+    progress.Report(d, ProgressState::kDownloading, writer->written());
+    bool fresh = true;  // the writer and the staging directory hold only this source's bytes
     RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
-      // Every source hashes and extracts from byte zero: a source that sent wrong bytes
+      // Resuming what an earlier pull kept in ingest/ (only the first source does).
+      bool from_kept = fresh && writer->written() > 0;
+      // Every other source hashes and extracts from byte zero: a source that sent wrong bytes
       // leaves no trace in the next attempt's blob or layer.
       if (!fresh) {
-        RETURN_IF_ERROR(open());
+        RETURN_IF_ERROR(open(false));
         if (writer->already_committed()) {  // another process stored it meanwhile
           return layer->already_exists() ? OkStatus() : extract_stored();
         }
       }
       fresh = false;
-      // If extraction fails, the rest of the blob is still read (bounded by
-      // its declared size) and hashed, so that bytes that are not the blob are
-      // reported as such, not as whatever the inflater or tar reader made of
-      // them.
-      Status extract;
-      // A Range resume continues both the blob writer and the extraction, which hold their
-      // state in memory: nothing is fetched or extracted twice. A source that starts again
-      // from zero gets a new writer and a new staging directory.
-      auto restart = [&]() -> Status {
-        extract = OkStatus();
-        RETURN_IF_ERROR(open());
-        if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+      for (;;) {
+        // A Range resume continues both the blob writer and the extraction, which hold their
+        // state in memory: nothing is fetched or extracted twice. A source that starts again
+        // from zero gets a new writer and a new staging directory.
+        auto restart = [&]() -> Status {
+          RETURN_IF_ERROR(open(false));
+          if (writer->already_committed()) return AlreadyExistsError("stored by another process");
+          return OkStatus();
+        };
+        auto write = [&](const char* data, size_t n) -> Status {
+          RETURN_IF_ERROR(writer->Write(data, n));
+          return feed(data, n);
+        };
+        Status fetched = fetch(registry::BlobSink{restart, write, writer->written()});
+        if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
+          return layer->already_exists() ? OkStatus() : extract_stored();
+        }
+        RETURN_IF_ERROR(fetched);
+        progress.Report(d, ProgressState::kVerifying, writer->written());
+        // Both digests before anything becomes visible: the blob's, then the
+        // diff_id.
+        Status verified = writer->Verify();
+        if (!verified.ok() && from_kept) {
+          // The kept data was not the blob's beginning (a crash may lose what was not
+          // synced): it is gone with the failed writer; once more, the whole blob.
+          from_kept = false;
+          RETURN_IF_ERROR(open(false));
+          if (writer->already_committed()) {
+            return layer->already_exists() ? OkStatus() : extract_stored();
+          }
+          continue;
+        }
+        RETURN_IF_ERROR(verified);
+        RETURN_IF_ERROR(extract);
+        RETURN_IF_ERROR(layer->Finish());
+        RETURN_IF_ERROR(writer->Commit());
+        *downloaded = true;
         return OkStatus();
-      };
-      auto write = [&](const char* data, size_t n) -> Status {
-        RETURN_IF_ERROR(writer->Write(data, n));
-        if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
-        return OkStatus();
-      };
-      Status fetched = fetch(registry::BlobSink{restart, write});
-      if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere
-        return layer->already_exists() ? OkStatus() : extract_stored();
       }
-      RETURN_IF_ERROR(fetched);
-      progress.Report(d, ProgressState::kVerifying, writer->written());
-      // Both digests before anything becomes visible: the blob's, then the
-      // diff_id.
-      RETURN_IF_ERROR(writer->Verify());
-      RETURN_IF_ERROR(extract);
-      RETURN_IF_ERROR(layer->Finish());
-      RETURN_IF_ERROR(writer->Commit());
-      *downloaded = true;
-      return OkStatus();
     }));
     if (*downloaded) progress.Report(d, ProgressState::kDownloadComplete, d.size);
   }

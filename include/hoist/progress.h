@@ -18,6 +18,9 @@ enum class ProgressState {
   kExtracting,        // extracting a stored blob that was not extracted yet
   kPullComplete,      // the layer is extracted and committed in the store
   kRetrying,          // a transfer failed and is tried again; `message` says when and why
+  // Another pull (in this or another process) downloads or extracts this blob now: this one
+  // waits for it, then uses its result, or resumes from its partial data if it died.
+  kWaitingForOther,
 };
 
 struct ProgressEvent {

@@ -361,6 +361,14 @@ Result<FileLock> FileLock::Acquire(FileSystem* fs, int dir_fd, std::string name)
   return Lock(fs, dir_fd, std::move(name), true);
 }
 
+Result<FileLock> FileLock::Acquire(FileSystem* fs, int dir_fd, std::string name,
+                                   const std::function<void()>& on_wait) {
+  ASSIGN_OR_RETURN(FileLock lock, Lock(fs, dir_fd, name, false));
+  if (lock.held()) return lock;
+  if (on_wait) on_wait();
+  return Lock(fs, dir_fd, std::move(name), true);
+}
+
 Result<FileLock> FileLock::TryAcquire(FileSystem* fs, int dir_fd, std::string name) {
   return Lock(fs, dir_fd, std::move(name), false);
 }

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -152,6 +153,10 @@ class FileLock {
   static Result<FileLock> Acquire(FileSystem* fs, int dir_fd, std::string name);
   // Acquire without waiting: a lock that is not held() if another holder has it now.
   static Result<FileLock> TryAcquire(FileSystem* fs, int dir_fd, std::string name);
+  // Acquire, but first without waiting: if another holder has the lock now, `on_wait` (when
+  // set) is called once, before blocking.
+  static Result<FileLock> Acquire(FileSystem* fs, int dir_fd, std::string name,
+                                  const std::function<void()>& on_wait);
 
   bool held() const { return fd_.valid(); }
   // Removes the lock file and drops the lock. Idempotent.

@@ -206,7 +206,8 @@ Result<std::string> Store::ReadBlob(const Digest& d, size_t max_bytes) const {
   return bytes;
 }
 
-Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expected_size) {
+Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expected_size,
+                                                  const WriterOptions& options) {
   // Errors do not repeat the digest: the caller names the blob it writes.
   const std::string context = "store";
   auto check_committed = [&]() -> Result<bool> {
@@ -228,8 +229,9 @@ Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expec
   }
   Result<std::unique_ptr<Writer>> writer = [&]() -> Result<std::unique_ptr<Writer>> {
     ASSIGN_OR_RETURN(UniqueFd locks, OpenDir(layout_.LocksDir(), true));
-    ASSIGN_OR_RETURN(FileLock lock,
-                     FileLock::Acquire(fs_, locks.get(), BaseName(layout_.BlobLockFile(d))));
+    ASSIGN_OR_RETURN(
+        FileLock lock,
+        FileLock::Acquire(fs_, locks.get(), BaseName(layout_.BlobLockFile(d)), options.on_wait));
     Writer::Dirs dirs;
     ASSIGN_OR_RETURN(dirs.ingest, OpenDir(layout_.IngestDir(), true));
     const std::string entry = BaseName(layout_.IngestEntryDir(d));
@@ -242,7 +244,8 @@ Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expec
                                                 true));
     }
     ASSIGN_OR_RETURN(dirs.blobs, OpenDir(layout_.BlobAlgorithmDir(d.algorithm()), true));
-    // Nobody else writes this digest now, so any ingest data left is from a writer that died.
+    // Nobody else writes this digest now, so any ingest data left is from a writer that
+    // failed or died: resumed below.
     Status s = [&]() -> Status {
       ASSIGN_OR_RETURN(dirs.entry, MakeDirAt(fs_, dirs.ingest.get(), entry, kDirMode));
       return CheckPrivateDir(dirs.entry.get(), layout_.IngestEntryDir(d));
@@ -252,14 +255,16 @@ Result<std::unique_ptr<Writer>> Store::OpenWriter(const Digest& d, int64_t expec
       return s;
     }
     auto data = fs_->OpenAt(dirs.entry.get(), BaseName(layout_.IngestDataFile(d)),
-                            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, kFileMode);
+                            O_RDWR | O_CREAT | O_NOFOLLOW, kFileMode);
     if (!data.ok()) {
       (void)fs_->UnlinkAt(dirs.ingest.get(), entry, AT_REMOVEDIR);
       return data.status();
     }
-    return std::unique_ptr<Writer>(new Writer(layout_, fs_, d, expected_size, std::move(lock),
-                                              std::move(dirs), std::move(*data),
-                                              std::move(*digester), false));
+    std::unique_ptr<Writer> w(new Writer(layout_, fs_, d, expected_size, std::move(lock),
+                                         std::move(dirs), std::move(*data), std::move(*digester),
+                                         false));
+    RETURN_IF_ERROR(options.resume ? w->Resume(options.replay) : w->Restart());
+    return w;
   }();
   if (!writer.ok()) return writer.status().WithContext(context);
   return writer;
@@ -271,8 +276,10 @@ Status Store::WriteBlob(const Digest& d, std::string_view bytes) {
   if (got != d) {
     return DataLossError("digest mismatch: got " + got.String());
   }
+  WriterOptions options;
+  options.resume = false;  // all of it is here
   ASSIGN_OR_RETURN(std::unique_ptr<Writer> writer,
-                   OpenWriter(d, static_cast<int64_t>(bytes.size())));
+                   OpenWriter(d, static_cast<int64_t>(bytes.size()), options));
   if (writer->already_committed()) return OkStatus();
   RETURN_IF_ERROR(writer->Write(bytes));
   return writer->Commit();
@@ -417,8 +424,41 @@ Writer::Writer(const Layout& layout, FileSystem* fs, Digest digest, int64_t expe
       already_committed_(already_committed) {}
 
 Writer::~Writer() {
-  if (!already_committed_ && !committed_) RemoveIngest();
+  // Nothing to resume from: leave no empty entry behind.
+  if (!already_committed_ && !committed_ && written_ == 0) RemoveIngest();
   lock_.Release();
+}
+
+Status Writer::Resume(const std::function<Status(const char*, size_t)>& replay) {
+  const std::string path = layout_.IngestDataFile(digest_);
+  struct stat st;
+  if (::fstat(data_.get(), &st) != 0) return ErrnoError(errno, "stat " + path);
+  if (!S_ISREG(st.st_mode)) return FailedPreconditionError(path + ": not a regular file");
+  if (expected_size_ >= 0 && st.st_size > expected_size_) return Restart();  // not the blob
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(data_.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "read " + path);
+    if (n == 0) break;
+    if (expected_size_ >= 0 && written_ + n > expected_size_) return Restart();
+    digester_.Update(buf.data(), static_cast<size_t>(n));
+    written_ += n;
+    if (replay) RETURN_IF_ERROR(replay(buf.data(), static_cast<size_t>(n)));
+  }
+  return OkStatus();  // the file offset is at its end: Write appends
+}
+
+Status Writer::Restart() {
+  if (!failure_.ok()) return failure_;
+  if (already_committed_ || committed_) return FailedPreconditionError("blob already committed");
+  const std::string path = layout_.IngestDataFile(digest_);
+  RETURN_IF_ERROR(fs_->Ftruncate(data_.get(), 0).WithContext(path));
+  if (::lseek(data_.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "seek " + path);
+  ASSIGN_OR_RETURN(digester_, Digester::New(digest_.algorithm()));
+  written_ = 0;
+  got_.reset();
+  return OkStatus();
 }
 
 void Writer::RemoveIngest() {
@@ -428,9 +468,10 @@ void Writer::RemoveIngest() {
   (void)fs_->UnlinkAt(dirs_.ingest.get(), BaseName(layout_.IngestEntryDir(digest_)), AT_REMOVEDIR);
 }
 
-Status Writer::Fail(Status s) {
+Status Writer::Fail(Status s, bool discard) {
   failure_ = std::move(s);
-  RemoveIngest();
+  if (discard) RemoveIngest();
+  data_.reset();
   return failure_;
 }
 
@@ -442,10 +483,15 @@ Status Writer::Write(const void* data, size_t n) {
   if (got_) return FailedPreconditionError("write after verify");
   if (expected_size_ >= 0 &&
       static_cast<uint64_t>(written_) + n > static_cast<uint64_t>(expected_size_)) {
-    return Fail(DataLossError("size exceeds expected " + std::to_string(expected_size_)));
+    return Fail(DataLossError("size exceeds expected " + std::to_string(expected_size_)), true);
   }
   Status s = fs_->Write(data_.get(), data, n);
-  if (!s.ok()) return Fail(std::move(s));
+  if (!s.ok()) {
+    // What reached the file stays, to resume from; the next writer re-reads it all.
+    std::string m = s.message();
+    if (m.starts_with("write: ")) m.erase(0, 7);
+    return Fail(Status(s.code(), m + " writing " + layout_.IngestDataFile(digest_)), false);
+  }
   digester_.Update(data, n);
   written_ += static_cast<int64_t>(n);
   return OkStatus();
@@ -456,10 +502,13 @@ Status Writer::Verify() {
   if (already_committed_ || committed_) return OkStatus();
   if (expected_size_ >= 0 && written_ != expected_size_) {
     return Fail(DataLossError("size mismatch: got " + std::to_string(written_) + ", want " +
-                              std::to_string(expected_size_)));
+                              std::to_string(expected_size_)),
+                true);
   }
   if (!got_) got_ = digester_.Finish();
-  if (*got_ != digest_) return Fail(DataLossError("digest mismatch: got " + got_->String()));
+  if (*got_ != digest_) {
+    return Fail(DataLossError("digest mismatch: got " + got_->String()), true);
+  }
   return OkStatus();
 }
 
@@ -467,19 +516,20 @@ Status Writer::Commit() {
   RETURN_IF_ERROR(Verify());
   if (already_committed_ || committed_) return OkStatus();
   Status s = fs_->Fsync(data_.get());
-  if (!s.ok()) return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)));
+  if (!s.ok())
+    return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)), true);
   s = fs_->Fchmod(data_.get(), kBlobMode);
-  if (!s.ok()) return Fail(std::move(s));
+  if (!s.ok()) return Fail(std::move(s), true);
   data_.reset();
   const std::string blob = BaseName(layout_.BlobFile(digest_));
   s = fs_->RenameAt(dirs_.entry.get(), BaseName(layout_.IngestDataFile(digest_)), dirs_.blobs.get(),
                     blob);
-  if (!s.ok()) return Fail(std::move(s).WithContext(layout_.IngestDataFile(digest_)));
+  if (!s.ok()) return Fail(std::move(s).WithContext(layout_.IngestDataFile(digest_)), true);
   s = fs_->Fsync(dirs_.blobs.get());
   if (!s.ok()) {
     // Not durable: take it back so no blob is visible that a crash could lose.
     (void)fs_->UnlinkAt(dirs_.blobs.get(), blob, 0);
-    return Fail(std::move(s).WithContext(layout_.BlobAlgorithmDir(digest_.algorithm())));
+    return Fail(std::move(s).WithContext(layout_.BlobAlgorithmDir(digest_.algorithm())), true);
   }
   committed_ = true;
   (void)fs_->UnlinkAt(dirs_.ingest.get(), BaseName(layout_.IngestEntryDir(digest_)), AT_REMOVEDIR);

@@ -45,6 +45,19 @@ namespace hoist::content {
 
 class Writer;
 
+// Options of Store::OpenWriter.
+struct WriterOptions {
+  // Called once, before blocking, when another writer of the digest holds its lock.
+  std::function<void()> on_wait;
+  // Gets the partial data a previous writer left (see OpenWriter), in order, as it is
+  // re-read: e.g. to extract a layer from it before the rest arrives. An error ends
+  // OpenWriter with it (the partial data stays).
+  std::function<Status(const char*, size_t)> replay;
+  // False: start from nothing, emptying any partial data (for a source that is to send the
+  // whole blob).
+  bool resume = true;
+};
+
 class Store {
  public:
   // Opens the store at `root`, creating what is missing (the root 0700, its missing parents
@@ -76,8 +89,12 @@ class Store {
   // locks/<alg>-<hex>.lock, held for the Writer's life). If the blob is then already
   // committed, the Writer reports already_committed() and needs nothing written; if it is
   // committed with another size than expected_size, that is DataLoss. Otherwise data goes to
-  // ingest/<alg>-<hex>/data, truncated.
-  Result<std::unique_ptr<Writer>> OpenWriter(const Digest& d, int64_t expected_size);
+  // ingest/<alg>-<hex>/data, and the Writer resumes: what a previous writer of this digest left
+  // there (it failed or its process died) is re-read to rebuild the hash, and written() starts
+  // at its size; Write appends. Partial data larger than expected_size is discarded. The data
+  // is never visible as a blob until Commit verified all of it.
+  Result<std::unique_ptr<Writer>> OpenWriter(const Digest& d, int64_t expected_size,
+                                             const WriterOptions& options = {});
   // A whole blob in one call (manifests, configs), verified like Writer::Commit (the digest
   // before anything is written). OK if the blob was already there.
   Status WriteBlob(const Digest& d, std::string_view bytes);
@@ -142,7 +159,9 @@ class Writer {
  public:
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
-  // Without a successful Commit: removes the ingest data. Always releases the lock.
+  // Without a successful Commit, the ingest data stays for the next writer of the digest to
+  // resume from (unless it is empty, or it was found not to be the blob). Always releases the
+  // lock.
   ~Writer();
 
   const Digest& digest() const { return digest_; }
@@ -150,11 +169,16 @@ class Writer {
   // no-op and Write is FailedPrecondition.
   bool already_committed() const { return already_committed_; }
 
-  // Appends n bytes. Writing past expected_size is DataLoss ("size exceeds expected N") and
-  // writes nothing; disk errors are ErrnoError (ENOSPC → ResourceExhausted).
+  // Appends n bytes. Writing past expected_size is DataLoss ("size exceeds expected N"),
+  // writes nothing and discards the ingest data; disk errors are ErrnoError (ENOSPC →
+  // ResourceExhausted) naming the ingest file, and keep the data written so far (resumable).
   Status Write(const void* data, size_t n);
   Status Write(std::string_view bytes) { return Write(bytes.data(), bytes.size()); }
+  // The bytes the ingest data holds: resumed ones included.
   int64_t written() const { return written_; }
+  // Forgets everything written (resumed data included): the ingest data is emptied and the
+  // hashing starts again, for a source that sends the blob from byte zero.
+  Status Restart();
 
   // Checks size and digest of what was written (the same DataLoss errors as Commit), without
   // committing: for a caller that must know whether the bytes were the blob before deciding
@@ -179,7 +203,10 @@ class Writer {
          Dirs dirs, UniqueFd data, Digester digester, bool already_committed);
   // Removes the ingest data and directory (best effort).
   void RemoveIngest();
-  Status Fail(Status s);
+  // Re-reads the ingest data left by a previous writer (see Store::OpenWriter).
+  Status Resume(const std::function<Status(const char*, size_t)>& replay);
+  // Records the first error; `discard`: the data is not the blob, remove it.
+  Status Fail(Status s, bool discard);
 
   const Layout layout_;
   FileSystem* const fs_;

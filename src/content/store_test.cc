@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -292,7 +293,7 @@ TEST(Store, SizeIsEnforced) {
   EXPECT_TRUE(store->Has(d, 10));
 }
 
-TEST(Store, WriterDestroyedWithoutCommitLeavesNothing) {
+TEST(Store, WriterDestroyedWithoutCommitKeepsItsDataToResume) {
   TempDir dir;
   auto store = MustOpen(dir.store());
   ASSERT_NE(store, nullptr);
@@ -302,15 +303,147 @@ TEST(Store, WriterDestroyedWithoutCommitLeavesNothing) {
     ASSERT_TRUE(writer.ok());
     ASSERT_TRUE((*writer)->Write("ab", 2).ok());
     EXPECT_EQ(List(store->layout().IngestDir()), std::set<std::string>{"sha256-" + d.hex()});
-    EXPECT_EQ(Slurp(store->layout().IngestDataFile(d)), "ab");
   }
   EXPECT_FALSE(store->Has(d));
-  EXPECT_TRUE(List(store->layout().IngestDir()).empty());
+  EXPECT_EQ(Slurp(store->layout().IngestDataFile(d)), "ab");
   EXPECT_TRUE(List(store->layout().LocksDir()).empty());
   EXPECT_TRUE(List(store->layout().BlobAlgorithmDir("sha256")).empty());
+  {
+    // A writer that wrote nothing leaves no entry.
+    Digest other = DigestFor("xyz");
+    ASSERT_TRUE(store->OpenWriter(other, 3).ok());
+    EXPECT_FALSE(stdfs::exists(store->layout().IngestEntryDir(other)));
+  }
+  std::string replayed;
+  WriterOptions o;
+  o.replay = [&](const char* data, size_t n) {
+    replayed.append(data, n);
+    return OkStatus();
+  };
+  auto writer = store->OpenWriter(d, 3, o);
+  ASSERT_TRUE(writer.ok());
+  EXPECT_EQ((*writer)->written(), 2);
+  EXPECT_EQ(replayed, "ab");
+  ASSERT_TRUE((*writer)->Write("c", 1).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(*store->ReadBlob(d, 3), "abc");
+  EXPECT_TRUE(List(store->layout().IngestDir()).empty());
 }
 
-TEST(Store, DiskFullIsResourceExhaustedAndLeavesNothing) {
+// kill -9 in the middle of a blob: the next writer continues from what reached the file.
+TEST(Store, WriterResumesAfterItsProcessWasKilled) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  const std::string blob = Pattern(300000, 'k');
+  const Digest d = DigestFor(blob);
+  const int64_t size = static_cast<int64_t>(blob.size());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto writer = store->OpenWriter(d, size);
+    if (!writer.ok() || !(*writer)->Write(std::string_view(blob).substr(0, 123457)).ok()) {
+      ::_exit(1);
+    }
+    ::raise(SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto writer = store->OpenWriter(d, size);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  ASSERT_EQ((*writer)->written(), 123457);
+  ASSERT_TRUE((*writer)->Write(std::string_view(blob).substr(123457)).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(*store->ReadBlob(d, blob.size()), blob);
+}
+
+TEST(Store, BadPartialDataIsDiscarded) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  const std::string blob = "0123456789";
+  const Digest d = DigestFor(blob);
+  auto plant = [&](const std::string& bytes) {
+    { ASSERT_TRUE((*store->OpenWriter(d, 10))->Write("x", 1).ok()); }
+    std::ofstream(store->layout().IngestDataFile(d), std::ios::binary | std::ios::trunc) << bytes;
+  };
+  // Larger than the blob: not resumed.
+  plant("01234567890123");
+  {
+    auto writer = store->OpenWriter(d, 10);
+    ASSERT_TRUE(writer.ok());
+    EXPECT_EQ((*writer)->written(), 0);
+    EXPECT_EQ(Slurp(store->layout().IngestDataFile(d)), "");
+  }
+  // Wrong bytes: resumed, refused by the digest, and gone.
+  plant("01234X");
+  {
+    auto writer = store->OpenWriter(d, 10);
+    ASSERT_TRUE(writer.ok());
+    EXPECT_EQ((*writer)->written(), 6);
+    ASSERT_TRUE((*writer)->Write("6789").ok());
+    EXPECT_EQ((*writer)->Commit().code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(List(store->layout().IngestDir()).empty());
+  }
+  EXPECT_FALSE(store->Has(d));
+  // Restart and resume=false forget the partial data.
+  plant("0123");
+  {
+    auto writer = store->OpenWriter(d, 10);
+    ASSERT_TRUE(writer.ok());
+    EXPECT_EQ((*writer)->written(), 4);
+    ASSERT_TRUE((*writer)->Restart().ok());
+    EXPECT_EQ((*writer)->written(), 0);
+    ASSERT_TRUE((*writer)->Write(blob).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+  }
+  EXPECT_EQ(*store->ReadBlob(d, 10), blob);
+  const std::string other = "abcdef";
+  const Digest od = DigestFor(other);
+  { ASSERT_TRUE((*store->OpenWriter(od, 6))->Write("zz").ok()); }
+  WriterOptions from_zero;
+  from_zero.resume = false;
+  auto writer = store->OpenWriter(od, 6, from_zero);
+  ASSERT_TRUE(writer.ok());
+  EXPECT_EQ((*writer)->written(), 0);
+  ASSERT_TRUE((*writer)->Write(other).ok());
+  EXPECT_TRUE((*writer)->Commit().ok());
+}
+
+// A writer that finds the digest's lock taken says so (on_wait) before it blocks.
+TEST(Store, WriterWaitingForAnotherIsTold) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  const Digest d = DigestFor("abc");
+  WriterOptions o;
+  std::atomic<int> waits{0};
+  o.on_wait = [&] { ++waits; };
+  { ASSERT_TRUE(store->OpenWriter(d, 3, o).ok()); }
+  EXPECT_EQ(waits.load(), 0);
+  auto first = store->OpenWriter(d, 3);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->Write("ab").ok());
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    auto second = store->OpenWriter(d, 3, o);
+    EXPECT_TRUE(second.ok());
+    if (second.ok()) {
+      EXPECT_EQ((*second)->written(), 2);  // resumed from the first one's data
+    }
+    got = true;
+  });
+  for (int i = 0; i < 200 && waits.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(waits.load(), 1);
+  EXPECT_FALSE(got.load());
+  first->reset();
+  waiter.join();
+  EXPECT_TRUE(got.load());
+}
+
+TEST(Store, DiskFullIsResourceExhaustedAndResumable) {
   struct Case {
     const char* name;
     Op op;
@@ -340,12 +473,26 @@ TEST(Store, DiskFullIsResourceExhaustedAndLeavesNothing) {
       return (*writer)->Commit();
     }();
     EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+    if (c.op == Op::kWrite) {
+      EXPECT_NE(
+          s.message().find("No space left on device writing " + store->layout().IngestDataFile(d)),
+          std::string::npos)
+          << s.message();
+    }
     EXPECT_FALSE(store->Has(d));
     EXPECT_TRUE(List(store->layout().BlobAlgorithmDir("sha256")).empty());
-    EXPECT_TRUE(List(store->layout().IngestDir()).empty());
     EXPECT_TRUE(List(store->layout().LocksDir()).empty());
-    // The store still works once there is room.
-    EXPECT_TRUE(store->WriteBlob(d, blob).ok());
+    // A failed write keeps what was written before it (nothing unverified is visible).
+    const int64_t kept = c.nth == 2 && c.op == Op::kWrite ? 2500 : 0;
+    if (kept == 0) {
+      EXPECT_TRUE(List(store->layout().IngestDir()).empty());
+    }
+    // The store still works once there is room, from where it stopped.
+    auto writer = store->OpenWriter(d, static_cast<int64_t>(blob.size()));
+    ASSERT_TRUE(writer.ok());
+    EXPECT_EQ((*writer)->written(), kept);
+    ASSERT_TRUE((*writer)->Write(std::string_view(blob).substr(kept)).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
     EXPECT_EQ(*store->ReadBlob(d, blob.size()), blob);
   }
 }

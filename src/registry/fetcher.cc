@@ -182,9 +182,9 @@ Status Fetcher::Call(HttpClient& http, const RetryNotice& notice,
 
 Status Fetcher::FetchBlob(HttpClient& http, const BlobSource& source, int64_t size,
                           const BlobSink& sink, const RetryNotice& notice) {
-  int64_t held = 0;       // bytes the sink holds since its last restart
-  bool use_range = true;  // false once a server answered a Range request wrongly
-  bool local = false;     // the sink failed: no retry
+  int64_t held = sink.held;  // bytes the sink holds since its last restart
+  bool use_range = true;     // false once a server answered a Range request wrongly
+  bool local = false;        // the sink failed: no retry
   auto sink_call = [&](Status s) {
     if (!s.ok()) local = true;
     return s;

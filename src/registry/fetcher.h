@@ -64,10 +64,13 @@ Result<int64_t> BodyOffset(const HttpResponse& head, int64_t offset, int64_t siz
 // `restart` when the source starts again from byte 0 (a server that ignored Range, or a bad
 // Content-Range): everything written so far is to be forgotten, hashing included. Otherwise
 // every `write` continues where the previous one ended, across attempts. An error from either
-// is local: it ends the fetch at once, without a retry.
+// is local: it ends the fetch at once, without a retry. `held`: the bytes the sink holds
+// already when the fetch starts (data kept from an earlier fetch): the first request asks for
+// the rest.
 struct BlobSink {
   std::function<Status()> restart;
   std::function<Status(const char*, size_t)> write;
+  int64_t held = 0;
 };
 
 // One source of a blob: a GET from `offset` (a Range request when > 0) whose answer head goes

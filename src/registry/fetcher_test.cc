@@ -184,7 +184,7 @@ struct FakeServer {
 };
 
 struct Collected {
-  std::string bytes;
+  std::string bytes;  // may start with data kept from an earlier fetch
   int restarts = 0;
   BlobSink Sink() {
     return BlobSink{[this] {
@@ -195,7 +195,8 @@ struct Collected {
                     [this](const char* d, size_t n) {
                       bytes.append(d, n);
                       return OkStatus();
-                    }};
+                    },
+                    static_cast<int64_t>(bytes.size())};
   }
 };
 
@@ -233,6 +234,36 @@ TEST(FetcherTest, ResumesWithRangeAfterAReset) {
   EXPECT_EQ(server.sent, 10000) << "nothing fetched twice";
   ASSERT_EQ(notices.size(), 2u);
   EXPECT_NE(notices[0].find("(connection reset after 4.0 kB)"), std::string::npos) << notices[0];
+}
+
+// A sink that holds data kept from an earlier fetch (a pull that died): the first request asks
+// for the rest only; a sink that holds all of it needs no request.
+TEST(FetcherTest, StartsFromWhatTheSinkHolds) {
+  HttpClient http;
+  Fetcher fetcher(Fast(), nullptr, nullptr);
+  FakeServer server;
+  server.blob = Blob();
+  Collected out;
+  out.bytes = server.blob.substr(0, 6500);
+  ASSERT_TRUE(Fetch(fetcher, http, server, out).ok());
+  EXPECT_EQ(out.bytes, server.blob);
+  EXPECT_EQ(server.offsets, (std::vector<int64_t>{6500}));
+  EXPECT_EQ(server.sent, 3500);
+
+  FakeServer idle;
+  idle.blob = Blob();
+  ASSERT_TRUE(Fetch(fetcher, http, idle, out).ok());
+  EXPECT_TRUE(idle.offsets.empty());
+
+  // A server that ignores Range: the kept data is dropped and the whole blob comes.
+  FakeServer whole;
+  whole.blob = Blob();
+  whole.honour_range = false;
+  Collected partial;
+  partial.bytes = whole.blob.substr(0, 2000);
+  ASSERT_TRUE(Fetch(fetcher, http, whole, partial).ok());
+  EXPECT_EQ(partial.bytes, whole.blob);
+  EXPECT_EQ(partial.restarts, 1);
 }
 
 TEST(FetcherTest, ServerIgnoringRangeRestartsTheSink) {

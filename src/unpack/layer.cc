@@ -147,11 +147,9 @@ LayerUnpacker::~LayerUnpacker() {
   }
 }
 
-Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store& store,
-                                                           const Digest& diff_id,
-                                                           const Digest& blob,
-                                                           std::string_view media_type,
-                                                           LayerLimits limits) {
+Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(
+    const content::Store& store, const Digest& diff_id, const Digest& blob,
+    std::string_view media_type, LayerLimits limits, const std::function<void()>& on_wait) {
   const std::string context = "layer " + diff_id.String();
   if (diff_id.algorithm() != "sha256") {
     return DataLossError(context + ": diff_ids are sha256");
@@ -160,7 +158,7 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store&
   FileSystem* fs = store.fs();
   auto locks = store.OpenDir(layout.LocksDir(), true);
   if (!locks.ok()) return locks.status().WithContext(context);
-  auto lock = FileLock::Acquire(fs, locks->get(), BaseName(layout.LayerLockFile(diff_id)));
+  auto lock = FileLock::Acquire(fs, locks->get(), BaseName(layout.LayerLockFile(diff_id)), on_wait);
   if (!lock.ok()) return lock.status().WithContext(context);
   std::unique_ptr<LayerUnpacker> u(new LayerUnpacker(store, diff_id, blob, std::move(*lock)));
   if (LayerExists(store, diff_id)) {
@@ -194,14 +192,26 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(const content::Store&
   return u;
 }
 
+Status LayerUnpacker::WhereDiskIsFull(Status s) const {
+  if (s.code() != StatusCode::kResourceExhausted) return s;
+  const std::string& m = s.message();
+  if (m.find("space left on device") == std::string::npos &&
+      m.find("quota exceeded") == std::string::npos) {
+    return s;  // a cap, not the disk
+  }
+  return Status(s.code(), m + " (in " + store_.layout().LayerStagingDir(diff_id_) + ")");
+}
+
 Status LayerUnpacker::Feed(const char* data, size_t n) {
   if (already_exists_) return OkStatus();
-  return stream_->Feed(data, n);
+  return WhereDiskIsFull(stream_->Feed(data, n));
 }
 
 Status LayerUnpacker::Finish() {
   if (already_exists_) return OkStatus();
-  ASSIGN_OR_RETURN(Digest got, stream_->Finish());
+  auto finished = stream_->Finish();
+  if (!finished.ok()) return WhereDiskIsFull(finished.status());
+  Digest got = *finished;
   if (got != diff_id_) {
     return DataLossError("diff_id mismatch: got " + got.String() + ", want " + diff_id_.String());
   }

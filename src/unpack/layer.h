@@ -90,13 +90,14 @@ WhiteoutMode StoreWhiteoutMode();
 
 class LayerUnpacker {
  public:
-  // Takes the layer's lock (waiting for another process extracting it). If the layer is
-  // already extracted, already_exists() is true and nothing else needs doing. `blob` is the
-  // digest of the layer blob, for the record. Disk changes go through store.fs().
-  static Result<std::unique_ptr<LayerUnpacker>> Open(const content::Store& store,
-                                                     const Digest& diff_id, const Digest& blob,
-                                                     std::string_view media_type,
-                                                     LayerLimits limits = {});
+  // Takes the layer's lock (waiting for another process extracting it; `on_wait`, when set,
+  // is called once before that wait). If the layer is already extracted, already_exists() is
+  // true and nothing else needs doing. `blob` is the digest of the layer blob, for the record.
+  // Disk changes go through store.fs().
+  static Result<std::unique_ptr<LayerUnpacker>> Open(
+      const content::Store& store, const Digest& diff_id, const Digest& blob,
+      std::string_view media_type, LayerLimits limits = {},
+      const std::function<void()>& on_wait = nullptr);
   ~LayerUnpacker();
 
   bool already_exists() const { return already_exists_; }
@@ -114,6 +115,9 @@ class LayerUnpacker {
 
  private:
   LayerUnpacker(const content::Store& store, Digest diff_id, Digest blob, FileLock lock);
+  // A full disk (ENOSPC, EDQUOT) during extraction: the message names the staging directory
+  // too, so the user learns which filesystem filled up. Other errors are returned as they are.
+  Status WhereDiskIsFull(Status s) const;
   const content::Store& store_;
   FileSystem* fs_;
   Digest diff_id_;

@@ -265,6 +265,10 @@ TEST(LayerFaults, NoSpaceAtAnyWriteFailsCleanly) {
                                    ": no space left on device writing file data"),
                   std::string::npos)
             << s.ToString();
+        // And where: the layer's staging directory in the store.
+        EXPECT_NE(s.message().find("(in " + store->layout().LayerStagingDir(l.diff_id) + ")"),
+                  std::string::npos)
+            << s.ToString();
       } else {  // the record
         EXPECT_NE(s.message().find("layer.json.tmp"), std::string::npos) << s.ToString();
         EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.ToString();

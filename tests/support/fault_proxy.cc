@@ -1,6 +1,7 @@
 #include "support/fault_proxy.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "support/http_client.h"
 
@@ -19,6 +20,8 @@ const char* KindName(Fault::Kind k) {
       return "stall";
     case Fault::kIgnoreRange:
       return "ignore range";
+    case Fault::kDelay:
+      return "delay";
   }
   return "";
 }
@@ -40,6 +43,12 @@ void FaultProxy::Add(Fault fault) {
   std::lock_guard<std::mutex> lock(mu_);
   left_.push_back(fault.count);
   faults_.push_back(std::move(fault));
+}
+
+void FaultProxy::ClearFaults() {
+  std::lock_guard<std::mutex> lock(mu_);
+  faults_.clear();
+  left_.clear();
 }
 
 std::optional<Fault> FaultProxy::Take(const std::string& path,
@@ -79,6 +88,10 @@ HttpResponse FaultProxy::Handle(const HttpRequest& req) {
     if (!f->retry_after.empty()) resp.headers.emplace_back("Retry-After", f->retry_after);
     resp.body = R"({"errors":[{"code":"INJECTED","message":"fault injected by the test proxy"}]})";
     return finish(std::move(resp));
+  }
+  if (auto f = Take(entry.path, {Fault::kDelay})) {
+    entry.fault = KindName(f->kind);
+    std::this_thread::sleep_for(f->stall);
   }
   std::vector<std::string> headers;
   for (const char* name : {"accept", "authorization", "range"}) {

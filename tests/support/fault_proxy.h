@@ -30,6 +30,7 @@ struct Fault {
     kShortBody,    // announce the whole body (Content-Length), send `at` bytes, close cleanly
     kStall,        // send the headers (and `at` body bytes), then nothing for `stall`
     kIgnoreRange,  // drop the Range header on the way up: the registry answers 200, whole
+    kDelay,        // wait `stall` before answering, then answer in full (a slow server)
   };
   Kind kind = kStatus;
   // Requests whose path contains this ("" matches every request).
@@ -43,7 +44,7 @@ struct Fault {
   double fraction = 0.5;
   int status = 503;           // kStatus
   std::string retry_after{};  // kStatus: a Retry-After header when non-empty
-  std::chrono::milliseconds stall{std::chrono::seconds(20)};  // kStall
+  std::chrono::milliseconds stall{std::chrono::seconds(20)};  // kStall, kDelay
 };
 
 // One request the proxy answered.
@@ -64,6 +65,8 @@ class FaultProxy {
   // Adds a fault; faults are tried in the order added, the first that matches a request and
   // still has a count left applies.
   void Add(Fault fault);
+  // Removes every fault (requests already answering keep theirs).
+  void ClearFaults();
   // Every request so far, in arrival order.
   std::vector<ProxiedRequest> Requests() const;
   // Body bytes of 2xx answers sent to clients (the data fetched; injected error bodies are not

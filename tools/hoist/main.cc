@@ -89,6 +89,8 @@ const char* StateText(hoist::ProgressState s) {
       return "Pull complete";
     case hoist::ProgressState::kRetrying:
       return "Retrying";
+    case hoist::ProgressState::kWaitingForOther:
+      return "Waiting";
   }
   return "";
 }
