@@ -140,6 +140,7 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     return OkStatus();
   }
   report(ProgressState::kDownloading);
+  ByteProgress bytes(progress, d, ProgressState::kDownloading);
   // A fresh writer for every source, and when a source starts the blob again from zero: what
   // the previous one wrote is gone with it. Across a Range resume the writer continues.
   auto reopen = [&]() -> Status {
@@ -155,8 +156,11 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
       RETURN_IF_ERROR(s);
     }
     if (writer->already_committed()) return OkStatus();  // another process stored it meanwhile
-    Status s = fetch(registry::BlobSink{
-        reopen, [&](const char* data, size_t n) { return writer->Write(data, n); }});
+    Status s = fetch(registry::BlobSink{reopen, [&](const char* data, size_t n) {
+                                          RETURN_IF_ERROR(writer->Write(data, n));
+                                          if (report_states) bytes.Update(writer->written());
+                                          return OkStatus();
+                                        }});
     if (writer != nullptr && writer->already_committed()) return OkStatus();
     if (s.ok()) {
       report(ProgressState::kVerifying, writer->written());
@@ -197,9 +201,15 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   auto extract_stored = [&]() -> Status {
     writer.reset();
     progress.Report(d, ProgressState::kExtracting);
+    ByteProgress extracted(progress, d, ProgressState::kExtracting);
+    int64_t fed = 0;
     RETURN_IF_ERROR(
-        unpack::FeedFile(store->layout().BlobFile(d.digest),
-                         [&](const char* data, size_t n) { return layer->Feed(data, n); }));
+        unpack::FeedFile(store->layout().BlobFile(d.digest), [&](const char* data, size_t n) {
+          RETURN_IF_ERROR(layer->Feed(data, n));
+          extracted.Update(fed += static_cast<int64_t>(n));
+          return OkStatus();
+        }));
+    extracted.Update(fed, true);
     return layer->Finish();
   };
   RETURN_IF_ERROR(open());
@@ -211,6 +221,7 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
     RETURN_IF_ERROR(extract_stored());
   } else {
     progress.Report(d, ProgressState::kDownloading);
+    ByteProgress bytes(progress, d, ProgressState::kDownloading);
     bool fresh = true;  // the writer and the staging directory have seen no bytes yet
     RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
       // Every source hashes and extracts from byte zero: a source that sent wrong bytes
@@ -239,6 +250,7 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
       auto write = [&](const char* data, size_t n) -> Status {
         RETURN_IF_ERROR(writer->Write(data, n));
         if (extract.ok()) extract = layer->Feed(data, n);  // no-op if already extracted
+        bytes.Update(writer->written());  // extracted as it arrives: one count for both
         return OkStatus();
       };
       Status fetched = fetch(registry::BlobSink{restart, write});
