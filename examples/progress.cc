@@ -80,9 +80,8 @@ int main(int argc, char** argv) {
     }
     if (!tty && !changed) return;
     std::printf("%s%d/%zu layers  %.1f/%.1f MB  %.19s %s%s", tty ? "\r\033[K" : "", done,
-                layers.size(), static_cast<double>(current) / 1e6,
-                static_cast<double>(total) / 1e6, e.descriptor.digest.String().c_str(),
-                Name(e.state), tty ? "" : "\n");
+                layers.size(), static_cast<double>(current) / 1e6, static_cast<double>(total) / 1e6,
+                e.descriptor.digest.String().c_str(), Name(e.state), tty ? "" : "\n");
     std::fflush(stdout);
   };
   hoist::Result<hoist::Image> image = (*client)->Pull(argv[2], pull);
