@@ -143,6 +143,7 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
     return OkStatus();
   }
   report(ProgressState::kDownloading, writer->written());
+  ByteProgress bytes(progress, d, ProgressState::kDownloading);
   bool fresh = true;
   RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
     // Resuming what an earlier pull kept in ingest/ (only the first source does).
@@ -161,7 +162,12 @@ Status Client::Impl::FetchBlob(registry::Repository& repo, registry::HttpClient&
       // restarts it.
       Status s = fetch(registry::BlobSink{
           [&] { return writer->Restart(); },
-          [&](const char* data, size_t n) { return writer->Write(data, n); }, writer->written()});
+          [&](const char* data, size_t n) {
+            RETURN_IF_ERROR(writer->Write(data, n));
+            if (report_states) bytes.Update(writer->written());
+            return OkStatus();
+          },
+          writer->written()});
       if (s.ok()) {
         report(ProgressState::kVerifying, writer->written());
         s = writer->Verify();
@@ -228,9 +234,15 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
   auto extract_stored = [&]() -> Status {
     writer.reset();
     progress.Report(d, ProgressState::kExtracting);
+    ByteProgress extracted(progress, d, ProgressState::kExtracting);
+    int64_t fed = 0;
     RETURN_IF_ERROR(
-        unpack::FeedFile(store->layout().BlobFile(d.digest),
-                         [&](const char* data, size_t n) { return layer->Feed(data, n); }));
+        unpack::FeedFile(store->layout().BlobFile(d.digest), [&](const char* data, size_t n) {
+          RETURN_IF_ERROR(layer->Feed(data, n));
+          extracted.Update(fed += static_cast<int64_t>(n));
+          return OkStatus();
+        }));
+    extracted.Update(fed, true);
     return layer->Finish();
   };
   RETURN_IF_ERROR(open(true));
@@ -242,6 +254,7 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
     RETURN_IF_ERROR(extract_stored());
   } else {
     progress.Report(d, ProgressState::kDownloading, writer->written());
+    ByteProgress bytes(progress, d, ProgressState::kDownloading);
     bool fresh = true;  // the writer and the staging directory hold only this source's bytes
     RETURN_IF_ERROR(Download(repo, http, fetcher, d, &progress, [&](const Fetch& fetch) -> Status {
       // Resuming what an earlier pull kept in ingest/ (only the first source does).
@@ -266,7 +279,9 @@ Status Client::Impl::FetchLayer(registry::Repository& repo, registry::HttpClient
         };
         auto write = [&](const char* data, size_t n) -> Status {
           RETURN_IF_ERROR(writer->Write(data, n));
-          return feed(data, n);
+          RETURN_IF_ERROR(feed(data, n));
+          bytes.Update(writer->written());  // extracted as it arrives: one count for both
+          return OkStatus();
         };
         Status fetched = fetch(registry::BlobSink{restart, write, writer->written()});
         if (writer != nullptr && writer->already_committed()) {  // stored meanwhile, elsewhere

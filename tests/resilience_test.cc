@@ -5,9 +5,11 @@
 // sees are printed as "[resilience] ..." lines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "hoist/client.h"
@@ -91,6 +93,7 @@ class ResilienceTest : public ::testing::Test {
     if (!client.ok()) return client.status();
     PullOptions p;
     p.progress = [this](const ProgressEvent& e) {
+      events_.push_back({Clock::now(), e});
       if (e.state == ProgressState::kRetrying) {
         retries_.push_back(e.descriptor.digest.String() + ": " + e.message);
       }
@@ -148,6 +151,7 @@ class ResilienceTest : public ::testing::Test {
   std::unique_ptr<testing::TestRegistry> registry_;
   std::unique_ptr<testing::FaultProxy> proxy_;
   std::vector<std::string> retries_, notices_;
+  std::vector<std::pair<Clock::time_point, ProgressEvent>> events_;  // in the order reported
   double elapsed_ = 0;
 };
 
@@ -284,6 +288,52 @@ TEST_F(ResilienceTest, StallAfterTheHeadersIsCutAndRetried) {
   EXPECT_EQ(proxy_->Count(LayerDigest(1), "GET"), 2);
   ASSERT_EQ(retries_.size(), 1u);
   EXPECT_NE(retries_[0].find("(timed out)"), std::string::npos) << retries_[0];
+}
+
+// Byte counts come as the data flows, rate-limited per blob (50 ms or 1 MiB): a layer that stalls
+// half-way reports how far it got in between; a stored blob that is extracted again reports the
+// bytes read into the extractor, ending at its size.
+TEST_F(ResilienceTest, ProgressReportsBytesAsTheyFlowAtMostEvery50MsOr1MiB) {
+  REQUIRE_REGISTRY();
+  proxy_->Add({.kind = Fault::kStall,
+               .path_contains = LayerDigest(2),
+               .fraction = 0.5,
+               .stall = std::chrono::milliseconds(300)});
+  auto image = Pull();
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  const int64_t size = static_cast<int64_t>(image_.layers[2].data.size());
+  std::map<std::string, std::pair<Clock::time_point, int64_t>> last_bytes;
+  bool in_between = false;
+  for (const auto& [when, e] : events_) {
+    const std::string digest = e.descriptor.digest.String();
+    EXPECT_EQ(e.total, e.descriptor.size) << digest;
+    EXPECT_LE(e.current, e.total) << digest;
+    if (e.state != ProgressState::kDownloading || e.current == 0) continue;
+    if (auto it = last_bytes.find(digest); it != last_bytes.end()) {
+      EXPECT_TRUE(when - it->second.first >= std::chrono::milliseconds(49) ||
+                  e.current - it->second.second >= (1 << 20))
+          << digest << " reported too often";
+    }
+    last_bytes[digest] = {when, e.current};
+    if (digest == LayerDigest(2) && e.current < size) in_between = true;
+  }
+  EXPECT_TRUE(in_between) << "no byte count between the start and the end of the stalled layer";
+
+  // The layer's directory gone, its blob stored: the next pull extracts the blob again.
+  fs::remove_all(store_ + "/layers/sha256/" + image_.diff_ids[2].substr(7));
+  fs::remove_all(unpacked_);
+  events_.clear();
+  ASSERT_TRUE(Pull().ok());
+  std::vector<int64_t> extracted;
+  for (const auto& [when, e] : events_) {
+    if (e.state != ProgressState::kExtracting) continue;
+    extracted.push_back(e.current);
+    EXPECT_EQ(e.descriptor.digest.String(), LayerDigest(2));
+  }
+  ASSERT_GE(extracted.size(), 2u);
+  EXPECT_EQ(extracted.front(), 0);
+  EXPECT_EQ(extracted.back(), size);
+  EXPECT_TRUE(std::is_sorted(extracted.begin(), extracted.end()));
 }
 
 TEST_F(ResilienceTest, GivesUpAfterTheConfiguredAttempts) {

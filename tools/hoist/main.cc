@@ -26,6 +26,7 @@
 #include "hoist/client.h"
 #include "hoist/reference.h"
 #include "hoist/version.h"
+#include "progress_view.h"
 
 namespace {
 
@@ -37,6 +38,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitCancelled = 130;
 
 using hoist::TerminalSafe;
+using hoist::cli::HumanSize;
 
 // Multi-line text with each line made terminal-safe; the line breaks themselves are kept.
 std::string TerminalSafeLines(std::string_view text) {
@@ -53,46 +55,6 @@ std::string TerminalSafeLines(std::string_view text) {
 int Fail(const hoist::Status& s) {
   std::fprintf(stderr, "hoist: %s\n", TerminalSafe(s.message()).c_str());
   return s.code() == hoist::StatusCode::kCancelled ? kExitCancelled : kExitFailure;
-}
-
-std::string ShortId(const hoist::Digest& d) { return d.hex().substr(0, 12); }
-
-// Docker's decimal sizes: "7.8MB".
-std::string HumanSize(int64_t bytes) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
-  return buf;
-}
-
-const char* StateText(hoist::ProgressState s) {
-  switch (s) {
-    case hoist::ProgressState::kWaiting:
-      return "Pulling fs layer";
-    case hoist::ProgressState::kDownloading:
-      return "Downloading";
-    case hoist::ProgressState::kVerifying:
-      return "Verifying Checksum";
-    case hoist::ProgressState::kDownloadComplete:
-      return "Download complete";
-    case hoist::ProgressState::kAlreadyExists:
-      return "Already exists";
-    case hoist::ProgressState::kExtracting:
-      return "Extracting";
-    case hoist::ProgressState::kPullComplete:
-      return "Pull complete";
-    case hoist::ProgressState::kRetrying:
-      return "Retrying";
-    case hoist::ProgressState::kWaitingForOther:
-      return "Waiting";
-  }
-  return "";
 }
 
 nlohmann::json DescriptorJson(const hoist::Descriptor& d) {
@@ -139,17 +101,20 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
 }
 
 int Pull(const Globals& g, const std::string& ref_text, const std::string& platform, int jobs,
-         bool quiet) {
-  auto ref = hoist::Reference::Parse(ref_text);
-  if (!ref.ok()) return Fail(ref.status().WithContext("pull " + ref_text));
-  auto client = OpenClient(g);
-  if (!client.ok()) return Fail(client.status().WithContext("pull " + ref_text));
+         bool quiet, const std::string& progress_flag) {
+  std::unique_ptr<hoist::cli::ProgressView> view;
   if (!quiet) {
-    std::printf("%s: Pulling from %s\n",
-                TerminalSafe(ref->digest() ? ref->digest()->String() : ref->tag()).c_str(),
-                TerminalSafe(ref->path()).c_str());
-    std::fflush(stdout);
+    view = hoist::cli::ProgressView::Create(
+        hoist::cli::ProgressModeFor(progress_flag, STDOUT_FILENO), stdout);
   }
+  auto fail = [&](const hoist::Status& s) {
+    if (view) view->Failed(s);
+    return Fail(s);
+  };
+  auto ref = hoist::Reference::Parse(ref_text);
+  if (!ref.ok()) return fail(ref.status().WithContext("pull " + ref_text));
+  auto client = OpenClient(g);
+  if (!client.ok()) return fail(client.status().WithContext("pull " + ref_text));
   hoist::PullOptions options;
   options.platform = platform;
   options.jobs = jobs;
@@ -157,28 +122,20 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   options.notice = [](const std::string& line) {
     std::fprintf(stderr, "hoist: %s\n", TerminalSafe(line).c_str());
   };
-  if (!quiet) {
-    options.progress = [](const hoist::ProgressEvent& e) {
-      // One line per state change; byte counts are for progress bars, not for this output.
-      std::printf("%s: %s\n", ShortId(e.descriptor.digest).c_str(),
-                  e.state == hoist::ProgressState::kRetrying ? TerminalSafe(e.message).c_str()
-                                                             : StateText(e.state));
-      std::fflush(stdout);
-    };
+  if (view) {
+    view->Start(*ref);
+    options.progress = [&](const hoist::ProgressEvent& e) { view->Event(e); };
+    options.notice = [&](const std::string& line) { view->Notice(line); };
   }
   auto image = (*client)->Pull(ref_text, options);
-  if (!image.ok()) return Fail(image.status());
-  std::string pinned = ref->Name() + (ref->tag().empty() ? "" : ":" + ref->tag()) + "@" +
-                       image->repo_digest.String();
-  if (quiet) {
-    std::printf("%s\n", TerminalSafe(pinned).c_str());
+  if (!image.ok()) return fail(image.status());
+  if (view) {
+    view->Done(*ref, *image);
     return 0;
   }
-  std::printf("Digest: %s\n", image->repo_digest.String().c_str());
-  std::printf("Status: %s for %s\n",
-              image->downloaded ? "Downloaded newer image" : "Image is up to date",
-              TerminalSafe(ref->Familiar()).c_str());
-  std::printf("%s\n", TerminalSafe(ref->String()).c_str());
+  std::string pinned = ref->Name() + (ref->tag().empty() ? "" : ":" + ref->tag()) + "@" +
+                       image->repo_digest.String();
+  std::printf("%s\n", TerminalSafe(pinned).c_str());
   return 0;
 }
 
@@ -568,6 +525,11 @@ static int Run(int argc, char** argv) {
   pull->add_option("--creds", g.creds,
                    "USER:PASSWORD for the image's registry, never its mirrors (or $HOIST_CREDS)");
   pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
+  std::string progress = "auto";
+  pull->add_option("--progress", progress,
+                   "auto (tty on a terminal, else plain), tty (live bars), plain (a line per "
+                   "state change) or json (an object per event, see the README)")
+      ->check(CLI::IsMember({"auto", "tty", "plain", "json"}));
   pull->add_option("--tls-verify", g.tls_verify,
                    "true: verify TLS everywhere, loopback included, and never use plain http; "
                    "false: verify nowhere and allow plain http (default: per registry)")
@@ -732,7 +694,7 @@ static int Run(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  if (*pull) return Pull(g, ref, platform, jobs, quiet);
+  if (*pull) return Pull(g, ref, platform, jobs, quiet, progress);
   if (*images) return Images(g, images_ref, digests, images_format);
   if (*inspect) return Inspect(g, inspect_ref, inspect_flags);
   if (*tag) return Tag(g, tag_source, tag_target);
