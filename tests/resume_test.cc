@@ -205,7 +205,7 @@ TEST_F(ResumeTest, FourConcurrentPullsFetchEachBlobOnce) {
   int waiting = 0;
   for (const auto& l : image_.layers) {
     EXPECT_EQ(proxy_->Count("/blobs/" + l.digest, "GET"), 1) << l.digest;
-    const std::string line = l.digest.substr(7, 12) + ": Waiting\n";
+    const std::string line = l.digest.substr(7, 12) + ": Waiting";
     int waited = 0;
     for (const auto& r : runs) waited += r.out.find(line) != std::string::npos ? 1 : 0;
     EXPECT_GE(waited, 1) << l.digest;
@@ -247,7 +247,7 @@ TEST_F(ResumeTest, WaiterTakesOverFromAKilledHolder) {
         std::ifstream in(dir_->path() + "/waiter/cli.out");
         const std::string out(std::istreambuf_iterator<char>(in), {});
         for (const auto& l : image_.layers) {
-          if (out.find(l.digest.substr(7, 12) + ": Waiting\n") == std::string::npos) return false;
+          if (out.find(l.digest.substr(7, 12) + ": Waiting") == std::string::npos) return false;
         }
         return true;
       },
@@ -272,7 +272,7 @@ TEST_F(ResumeTest, WaiterTakesOverFromAKilledHolder) {
   int64_t fetched = 0;
   for (size_t l = 0; l < missing.size(); ++l) {
     EXPECT_EQ(after[l] - before[l], missing[l]) << "layer " << l;
-    EXPECT_NE(waiter.out.find(image_.layers[l].digest.substr(7, 12) + ": Waiting\n"),
+    EXPECT_NE(waiter.out.find(image_.layers[l].digest.substr(7, 12) + ": Waiting"),
               std::string::npos)
         << waiter.out;
     fetched += after[l] - before[l];
