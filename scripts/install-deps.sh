@@ -8,7 +8,7 @@ packages=(
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   docker-registry apache2-utils skopeo umoci
-  man-db groff-base
+  man-db groff-base zsh fish
 )
 
 missing=()

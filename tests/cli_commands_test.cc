@@ -497,5 +497,32 @@ TEST_F(CompletionTest, BashCompletesCommandsFlagsAndStoreReferences) {
             std::vector<std::string>{after + "/app:1"});
 }
 
+TEST_F(CompletionTest, FishCompletesCommandsFlagsAndStoreReferences) {
+  if (!testing::FindExecutable("fish")) GTEST_SKIP() << "fish is not installed";
+  StartRegistry();
+  PushAndPull(Small(Format::kOci, "c1"), "app", "1");
+  PushAndPull(Small(Format::kOci, "c2"), "base", "2");
+  // `complete -C LINE` prints fish's candidates for LINE, a tab and a description after each.
+  auto complete = [&](const std::string& line) {
+    const std::string program =
+        "set PATH " + ShellWord(fs::path(HOIST_CLI).parent_path().string()) + " $PATH; source " +
+        ShellWord(Script("fish")) + "; complete -C " + ShellWord(line);
+    const std::string program_path = dir_->path() + "/complete.fish";
+    std::ofstream(program_path) << program << "\n";
+    CliRun r = testing::RunCli("fish", {program_path}, dir_->path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> out;
+    for (const std::string& l : Lines(r.out)) {
+      if (!l.empty()) out.push_back(l.substr(0, l.find('\t')));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(complete("hoist ta"), std::vector<std::string>{"tag"});
+  EXPECT_EQ(complete("hoist images --dig"), std::vector<std::string>{"--digests"});
+  EXPECT_EQ(complete("hoist --store " + store_ + " inspect "),
+            (std::vector<std::string>{Ref("app:1"), Ref("base:2")}));
+}
+
 }  // namespace
 }  // namespace hoist
