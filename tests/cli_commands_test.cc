@@ -524,5 +524,47 @@ TEST_F(CompletionTest, FishCompletesCommandsFlagsAndStoreReferences) {
             (std::vector<std::string>{Ref("app:1"), Ref("base:2")}));
 }
 
+TEST_F(CompletionTest, ZshCompletesCommandsFlagsAndStoreReferences) {
+  if (!testing::FindExecutable("zsh")) GTEST_SKIP() << "zsh is not installed";
+  StartRegistry();
+  PushAndPull(Small(Format::kOci, "c1"), "app", "1");
+  PushAndPull(Small(Format::kOci, "c2"), "base", "2");
+  // Runs _hoist for the words `words`, completing the last one, with zsh's completion
+  // builtins replaced by functions that print the candidates offered (unfiltered by prefix).
+  auto complete = [&](const std::vector<std::string>& words) {
+    std::string array;
+    for (const auto& w : words) array += " " + ShellWord(w);
+    const std::string program =
+        "compdef() { :; }\n"
+        "compadd() { while [[ $1 != -- ]]; do shift; done; shift; print -l -- \"$@\"; }\n"
+        "_describe() { local -a a; a=(\"${(@P)2}\"); print -l -- \"${a[@]%%:*}\"; }\n"
+        "_files() { print -- FILES; }\n"
+        "path=(" +
+        ShellWord(fs::path(HOIST_CLI).parent_path().string()) + " $path)\nsource " +
+        ShellWord(Script("zsh")) + "\nwords=(" + array +
+        ")\nCURRENT=" + std::to_string(words.size()) + "\nPREFIX=" + ShellWord(words.back()) +
+        "\n_hoist\n";
+    const std::string program_path = dir_->path() + "/complete.zsh";
+    std::ofstream(program_path) << program;
+    CliRun r = testing::RunCli("zsh", {"-f", program_path}, dir_->path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    std::vector<std::string> out = Lines(r.out);
+    out.erase(std::remove(out.begin(), out.end(), ""), out.end());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  std::vector<std::string> commands = complete({"hoist", ""});
+  EXPECT_TRUE(has(commands, "tag") && has(commands, "images") && !has(commands, "help"));
+  EXPECT_TRUE(has(complete({"hoist", "images", "--d"}), "--digests"));
+  EXPECT_EQ(complete({"hoist", "--store", store_, "inspect", ""}),
+            (std::vector<std::string>{Ref("app:1"), Ref("base:2")}));
+  EXPECT_EQ(complete({"hoist", "--store", store_, "unpack", Ref("app:1"), ""}),
+            std::vector<std::string>{"FILES"});
+}
+
 }  // namespace
 }  // namespace hoist
