@@ -5,7 +5,6 @@
 // registry's own manifest (io.hoist.manifest.digest) and index (io.hoist.repo.digest) it keeps,
 // the manifest's config and layer blobs, and the layer directories of the config's diff_ids. A
 // record that names an index (written by another tool) references the children that are here.
-#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -37,27 +36,6 @@ namespace {
 constexpr const char* kAlgorithms[] = {"sha256", "sha512"};
 // A record naming an index is followed this many manifests deep at most.
 constexpr size_t kMaxManifestsPerRecord = 1024;
-
-std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
-
-// The names in the directory open at fd, without "." and "..".
-Result<std::vector<std::string>> ListDir(int fd, const std::string& path) {
-  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return ErrnoError(errno, "dup");
-  DIR* dir = ::fdopendir(dup);
-  if (dir == nullptr) {
-    ::close(dup);
-    return ErrnoError(errno, "list " + path);
-  }
-  ::rewinddir(dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  ::closedir(dir);
-  return names;
-}
 
 // The store directory `path`, or nullopt if it does not exist.
 Result<std::optional<UniqueFd>> OpenIfExists(const content::Store& store, const std::string& path) {
@@ -201,8 +179,9 @@ Result<LiveMounts> FindLiveMounts(const content::Store& store) {
   if (!mounts) return live;
   std::stringstream mountinfo;
   mountinfo << std::ifstream("/proc/self/mountinfo").rdbuf();
-  ASSIGN_OR_RETURN(auto names, ListDir(mounts->get(), layout.MountsDir()));
-  for (const std::string& name : names) {
+  auto names = ListDir(mounts->get());
+  if (!names.ok()) return names.status().WithContext("list " + layout.MountsDir());
+  for (const std::string& name : *names) {
     auto dir = store.OpenDir(layout.MountDir(name), false);
     if (!dir.ok()) continue;  // not a directory of ours: a leftover
     auto record = unpack::ReadMountRecord(dir->get(), layout.MountRecordFile(name));
@@ -240,8 +219,9 @@ Status ListEntries(const content::Store& store, const std::string& dir_path,
                    const std::function<Status(int dir_fd, const std::string& name)>& each) {
   ASSIGN_OR_RETURN(auto dir, OpenIfExists(store, dir_path));
   if (!dir) return OkStatus();
-  ASSIGN_OR_RETURN(auto names, ListDir(dir->get(), dir_path));
-  for (const std::string& name : names) RETURN_IF_ERROR(each(dir->get(), name));
+  auto names = ListDir(dir->get());
+  if (!names.ok()) return names.status().WithContext("list " + dir_path);
+  for (const std::string& name : *names) RETURN_IF_ERROR(each(dir->get(), name));
   return OkStatus();
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -142,31 +143,10 @@ class RealFileSystem : public FileSystem {
   }
 };
 
-// The last component of a path ("a/b" → "b", "b" → "b").
-std::string BaseName(const std::string& path) {
-  size_t end = path.find_last_not_of('/');
-  if (end == std::string::npos) return path;
-  size_t slash = path.find_last_of('/', end);
-  return path.substr(slash == std::string::npos ? 0 : slash + 1,
-                     end - (slash == std::string::npos ? 0 : slash + 1) + 1);
-}
-
 // Removes what `dir_fd` holds (not dir_fd itself); `depth` bounds the recursion.
 Status RemoveChildren(FileSystem* fs, int dir_fd, int depth) {
   if (depth > 4096) return FailedPreconditionError("remove: directories nested too deep");
-  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return ErrnoError(errno, "dup");
-  DIR* dir = ::fdopendir(dup_fd);
-  if (dir == nullptr) {
-    ::close(dup_fd);
-    return ErrnoError(errno, "list directory");
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(dir);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_fd));
   for (const std::string& n : names) {
     struct stat st;
     if (::fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -213,6 +193,41 @@ std::string DirName(const std::string& path) {
   size_t dir_end = path.find_last_not_of('/', slash);
   if (dir_end == std::string::npos) return "/";
   return path.substr(0, dir_end + 1);
+}
+
+std::string BaseName(const std::string& path) {
+  size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return path;
+  size_t slash = path.find_last_of('/', end);
+  return path.substr(slash == std::string::npos ? 0 : slash + 1,
+                     end - (slash == std::string::npos ? 0 : slash + 1) + 1);
+}
+
+Result<std::vector<std::string>> ListDir(int dir_fd) {
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoError(errno, "dup");
+  struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+  };
+  std::unique_ptr<DIR, DirCloser> dir(::fdopendir(dup_fd));
+  if (!dir) {
+    int err = errno;
+    ::close(dup_fd);
+    return ErrnoError(err, "opendir");
+  }
+  ::rewinddir(dir.get());
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    struct dirent* d = ::readdir(dir.get());
+    if (d == nullptr) {
+      if (errno != 0) return ErrnoError(errno, "readdir");
+      break;
+    }
+    std::string name = d->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  return names;
 }
 
 Status MakeDirs(FileSystem* fs, const std::string& path, mode_t mode) {

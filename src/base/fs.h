@@ -31,6 +31,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "hoist/status.h"
@@ -136,6 +137,12 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,
 
 // The directory part of path ("a/b/c" → "a/b", "c" → ".", "/c" → "/").
 std::string DirName(const std::string& path);
+// The last component of a path ("a/b" → "b", "a/b/" → "b", "b" → "b").
+std::string BaseName(const std::string& path);
+
+// The names in the directory open at dir_fd (not "." or ".."), read through a duplicate of
+// dir_fd (its own offset is untouched). A read error is an error, not a short list.
+Result<std::vector<std::string>> ListDir(int dir_fd);
 
 // An exclusive advisory lock (flock) on a lock file, shared by threads and processes: each
 // holder has its own open file description, so two threads of one process exclude each other

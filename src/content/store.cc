@@ -33,8 +33,6 @@ bool ExistsAt(int dir_fd, const std::string& name) {
   return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
-
 Result<json> ReadIndex(const Layout& layout) {
   auto text = ReadFileToString(layout.IndexFile(), kMaxIndexBytes);
   if (!text.ok()) return text.status();

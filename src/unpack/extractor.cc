@@ -1,6 +1,5 @@
 #include "unpack/extractor.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -93,35 +92,6 @@ size_t Depth(const std::vector<std::string>& components) {
     }
   }
   return depth;
-}
-
-struct DirCloser {
-  void operator()(DIR* d) const { closedir(d); }
-};
-
-// The names in a directory (not "." or ".."), read from a duplicate of dir_fd.
-Result<std::vector<std::string>> ListDir(int dir_fd) {
-  int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return ErrnoError(errno, "dup");
-  std::unique_ptr<DIR, DirCloser> dir(fdopendir(dup_fd));
-  if (!dir) {
-    int err = errno;
-    close(dup_fd);
-    return ErrnoError(err, "opendir");
-  }
-  rewinddir(dir.get());
-  std::vector<std::string> names;
-  for (;;) {
-    errno = 0;
-    struct dirent* d = readdir(dir.get());
-    if (d == nullptr) {
-      if (errno != 0) return ErrnoError(errno, "readdir");
-      break;
-    }
-    std::string name = d->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  return names;
 }
 
 // Opens parent/name as a directory for reading, never following a symlink at name.

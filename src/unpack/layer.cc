@@ -19,8 +19,6 @@ constexpr char kRecordName[] = "layer.json";
 constexpr char kRecordTempName[] = "layer.json.tmp";
 constexpr char kRootfsName[] = "rootfs";
 
-std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
-
 }  // namespace
 
 LayerStream::LayerStream(int root_fd, std::string_view media_type, ExtractOptions options,
