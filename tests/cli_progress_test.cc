@@ -155,13 +155,6 @@ PtyRun RunInPty(const std::vector<std::string>& args, unsigned short cols, unsig
   return run;
 }
 
-std::string RandomBytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
 class CliProgressTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -172,17 +165,14 @@ class CliProgressTest : public ::testing::Test {
     store_ = dir_->path() + "/store";
     std::vector<std::vector<testing::TarEntry>> layers;
     for (unsigned i = 0; i < 3; ++i) {
-      layers.push_back(
-          {{"data/", "", '5'}, {"data/file" + std::to_string(i), RandomBytes(1500000, i + 1)}});
+      layers.push_back({{"data/", "", '5'},
+                        {"data/file" + std::to_string(i), testing::RandomBytes(1500000, i + 1)}});
     }
     image_ = testing::BuildImage(testing::Format::kOci, layers);
-    auto reg = testing::TestRegistry::Start();
-    ASSERT_TRUE(reg.ok()) << reg.status().message();
-    reg_ = std::move(reg).value();
-    ASSERT_TRUE(testing::PushImage(reg_->host(), "app", "1", image_).ok());
-    auto proxy = testing::FaultProxy::Start(reg_->host());
-    ASSERT_TRUE(proxy.ok()) << proxy.status().message();
-    proxy_ = std::move(proxy).value();
+    auto started = testing::StartProxiedRegistry("app", "1", image_);
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    reg_ = std::move(started->registry);
+    proxy_ = std::move(started->proxy);
   }
   // The middle layer stops half-way for `stall`, then the connection ends and the pull
   // resumes it: long enough for several frames with that layer in flight.

@@ -35,13 +35,6 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Incompressible file data, so a layer's blob is about as large as its file.
-std::string RandomBytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
 std::string HttpDate(std::chrono::system_clock::time_point t) {
   const time_t secs = std::chrono::system_clock::to_time_t(t);
   tm utc{};
@@ -63,17 +56,14 @@ class ResilienceTest : public ::testing::Test {
     store_ = dir_->path() + "/store";
     std::vector<std::vector<testing::TarEntry>> layers;
     for (size_t i = 0; i < std::size(kFileSizes); ++i) {
-      files_.push_back(RandomBytes(kFileSizes[i], static_cast<unsigned>(i + 1)));
+      files_.push_back(testing::RandomBytes(kFileSizes[i], static_cast<unsigned>(i + 1)));
       layers.push_back({{"data/", "", '5'}, {"data/file" + std::to_string(i), files_.back()}});
     }
     image_ = testing::BuildImage(testing::Format::kOci, layers, "linux", "amd64");
-    auto reg = testing::TestRegistry::Start();
-    ASSERT_TRUE(reg.ok()) << reg.status().message();
-    registry_ = std::move(reg).value();
-    ASSERT_TRUE(testing::PushImage(registry_->host(), "app/r", "1", image_).ok());
-    auto proxy = testing::FaultProxy::Start(registry_->host());
-    ASSERT_TRUE(proxy.ok()) << proxy.status().message();
-    proxy_ = std::move(proxy).value();
+    auto started = testing::StartProxiedRegistry("app/r", "1", image_);
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    registry_ = std::move(started->registry);
+    proxy_ = std::move(started->proxy);
   }
 
   int64_t BlobBytes() const {

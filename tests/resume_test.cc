@@ -35,13 +35,6 @@ using namespace std::chrono_literals;
   if (!testing::TestRegistry::Available()) GTEST_SKIP() << "docker-registry not installed"
 
 // Incompressible file data, so a layer's blob is about as large as its file.
-std::string RandomBytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
 // Polls `done` every 20 ms for at most `limit`; its last answer.
 bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;
@@ -65,16 +58,13 @@ class ResumeTest : public ::testing::Test {
     for (size_t i = 0; i < std::size(kFileSizes); ++i) {
       layers.push_back({{"data/", "", '5'},
                         {"data/file" + std::to_string(i),
-                         RandomBytes(kFileSizes[i], static_cast<unsigned>(i + 7))}});
+                         testing::RandomBytes(kFileSizes[i], static_cast<unsigned>(i + 7))}});
     }
     image_ = testing::BuildImage(testing::Format::kOci, layers, "linux", "amd64");
-    auto reg = testing::TestRegistry::Start();
-    ASSERT_TRUE(reg.ok()) << reg.status().message();
-    registry_ = std::move(reg).value();
-    ASSERT_TRUE(testing::PushImage(registry_->host(), "app/r", "1", image_).ok());
-    auto proxy = testing::FaultProxy::Start(registry_->host());
-    ASSERT_TRUE(proxy.ok()) << proxy.status().message();
-    proxy_ = std::move(proxy).value();
+    auto started = testing::StartProxiedRegistry("app/r", "1", image_);
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    registry_ = std::move(started->registry);
+    proxy_ = std::move(started->proxy);
   }
 
   std::string Ref() const { return proxy_->host() + "/app/r:1"; }
@@ -297,7 +287,7 @@ TEST_F(ResumeTest, BadKeptDataIsFetchedAgainWhole) {
     for (const testing::Blob* b : blobs) {
       auto w = (*s)->OpenWriter(*Digest::Parse(b->digest), static_cast<int64_t>(b->data.size()));
       ASSERT_TRUE(w.ok()) << w.status().message();
-      ASSERT_TRUE((*w)->Write(RandomBytes(b->data.size() / 2, 99)).ok());
+      ASSERT_TRUE((*w)->Write(testing::RandomBytes(b->data.size() / 2, 99)).ok());
     }
   }
   auto run = Cli({"--store", store, "pull", Ref()});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "base/status_macros.h"
 #include "support/http_client.h"
 
 namespace hoist::testing {
@@ -175,6 +176,15 @@ std::chrono::milliseconds FaultProxy::LongestRecovery() const {
     }
   }
   return longest;
+}
+
+Result<ProxiedRegistry> StartProxiedRegistry(const std::string& repo, const std::string& tag,
+                                             const BuiltImage& image) {
+  ProxiedRegistry r;
+  ASSIGN_OR_RETURN(r.registry, TestRegistry::Start());
+  RETURN_IF_ERROR(PushImage(r.registry->host(), repo, tag, image));
+  ASSIGN_OR_RETURN(r.proxy, FaultProxy::Start(r.registry->host()));
+  return r;
 }
 
 }  // namespace hoist::testing

@@ -20,6 +20,8 @@
 
 #include "hoist/status.h"
 #include "support/http_server.h"
+#include "support/image_builder.h"
+#include "support/registry.h"
 
 namespace hoist::testing {
 
@@ -92,5 +94,13 @@ class FaultProxy {
   std::vector<ProxiedRequest> log_;  // guarded by mu_
   std::unique_ptr<FixtureServer> server_;
 };
+
+// A TestRegistry holding `image` as repo:tag, and a FaultProxy in front of it.
+struct ProxiedRegistry {
+  std::unique_ptr<TestRegistry> registry;
+  std::unique_ptr<FaultProxy> proxy;
+};
+Result<ProxiedRegistry> StartProxiedRegistry(const std::string& repo, const std::string& tag,
+                                             const BuiltImage& image);
 
 }  // namespace hoist::testing

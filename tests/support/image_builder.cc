@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -381,5 +382,12 @@ Status WriteOciLayout(const std::string& dir, const std::string& tag, const Buil
 }
 
 bool SkopeoAvailable() { return FindExecutable("skopeo"); }
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
 
 }  // namespace hoist::testing

@@ -43,6 +43,8 @@ std::string Gzip(std::string_view data);
 std::string Zstd(std::string_view data);
 // "sha256:<hex>" of `bytes`.
 std::string Sha256Digest(std::string_view bytes);
+// n bytes that do not compress, the same for the same seed: file contents of test layers.
+std::string RandomBytes(size_t n, unsigned seed);
 
 enum class Format { kOci, kDocker };
 
