@@ -13,7 +13,6 @@
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <regex>
 #include <sstream>
 

@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
 
 #include "hoist/client.h"
 #include "support/fault_proxy.h"
