@@ -1,0 +1,76 @@
+// The fetch stage of a pull: one blob from its sources into the store, verified, and for a
+// layer extracted in the same pass (blob digest, ingest write, inflate, diff_id, extraction
+// into a private staging directory). Retries and Range resume are the registry::Fetcher's;
+// this stage adds what the store and the layer need around them: resuming what an earlier
+// pull kept in ingest/, starting again from zero when a source restarts or kept data turns out
+// not to be the blob, and noticing when another process committed the blob or the layer.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "content/store.h"
+#include "hoist/descriptor.h"
+#include "pull/progress.h"
+#include "registry/fetcher.h"
+#include "registry/registry.h"
+#include "unpack/layer.h"
+
+namespace hoist::pull {
+
+// One blob to get.
+struct BlobJob {
+  Descriptor blob;
+  // Set for a layer to extract as well (the image config's diff_id); unset for a blob that is
+  // only stored (a config, a schema1 layer).
+  std::optional<Digest> diff_id;
+  // Whether the progress hears of the blob's states (not for the config, as in docker); its
+  // retries are reported either way.
+  bool report = true;
+  // The job waited for another pull of this process that had it (see Claim): what it finds
+  // stored is reported as complete, not as "already exists".
+  bool waited = false;
+};
+
+struct FetchOptions {
+  bool allow_foreign_urls = false;  // a foreign layer may come from its `urls`
+  unpack::LayerLimits limits;       // per layer; limits.image_budget is shared by the image
+  // Told about device nodes a layer holds that could not be created.
+  std::function<void(const std::string&)> notice;
+};
+
+// Thread-safe for distinct blobs: one serves every worker of a pull, each with its own
+// HttpClient. All references must outlive it.
+class BlobFetcher {
+ public:
+  BlobFetcher(content::Store& store, registry::Repository& repo, registry::Fetcher& fetcher,
+              Progress& progress, FetchOptions options)
+      : store_(store),
+        repo_(repo),
+        fetcher_(fetcher),
+        progress_(progress),
+        options_(std::move(options)) {}
+
+  // Makes sure the blob is committed to the store, and the layer (if any) extracted and
+  // committed. Returns whether it had to be downloaded (it was not in the store). A layer's lock is taken before its
+  // blob's, in every process.
+  Result<bool> Fetch(registry::HttpClient& http, const BlobJob& job);
+
+ private:
+  using SourceFetch = registry::Fetcher::SourceFetch;
+  // Gets blob `d` by calling `attempt` once per source in turn until one succeeds: a foreign
+  // layer's `urls` (when the options allow them), then the registry. `attempt` must start
+  // from nothing each time except for the first, call the SourceFetch with its sink, and
+  // verify what came.
+  Status Download(registry::HttpClient& http, const Descriptor& d,
+                  const std::function<Status(const SourceFetch&)>& attempt);
+
+  content::Store& store_;
+  registry::Repository& repo_;
+  registry::Fetcher& fetcher_;
+  Progress& progress_;
+  const FetchOptions options_;
+};
+
+}  // namespace hoist::pull
