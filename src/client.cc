@@ -17,16 +17,16 @@
 #include "content/digester.h"
 #include "content/index_file.h"
 #include "content/store.h"
-#include "pull/fetch.h"
-#include "pull/inflight.h"
-#include "pull/progress.h"
-#include "pull/resolver.h"
 #include "hoist/reference.h"
 #include "manifest/config.h"
 #include "manifest/convert.h"
 #include "manifest/manifest.h"
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
+#include "pull/fetch.h"
+#include "pull/inflight.h"
+#include "pull/progress.h"
+#include "pull/resolver.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
 #include "transfer/dispatch.h"
@@ -175,7 +175,8 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   if (decoded.kind == manifest::Kind::kImageManifest) {
     layers.erase(layers.begin());  // the config
     const Descriptor& config = decoded.manifest.config;
-    auto got = fetch(http, {config, std::nullopt, false, false}, pull::Claim::Take(claim_key(config)));
+    auto got =
+        fetch(http, {config, std::nullopt, false, false}, pull::Claim::Take(claim_key(config)));
     if (!got.ok()) return got.status().WithContext("config " + config.digest.String());
     downloaded |= *got;
     ASSIGN_OR_RETURN(std::string config_bytes,

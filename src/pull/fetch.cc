@@ -14,9 +14,8 @@ Status BlobFetcher::Download(registry::HttpClient& http, const Descriptor& d,
   };
   const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
   const bool use_urls = foreign && options_.allow_foreign_urls;
-  Status s = fetcher_.FetchFromSources(repo_, http, d,
-                                       use_urls ? d.urls : std::vector<std::string>{}, notice,
-                                       attempt);
+  Status s = fetcher_.FetchFromSources(
+      repo_, http, d, use_urls ? d.urls : std::vector<std::string>{}, notice, attempt);
   if (!s.ok() && foreign && !options_.allow_foreign_urls) {
     return PermissionDeniedError(
         "foreign layer: fetching it from its URLs is refused by "
@@ -109,7 +108,7 @@ Result<bool> BlobFetcher::Fetch(registry::HttpClient& http, const BlobJob& job) 
 
   report(ProgressState::kDownloading, writer->written());
   ByteProgress bytes(progress_, d, ProgressState::kDownloading);
-  bool fresh = true;            // the writer and the staging directory hold this source's bytes
+  bool fresh = true;             // the writer and the staging directory hold this source's bytes
   bool stored_by_other = false;  // another process committed the blob meanwhile
   RETURN_IF_ERROR(Download(http, d, [&](const SourceFetch& fetch) -> Status {
     // Only the first source resumes what an earlier pull kept in ingest/; every other one

@@ -53,8 +53,8 @@ class BlobFetcher {
         options_(std::move(options)) {}
 
   // Makes sure the blob is committed to the store, and the layer (if any) extracted and
-  // committed. Returns whether it had to be downloaded (it was not in the store). A layer's lock is taken before its
-  // blob's, in every process.
+  // committed. Returns whether it had to be downloaded (it was not in the store). A layer's lock is
+  // taken before its blob's, in every process.
   Result<bool> Fetch(registry::HttpClient& http, const BlobJob& job);
 
  private:

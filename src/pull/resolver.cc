@@ -77,10 +77,8 @@ Result<ResolvedImage> Resolver::ImageManifest(registry::HttpClient& http, const 
   image.top = top;
   std::string bytes;
   ASSIGN_OR_RETURN(image.decoded, Manifest(http, top, &bytes));
-  image.manifest = Descriptor{image.decoded.media_type, top, static_cast<int64_t>(bytes.size()),
-                              {},
-                              {},
-                              {}};
+  image.manifest =
+      Descriptor{image.decoded.media_type, top, static_cast<int64_t>(bytes.size()), {}, {}, {}};
   if (image.decoded.kind != manifest::Kind::kIndex) return image;
   ASSIGN_OR_RETURN(Descriptor chosen, manifest::SelectPlatform(image.decoded.index, platform));
   ASSIGN_OR_RETURN(image.decoded, Manifest(http, chosen.digest, &bytes));

@@ -19,8 +19,8 @@ namespace hoist::pull {
 
 // An image manifest and how it was reached.
 struct ResolvedImage {
-  Digest top;           // what the reference names: an index, or the manifest itself
-  Descriptor manifest;  // the image manifest (platform: the index entry's, when chosen there)
+  Digest top;                 // what the reference names: an index, or the manifest itself
+  Descriptor manifest;        // the image manifest (platform: the index entry's, when chosen there)
   manifest::Decoded decoded;  // its document, decoded (an image manifest or schema1)
 };
 
