@@ -154,29 +154,15 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   fetch_options.limits.max_uncompressed = this->options.max_layer_bytes;
   fetch_options.limits.image_budget = &budget;
   fetch_options.notice = options.notice;
+  fetch_options.cancel = outside;
+  fetch_options.also_cancel = &cancel;
   pull::BlobFetcher blobs(*store, repo, fetcher, progress, fetch_options);
-  // Each blob is fetched under a claim (pull::Claim): another pull of this process that has
-  // it is waited for, not raced.
-  auto fetch = [&](registry::HttpClient& worker_http, pull::BlobJob job,
-                   pull::Claim claim) -> Result<bool> {
-    bool waited = false;
-    while (!claim.owner()) {
-      if (job.report) progress.Report(job.blob, ProgressState::kWaitingForOther);
-      RETURN_IF_ERROR(claim.Wait(outside, &cancel));
-      waited = true;
-    }
-    job.waited = waited;
-    ASSIGN_OR_RETURN(bool got, blobs.Fetch(worker_http, job));
-    return got || waited;  // waited: another pull got it for this one
-  };
-  auto claim_key = [&](const Descriptor& d) { return store->layout().BlobFile(d.digest); };
   std::vector<Descriptor> layers = manifest::Children(decoded);
   std::vector<Digest> diff_ids;  // empty for schema1, whose layers are stored, not extracted
   if (decoded.kind == manifest::Kind::kImageManifest) {
     layers.erase(layers.begin());  // the config
     const Descriptor& config = decoded.manifest.config;
-    auto got =
-        fetch(http, {config, std::nullopt, false, false}, pull::Claim::Take(claim_key(config)));
+    auto got = blobs.FetchClaimed(http, {config, std::nullopt, false}, blobs.ClaimOf(config));
     if (!got.ok()) return got.status().WithContext("config " + config.digest.String());
     downloaded |= *got;
     ASSIGN_OR_RETURN(std::string config_bytes,
@@ -202,10 +188,11 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
       jobs.push_back({layers[i], diff_id});
     }
   }
-  // Claimed up front, and what another pull of this process has now goes last: the workers
-  // start all of this pull's own work before any of them waits for someone else's.
+  // Each blob is fetched under a claim, so that another pull of this process that has it is
+  // waited for, not raced. Claimed up front, and what another pull has now goes last: the
+  // workers start all of this pull's own work before any of them waits for someone else's.
   std::vector<pull::Claim> claims;
-  for (const auto& job : jobs) claims.push_back(pull::Claim::Take(claim_key(job.blob)));
+  for (const auto& job : jobs) claims.push_back(blobs.ClaimOf(job.blob));
   std::vector<size_t> order(jobs.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_partition(order.begin(), order.end(), [&](size_t i) { return claims[i].owner(); });
@@ -214,7 +201,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
       jobs.size(), options.jobs, &cancel, outside,
       [&](size_t n, registry::HttpClient& worker_http) {
         const size_t i = order[n];
-        auto got = fetch(worker_http, jobs[i], std::move(claims[i]));
+        auto got = blobs.FetchClaimed(worker_http, jobs[i], std::move(claims[i]));
         if (!got.ok()) return got.status().WithContext("blob " + jobs[i].blob.digest.String());
         std::lock_guard<std::mutex> lock(mu);
         downloaded |= *got;

@@ -164,4 +164,14 @@ Result<bool> BlobFetcher::Fetch(registry::HttpClient& http, const BlobJob& job) 
   return true;  // the blob was not here when this pull began
 }
 
+Result<bool> BlobFetcher::FetchClaimed(registry::HttpClient& http, BlobJob job, Claim claim) {
+  while (!claim.owner()) {
+    if (job.report) progress_.Report(job.blob, ProgressState::kWaitingForOther);
+    RETURN_IF_ERROR(claim.Wait(options_.cancel, options_.also_cancel));
+    job.waited = true;
+  }
+  ASSIGN_OR_RETURN(bool got, Fetch(http, job));
+  return got || job.waited;  // waited: another pull got it for this one
+}
+
 }  // namespace hoist::pull

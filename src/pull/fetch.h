@@ -12,6 +12,7 @@
 
 #include "content/store.h"
 #include "hoist/descriptor.h"
+#include "pull/inflight.h"
 #include "pull/progress.h"
 #include "registry/fetcher.h"
 #include "registry/registry.h"
@@ -38,6 +39,9 @@ struct FetchOptions {
   unpack::LayerLimits limits;       // per layer; limits.image_budget is shared by the image
   // Told about device nodes a layer holds that could not be created.
   std::function<void(const std::string&)> notice;
+  // Either flag (may be null) ends a wait for another pull's claim (Cancelled).
+  const std::atomic<bool>* cancel = nullptr;
+  const std::atomic<bool>* also_cancel = nullptr;
 };
 
 // Thread-safe for distinct blobs: one serves every worker of a pull, each with its own
@@ -56,6 +60,15 @@ class BlobFetcher {
   // committed. Returns whether it had to be downloaded (it was not in the store). A layer's lock is
   // taken before its blob's, in every process.
   Result<bool> Fetch(registry::HttpClient& http, const BlobJob& job);
+
+  // The claim on a blob of this store (pull::Claim), taken now.
+  Claim ClaimOf(const Descriptor& d) const {
+    return Claim::Take(store_.layout().BlobFile(d.digest));
+  }
+  // Fetch under `claim`: while another pull of this process owns the blob, waits for it
+  // (Waiting for other), then Fetch, which finds the blob done or does it when the other pull
+  // failed. Returns whether the blob was not in the store when this pull began.
+  Result<bool> FetchClaimed(registry::HttpClient& http, BlobJob job, Claim claim);
 
  private:
   using SourceFetch = registry::Fetcher::SourceFetch;
