@@ -150,13 +150,14 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   pull::Progress progress(options.progress);
   unpack::ImageBudget budget(this->options.max_image_bytes);
   pull::FetchOptions fetch_options;
-  fetch_options.allow_foreign_urls = this->options.allow_foreign_urls;
   fetch_options.limits.max_uncompressed = this->options.max_layer_bytes;
   fetch_options.limits.image_budget = &budget;
   fetch_options.notice = options.notice;
   fetch_options.cancel = outside;
   fetch_options.also_cancel = &cancel;
-  pull::BlobFetcher blobs(*store, repo, fetcher, progress, fetch_options);
+  pull::BlobFetcher blobs(
+      *store, pull::RegistrySources(repo, fetcher, progress, this->options.allow_foreign_urls),
+      progress, fetch_options);
   std::vector<Descriptor> layers = manifest::Children(decoded);
   std::vector<Digest> diff_ids;  // empty for schema1, whose layers are stored, not extracted
   if (decoded.kind == manifest::Kind::kImageManifest) {

@@ -7,22 +7,26 @@
 
 namespace hoist::pull {
 
-Status BlobFetcher::Download(registry::HttpClient& http, const Descriptor& d,
-                             const std::function<Status(const SourceFetch&)>& attempt) {
-  auto notice = [&](const std::string& line) {
-    progress_.Report(d, ProgressState::kRetrying, 0, line);
+BlobSources RegistrySources(registry::Repository& repo, registry::Fetcher& fetcher,
+                            Progress& progress, bool allow_foreign_urls) {
+  return [&repo, &fetcher, &progress, allow_foreign_urls](
+             registry::HttpClient& http, const Descriptor& d,
+             const std::function<Status(const SourceFetch&)>& attempt) -> Status {
+    auto notice = [&](const std::string& line) {
+      progress.Report(d, ProgressState::kRetrying, 0, line);
+    };
+    const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
+    Status s = fetcher.FetchFromSources(
+        repo, http, d, foreign && allow_foreign_urls ? d.urls : std::vector<std::string>{}, notice,
+        attempt);
+    if (!s.ok() && foreign && !allow_foreign_urls) {
+      return PermissionDeniedError(
+          "foreign layer: fetching it from its URLs is refused by "
+          "configuration, and the registry does not serve it (" +
+          s.message() + ")");
+    }
+    return s;
   };
-  const bool foreign = manifest::IsForeignLayerType(d.media_type) && !d.urls.empty();
-  const bool use_urls = foreign && options_.allow_foreign_urls;
-  Status s = fetcher_.FetchFromSources(
-      repo_, http, d, use_urls ? d.urls : std::vector<std::string>{}, notice, attempt);
-  if (!s.ok() && foreign && !options_.allow_foreign_urls) {
-    return PermissionDeniedError(
-        "foreign layer: fetching it from its URLs is refused by "
-        "configuration, and the registry does not serve it (" +
-        s.message() + ")");
-  }
-  return s;
 }
 
 Result<bool> BlobFetcher::Fetch(registry::HttpClient& http, const BlobJob& job) {
@@ -110,7 +114,7 @@ Result<bool> BlobFetcher::Fetch(registry::HttpClient& http, const BlobJob& job) 
   ByteProgress bytes(progress_, d, ProgressState::kDownloading);
   bool fresh = true;             // the writer and the staging directory hold this source's bytes
   bool stored_by_other = false;  // another process committed the blob meanwhile
-  RETURN_IF_ERROR(Download(http, d, [&](const SourceFetch& fetch) -> Status {
+  RETURN_IF_ERROR(sources_(http, d, [&](const SourceFetch& fetch) -> Status {
     // Only the first source resumes what an earlier pull kept in ingest/; every other one
     // hashes and extracts from byte zero, so that a source that sent wrong bytes leaves no
     // trace in the next attempt's blob or layer.

@@ -34,9 +34,20 @@ struct BlobJob {
   bool waited = false;
 };
 
+// Where a blob's bytes come from: calls `attempt` once per source in turn until one succeeds;
+// `attempt` calls the SourceFetch it is given with its sink. `http`: the calling worker's.
+using SourceFetch = registry::Fetcher::SourceFetch;
+using BlobSources = std::function<Status(registry::HttpClient& http, const Descriptor& d,
+                                         const std::function<Status(const SourceFetch&)>& attempt)>;
+
+// A registry's sources of a blob, through `fetcher` (retries, Range resume; each retry is
+// reported to `progress`): a foreign layer's `urls` when `allow_foreign_urls`, then `repo`.
+// All must outlive the result.
+BlobSources RegistrySources(registry::Repository& repo, registry::Fetcher& fetcher,
+                            Progress& progress, bool allow_foreign_urls);
+
 struct FetchOptions {
-  bool allow_foreign_urls = false;  // a foreign layer may come from its `urls`
-  unpack::LayerLimits limits;       // per layer; limits.image_budget is shared by the image
+  unpack::LayerLimits limits;  // per layer; limits.image_budget is shared by the image
   // Told about device nodes a layer holds that could not be created.
   std::function<void(const std::string&)> notice;
   // Either flag (may be null) ends a wait for another pull's claim (Cancelled).
@@ -48,17 +59,16 @@ struct FetchOptions {
 // HttpClient. All references must outlive it.
 class BlobFetcher {
  public:
-  BlobFetcher(content::Store& store, registry::Repository& repo, registry::Fetcher& fetcher,
-              Progress& progress, FetchOptions options)
+  BlobFetcher(content::Store& store, BlobSources sources, Progress& progress, FetchOptions options)
       : store_(store),
-        repo_(repo),
-        fetcher_(fetcher),
+        sources_(std::move(sources)),
         progress_(progress),
         options_(std::move(options)) {}
 
   // Makes sure the blob is committed to the store, and the layer (if any) extracted and
-  // committed. Returns whether it had to be downloaded (it was not in the store). A layer's lock is
-  // taken before its blob's, in every process.
+  // committed. Returns whether it had to be fetched (it was not in the store). A layer's lock
+  // is taken before its blob's, in every process. The first source continues from what an
+  // earlier fetch kept in ingest/; every other one starts from zero.
   Result<bool> Fetch(registry::HttpClient& http, const BlobJob& job);
 
   // The claim on a blob of this store (pull::Claim), taken now.
@@ -71,17 +81,8 @@ class BlobFetcher {
   Result<bool> FetchClaimed(registry::HttpClient& http, BlobJob job, Claim claim);
 
  private:
-  using SourceFetch = registry::Fetcher::SourceFetch;
-  // Gets blob `d` by calling `attempt` once per source in turn until one succeeds: a foreign
-  // layer's `urls` (when the options allow them), then the registry. `attempt` must start
-  // from nothing each time except for the first, call the SourceFetch with its sink, and
-  // verify what came.
-  Status Download(registry::HttpClient& http, const Descriptor& d,
-                  const std::function<Status(const SourceFetch&)>& attempt);
-
   content::Store& store_;
-  registry::Repository& repo_;
-  registry::Fetcher& fetcher_;
+  const BlobSources sources_;
   Progress& progress_;
   const FetchOptions options_;
 };
