@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "content/store.h"
@@ -91,6 +93,11 @@ class ResumeTest : public ::testing::Test {
   }
   static bool Committed(const std::string& store, const std::string& digest) {
     return fs::exists(store + "/blobs/sha256/" + digest.substr(7));
+  }
+  static Result<std::unique_ptr<Client>> OpenClient(const std::string& store) {
+    ClientOptions o;
+    o.store_dir = store;
+    return Client::Open(o);
   }
   // Body bytes the proxy sent for each layer so far.
   std::vector<int64_t> LayerBytes() const {
@@ -208,6 +215,101 @@ TEST_F(ResumeTest, FourConcurrentPullsFetchEachBlobOnce) {
       proxy_->Count("/blobs/", "GET"), image_.layers.size() + 1,
       static_cast<long long>(proxy_->BodyBytes("/blobs/")), static_cast<long long>(BlobBytes()),
       waiting);
+}
+
+// Pulls run by one process (a runtime pulling several images through one library, here with two
+// Clients on one store): each blob is fetched once, and the pulls that find another one
+// fetching it say Waiting and use its result.
+TEST_F(ResumeTest, PullsInOneProcessFetchEachBlobOnce) {
+  REQUIRE_REGISTRY();
+  const std::string store = dir_->path() + "/store";
+  for (const auto& l : image_.layers) {
+    proxy_->Add({.kind = Fault::kDelay, .path_contains = l.digest, .count = -1, .stall = 800ms});
+  }
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 2; ++i) {
+    auto c = OpenClient(store);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    clients.push_back(std::move(c).value());
+  }
+  std::mutex mu;
+  std::set<std::string> waited;  // layers some pull waited for
+  std::vector<Status> results(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      PullOptions o;
+      o.progress = [&](const ProgressEvent& e) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (e.state == ProgressState::kWaitingForOther) waited.insert(e.descriptor.digest.String());
+      };
+      results[i] = clients[i % 2]->Pull(Ref(), o).status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : results) EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(proxy_->Count("/blobs/" + image_.config.digest, "GET"), 1);
+  for (const auto& l : image_.layers) {
+    EXPECT_EQ(proxy_->Count("/blobs/" + l.digest, "GET"), 1) << l.digest;
+    EXPECT_TRUE(waited.count(l.digest)) << l.digest;
+  }
+  ExpectVerifies(store);
+  std::printf("[resume] 4 pulls in one process: blob GETs %d for %zu blobs\n",
+              proxy_->Count("/blobs/", "GET"), image_.layers.size() + 1);
+}
+
+// A pull that needs a layer another pull of the process is fetching does its own layers first:
+// with one worker, its own layer is complete before the shared one, which it waits for last
+// (a worker held in that wait could have done nothing else).
+TEST_F(ResumeTest, PullInOneProcessDoesItsOwnLayersBeforeWaiting) {
+  REQUIRE_REGISTRY();
+  const std::string store = dir_->path() + "/store";
+  // A second image: the first one's base layer, then a layer of its own.
+  testing::BuiltImage second = testing::BuildImage(
+      testing::Format::kOci,
+      {{{"data/", "", '5'}, {"data/file0", testing::RandomBytes(kFileSizes[0], 7)}},
+       {{"own/", "", '5'}, {"own/file", testing::RandomBytes(300 << 10, 99)}}},
+      "linux", "amd64");
+  const std::string shared = image_.layers[0].digest;
+  const std::string own = second.layers[1].digest;
+  ASSERT_EQ(second.layers[0].digest, shared);
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "app/s", "1", second).ok());
+  proxy_->Add({.kind = Fault::kDelay, .path_contains = shared, .count = -1, .stall = 1500ms});
+  auto client = OpenClient(store);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+
+  std::atomic<bool> first_fetching{false};
+  Status first;
+  std::thread t([&] {
+    PullOptions o;
+    o.progress = [&](const ProgressEvent& e) {
+      if (e.descriptor.digest.String() == shared && e.state == ProgressState::kDownloading) {
+        first_fetching = true;
+      }
+    };
+    first = (*client)->Pull(Ref(), o).status();
+  });
+  ASSERT_TRUE(WaitUntil([&] { return first_fetching.load(); }, 20s));
+  std::vector<std::pair<std::string, ProgressState>> events;
+  PullOptions o;
+  o.jobs = 1;
+  o.progress = [&](const ProgressEvent& e) {
+    events.emplace_back(e.descriptor.digest.String(), e.state);
+  };
+  Status second_pull = (*client)->Pull(proxy_->host() + "/app/s:1", o).status();
+  t.join();
+  ASSERT_TRUE(first.ok()) << first.message();
+  ASSERT_TRUE(second_pull.ok()) << second_pull.message();
+  auto at = [&](const std::string& digest, ProgressState state) {
+    auto it = std::find(events.begin(), events.end(), std::make_pair(digest, state));
+    return it == events.end() ? -1 : it - events.begin();
+  };
+  EXPECT_GE(at(shared, ProgressState::kWaitingForOther), 0);
+  ASSERT_GE(at(own, ProgressState::kDownloadComplete), 0);
+  ASSERT_GE(at(shared, ProgressState::kPullComplete), 0);
+  EXPECT_LT(at(own, ProgressState::kDownloadComplete), at(shared, ProgressState::kPullComplete));
+  EXPECT_EQ(proxy_->Count("/blobs/" + shared, "GET"), 1);
+  ExpectVerifies(store);
 }
 
 // A pull waits for another one's download; that one is killed: the waiter takes over and

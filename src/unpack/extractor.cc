@@ -145,6 +145,11 @@ Status ImageBudget::Take(uint64_t n) {
   return OkStatus();
 }
 
+void Extractor::ReturnImageBudget() {
+  if (options_.image_budget != nullptr) options_.image_budget->Give(budget_taken_);
+  budget_taken_ = 0;
+}
+
 Extractor::Extractor(int root_fd, ExtractOptions options)
     : options_(options),
       fs_(options.fs != nullptr ? options.fs : FileSystem::Default()),
@@ -421,6 +426,7 @@ Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name
   }
   if (options_.image_budget != nullptr) {
     RETURN_IF_ERROR(options_.image_budget->Take(static_cast<uint64_t>(e.size)));
+    budget_taken_ += static_cast<uint64_t>(e.size);
   }
   ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
   (void)unused;

@@ -88,6 +88,8 @@ class ImageBudget {
   // Takes n bytes, or takes nothing and returns ResourceExhausted (naming the cap and its
   // flag) when that would exceed the cap.
   Status Take(uint64_t n);
+  // Gives back n bytes taken earlier: the files of an extraction that was thrown away.
+  void Give(uint64_t n) { used_ -= n; }
   uint64_t max_bytes() const { return max_bytes_; }
   uint64_t used() const { return used_.load(); }
 
@@ -149,6 +151,9 @@ class Extractor : public TarHandler {
   uint64_t skipped_xattrs() const { return skipped_xattrs_; }
   // Bytes of file data written so far (counted against max_total_bytes).
   uint64_t bytes_written() const { return total_bytes_; }
+  // Gives back to the image budget (ExtractOptions::image_budget) what this extraction took
+  // from it, when what it wrote is thrown away (a layer extracted again from byte zero).
+  void ReturnImageBudget();
   // Hardlinks skipped under ExtractOptions::defer_missing_hardlinks: (path, target) as in the
   // archive; bounded by max_lower_hardlinks and max_lower_hardlink_bytes.
   const std::vector<std::pair<std::string, std::string>>& lower_hardlinks() const {
@@ -247,6 +252,7 @@ class Extractor : public TarHandler {
   bool has_holes_ = false;     // a hole was skipped: the size is set by ftruncate at the end
 
   uint64_t total_bytes_ = 0;
+  uint64_t budget_taken_ = 0;  // bytes taken from options_.image_budget
   uint64_t skipped_devices_ = 0;
   std::vector<std::pair<std::string, std::string>> lower_hardlinks_;
   uint64_t lower_hardlink_bytes_ = 0;  // names in lower_hardlinks_, in bytes

@@ -137,6 +137,8 @@ LayerUnpacker::LayerUnpacker(const content::Store& store, Digest diff_id, Digest
       lock_(std::move(lock)) {}
 
 LayerUnpacker::~LayerUnpacker() {
+  // Files that are thrown away no longer count against the image's cap.
+  if (stream_ != nullptr && !committed_) stream_->extractor().ReturnImageBudget();
   stream_.reset();
   rootfs_.reset();
   if (!already_exists_ && !committed_ && staging_parent_) {

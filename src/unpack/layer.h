@@ -57,6 +57,7 @@ class LayerStream {
   // Ends the stream (inflate, tar and extractor all finish) and returns the diff_id.
   Result<Digest> Finish();
   const Extractor& extractor() const { return *extractor_; }
+  Extractor& extractor() { return *extractor_; }
   // Tar entries passed to the extractor so far.
   uint64_t entries() const;
 

@@ -394,5 +394,32 @@ TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
   EXPECT_GE(n, changes);
 }
 
+// A layer extracted again from byte zero (a source that restarts the blob) is charged to the
+// image's cap once: what the thrown-away extraction took is given back.
+TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
+  TempDir dir;
+  auto store = MustOpen(dir.store());
+  ASSERT_NE(store, nullptr);
+  const Layer l = MakeLayer();
+  const uint64_t file_bytes = 20 + 10;  // etc/hosts and bin/tool
+  ImageBudget budget(file_bytes + 5);   // room for the layer once, not twice
+  LayerLimits limits;
+  limits.image_budget = &budget;
+  {
+    auto first = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer, limits);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_TRUE((*first)->Feed(l.blob.data(), l.blob.size()).ok());
+    EXPECT_EQ(budget.used(), file_bytes);
+  }
+  EXPECT_EQ(budget.used(), 0u);
+  auto again = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer, limits);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_TRUE((*again)->Feed(l.blob.data(), l.blob.size()).ok());
+  ASSERT_TRUE((*again)->Finish().ok());
+  ASSERT_TRUE((*again)->Commit().ok());
+  again->reset();
+  EXPECT_EQ(budget.used(), file_bytes);  // a committed layer keeps its share
+}
+
 }  // namespace
 }  // namespace hoist::unpack
