@@ -28,19 +28,6 @@ namespace unpack {
 class ImageBudget;
 }  // namespace unpack
 
-// Index annotation recording what the reference resolved to when that differs
-// from the image manifest (a multi-platform index).
-constexpr char kRepoDigestAnnotation[] = "io.hoist.repo.digest";
-// Index annotation naming the registry's own manifest when the record points to
-// a rendition of it (the OCI form of a Docker schema2 manifest).
-constexpr char kManifestDigestAnnotation[] = "io.hoist.manifest.digest";
-
-// The name an image is recorded under: name:tag, or name@digest when pulled by
-// digest.
-inline std::string RecordName(const Reference& ref) {
-  return ref.digest() ? ref.Name() + "@" + ref.digest()->String() : ref.Name() + ":" + ref.tag();
-}
-
 // Serializes progress callbacks coming from several workers.
 class Progress {
  public:
@@ -156,8 +143,6 @@ struct Client::Impl {
                     Progress& progress, bool* downloaded,
                     const std::function<void(const std::string&)>& notice,
                     unpack::ImageBudget* budget);
-  Result<Image> Load(const std::string& name, const Descriptor& record);
-  Result<Image> Find(const Reference& ref);
   Status ApplyLayers(const Image& image, int root_fd);
 };
 
