@@ -15,11 +15,10 @@
 #include "base/strings.h"
 #include "client_impl.h"
 #include "content/digester.h"
-#include "content/index_file.h"
 #include "content/store.h"
 #include "hoist/reference.h"
+#include "image/records.h"
 #include "manifest/config.h"
-#include "manifest/convert.h"
 #include "manifest/manifest.h"
 #include "manifest/media_types.h"
 #include "manifest/platform.h"
@@ -211,73 +210,10 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
       limits);
   RETURN_IF_ERROR(status);
 
-  // 3. The image record, last: nothing points at a blob that is not verified
-  // and in place.
-  Descriptor record = manifest_desc;
-  if (decoded.media_type == manifest::kDockerManifest) {
-    // An OCI layout lists OCI manifests: record the OCI rendition of a Docker
-    // manifest (same blobs), and remember the registry's own manifest, which
-    // stays the image's identity.
-    ASSIGN_OR_RETURN(std::string oci, manifest::DockerToOciManifest(decoded));
-    ASSIGN_OR_RETURN(record.digest, content::DigestOf("sha256", oci));
-    RETURN_IF_ERROR(store->WriteBlob(record.digest, oci));
-    record.media_type = manifest::kOciManifest;
-    record.size = static_cast<int64_t>(oci.size());
-    record.annotations[kManifestDigestAnnotation] = manifest_desc.digest.String();
-  }
-  if (top.digest != manifest_desc.digest) {
-    record.annotations[kRepoDigestAnnotation] = top.digest.String();
-  }
-  RETURN_IF_ERROR(store->PutRef(RecordName(ref), record).WithContext("record"));
-  ASSIGN_OR_RETURN(Image image, Load(RecordName(ref), record));
+  // 3. The image record, last: nothing points at a blob that is not verified and in place.
+  ASSIGN_OR_RETURN(Image image, image::Record(*store, ref, top.digest, manifest_desc, decoded));
   image.downloaded = downloaded;
   return image;
-}
-
-// Builds an Image from a record and the blobs in the store.
-Result<Image> Client::Impl::Load(const std::string& name, const Descriptor& record) {
-  Image image;
-  image.reference = name;
-  Digest manifest_digest = record.digest;
-  if (auto it = record.annotations.find(kManifestDigestAnnotation);
-      it != record.annotations.end()) {
-    ASSIGN_OR_RETURN(manifest_digest, Digest::Parse(it->second));
-  }
-  image.repo_digest = manifest_digest;
-  if (auto it = record.annotations.find(kRepoDigestAnnotation); it != record.annotations.end()) {
-    ASSIGN_OR_RETURN(image.repo_digest, Digest::Parse(it->second));
-  }
-  ASSIGN_OR_RETURN(std::string bytes,
-                   store->ReadBlob(manifest_digest, manifest::kMaxManifestBytes));
-  ASSIGN_OR_RETURN(
-      manifest::Decoded decoded,
-      manifest::Decode(manifest_digest == record.digest ? record.media_type : "", bytes));
-  image.manifest =
-      Descriptor{decoded.media_type, manifest_digest, static_cast<int64_t>(bytes.size()), {}, {},
-                 record.platform};
-  if (decoded.kind == manifest::Kind::kImageManifest) {
-    image.config = decoded.manifest.config;
-    image.layers = decoded.manifest.layers;
-    ASSIGN_OR_RETURN(image.config_json,
-                     store->ReadBlob(image.config.digest, manifest::kMaxManifestBytes));
-    ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(image.config_json));
-    image.platform = cfg.platform;
-    image.created = cfg.created;
-  } else if (decoded.kind == manifest::Kind::kSchema1) {
-    image.layers = manifest::Children(decoded);
-    image.platform.os = "linux";
-    image.platform.architecture = decoded.schema1.architecture;
-  } else {
-    return DataLossError("record " + name + " points to an index");
-  }
-  image.manifest_json = std::move(bytes);
-  return image;
-}
-
-Result<Image> Client::Impl::Find(const Reference& ref) {
-  ASSIGN_OR_RETURN(auto record, store->GetRef(RecordName(ref)));
-  if (!record) return NotFoundError("no such image in the store (pull it first)");
-  return Load(RecordName(ref), *record);
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -334,13 +270,12 @@ Result<Image> Client::Pull(std::string_view text, const PullOptions& options) {
 }
 
 Result<std::vector<ImageSummary>> Client::Images() {
-  ASSIGN_OR_RETURN(std::vector<Descriptor> records, impl_->store->ListRefs());
+  ASSIGN_OR_RETURN(std::vector<Descriptor> records, image::List(*impl_->store));
   std::vector<ImageSummary> out;
   for (const auto& r : records) {
-    auto name = r.annotations.find(content::kRefNameAnnotation);
     ImageSummary s;
-    s.reference = name == r.annotations.end() ? "" : name->second;
-    auto image = impl_->Load(s.reference, r);
+    s.reference = image::NameOf(r);
+    auto image = image::Load(*impl_->store, s.reference, r);
     if (!image.ok()) return image.status().WithContext("images: " + TerminalSafe(s.reference));
     s.digest = image->manifest.digest;
     s.repo_digest = image->repo_digest;
@@ -356,7 +291,7 @@ Result<Image> Client::Inspect(std::string_view text) {
   const std::string context = "inspect " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
-  auto image = impl_->Find(*ref);
+  auto image = image::Find(*impl_->store, *ref);
   if (!image.ok()) return image.status().WithContext(context);
   return image;
 }
@@ -373,12 +308,7 @@ Status Client::Tag(std::string_view source, std::string_view target) {
   // Between reading the record and writing the new one, gc must not reclaim the manifest.
   auto gc_guard = impl_->store->LockAgainstGc();
   if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
-  auto record = impl_->store->GetRef(RecordName(*src));
-  if (!record.ok()) return record.status().WithContext(context);
-  if (!*record) return NotFoundError(context + ": no such image in the store (pull it first)");
-  Descriptor copy = **record;
-  copy.annotations.erase(content::kRefNameAnnotation);  // PutRef names it
-  return impl_->store->PutRef(RecordName(*dst), copy).WithContext(context);
+  return image::Tag(*impl_->store, *src, *dst).WithContext(context);
 }
 
 }  // namespace hoist

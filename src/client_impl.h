@@ -24,18 +24,6 @@
 #include "registry/registry.h"
 
 namespace hoist {
-// Index annotation recording what the reference resolved to when that differs
-// from the image manifest (a multi-platform index).
-constexpr char kRepoDigestAnnotation[] = "io.hoist.repo.digest";
-// Index annotation naming the registry's own manifest when the record points to
-// a rendition of it (the OCI form of a Docker schema2 manifest).
-constexpr char kManifestDigestAnnotation[] = "io.hoist.manifest.digest";
-
-// The name an image is recorded under: name:tag, or name@digest when pulled by
-// digest.
-inline std::string RecordName(const Reference& ref) {
-  return ref.digest() ? ref.Name() + "@" + ref.digest()->String() : ref.Name() + ":" + ref.tag();
-}
 
 struct Client::Impl {
   ClientOptions options;
@@ -78,8 +66,6 @@ struct Client::Impl {
                          const PullOptions& options, bool last_source, bool* remote_failure);
   // The retry policy of this client's options (see PullFrom for `last_source`).
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
-  Result<Image> Load(const std::string& name, const Descriptor& record);
-  Result<Image> Find(const Reference& ref);
   Status ApplyLayers(const Image& image, int root_fd);
 };
 

@@ -1,10 +1,7 @@
 // hoist::Client: the image lifecycle. rmi (drop a record), gc (reclaim what no record or live
 // mount references), verify (re-hash blobs, check layer directories) and df (usage).
 //
-// What a record references: its manifest (the OCI rendition, for a Docker image), the
-// registry's own manifest (io.hoist.manifest.digest) and index (io.hoist.repo.digest) it keeps,
-// the manifest's config and layer blobs, and the layer directories of the config's diff_ids. A
-// record that names an index (written by another tool) references the children that are here.
+// What a record references is image::CollectReferences's to say (image/references.h).
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -20,12 +17,11 @@
 #include "base/status_macros.h"
 #include "client_impl.h"
 #include "content/digester.h"
-#include "content/index_file.h"
 #include "content/store.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
-#include "manifest/config.h"
-#include "manifest/manifest.h"
+#include "image/records.h"
+#include "image/references.h"
 #include "unpack/layer.h"
 #include "unpack/mount.h"
 
@@ -34,8 +30,6 @@ namespace {
 
 // The digest algorithms the store may hold directories of (blobs/<alg>, layers/<alg>).
 constexpr const char* kAlgorithms[] = {"sha256", "sha512"};
-// A record naming an index is followed this many manifests deep at most.
-constexpr size_t kMaxManifestsPerRecord = 1024;
 
 // The store directory `path`, or nullopt if it does not exist.
 Result<std::optional<UniqueFd>> OpenIfExists(const content::Store& store, const std::string& path) {
@@ -87,83 +81,6 @@ Result<Digest> HashFile(const std::string& path, const std::string& algorithm) {
     return OkStatus();
   }));
   return digester.Finish();
-}
-
-std::string RefNameOf(const Descriptor& record) {
-  auto it = record.annotations.find(content::kRefNameAnnotation);
-  return it == record.annotations.end() ? "" : it->second;
-}
-
-// Everything the records reference (see the top of this file).
-struct References {
-  std::map<Digest, std::string> blobs;   // digest → a record that references it
-  std::map<Digest, std::string> layers;  // diff_id → a record that references it
-  // Referenced blobs that are here but cannot be read or decoded, with why.
-  std::map<Digest, Status> unreadable;
-};
-
-void AddRecord(const content::Store& store, const Descriptor& record, References* refs) {
-  const std::string name = RefNameOf(record);
-  auto unreadable = [&](const Digest& d, const Status& s) {
-    refs->unreadable.emplace(d, s.WithContext("image " + name));
-  };
-  std::vector<std::pair<Digest, std::string>> manifests = {{record.digest, record.media_type}};
-  refs->blobs.emplace(record.digest, name);
-  for (const char* key : {kManifestDigestAnnotation, kRepoDigestAnnotation}) {
-    auto it = record.annotations.find(key);
-    if (it == record.annotations.end()) continue;
-    auto d = Digest::Parse(it->second);
-    if (!d.ok()) {
-      unreadable(record.digest, d.status().WithContext(std::string("annotation ") + key));
-      continue;
-    }
-    refs->blobs.emplace(*d, name);
-    // The index is kept only as the identity of the reference: the record's own manifest is
-    // the platform's, so the index's other children are not followed.
-    if (std::string(key) == kManifestDigestAnnotation) manifests.push_back({*d, ""});
-  }
-  for (size_t i = 0; i < manifests.size() && i < kMaxManifestsPerRecord; ++i) {
-    const auto [digest, media_type] = manifests[i];
-    if (!store.Has(digest)) continue;  // missing: Verify reports it
-    auto bytes = store.ReadBlob(digest, manifest::kMaxManifestBytes);
-    if (!bytes.ok()) {
-      unreadable(digest, bytes.status());
-      continue;
-    }
-    auto decoded = manifest::Decode(media_type, *bytes);
-    if (!decoded.ok()) {
-      unreadable(digest, decoded.status().WithContext("manifest " + digest.String()));
-      continue;
-    }
-    if (decoded->kind == manifest::Kind::kIndex) {
-      for (const Descriptor& child : manifest::Children(*decoded)) {
-        if (!store.Has(child.digest)) continue;  // another platform's, never pulled
-        refs->blobs.emplace(child.digest, name);
-        manifests.push_back({child.digest, child.media_type});
-      }
-      continue;
-    }
-    for (const Descriptor& child : manifest::Children(*decoded)) {
-      refs->blobs.emplace(child.digest, name);
-    }
-    if (decoded->kind != manifest::Kind::kImageManifest) continue;  // schema1: blobs only
-    const Digest& config = decoded->manifest.config.digest;
-    if (!store.Has(config)) continue;
-    auto config_bytes = store.ReadBlob(config, manifest::kMaxManifestBytes);
-    auto cfg = config_bytes.ok() ? manifest::ParseConfig(*config_bytes)
-                                 : Result<manifest::ImageConfig>(config_bytes.status());
-    if (!cfg.ok()) {
-      unreadable(config, cfg.status().WithContext("config " + config.String()));
-      continue;
-    }
-    for (const Digest& diff_id : cfg->diff_ids) refs->layers.emplace(diff_id, name);
-  }
-}
-
-References CollectReferences(const content::Store& store, const std::vector<Descriptor>& records) {
-  References refs;
-  for (const Descriptor& r : records) AddRecord(store, r, &refs);
-  return refs;
 }
 
 // Mount directories whose mount is live, and the layers those mounts use.
@@ -276,8 +193,9 @@ struct Candidate {
   std::string lock;  // a lock file under locks/ to take without waiting; empty: none
 };
 
-std::vector<Candidate> Plan(const content::Store& store, const Contents& c, const References& refs,
-                            const LiveMounts& live, const GcOptions& options) {
+std::vector<Candidate> Plan(const content::Store& store, const Contents& c,
+                            const image::References& refs, const LiveMounts& live,
+                            const GcOptions& options) {
   const content::Layout& layout = store.layout();
   std::vector<Candidate> out;
   for (const Entry& e : c.blobs) {
@@ -326,8 +244,8 @@ void Add(SpaceUsage* u, int64_t bytes) {
 // Plans (and unless dry_run, carries out) a gc of the store as it is now.
 Result<GcReport> CollectGarbage(const content::Store& store, const GcOptions& options, bool dry_run,
                                 Contents* contents) {
-  ASSIGN_OR_RETURN(std::vector<Descriptor> records, store.ListRefs());
-  References refs = CollectReferences(store, records);
+  ASSIGN_OR_RETURN(std::vector<Descriptor> records, image::List(store));
+  image::References refs = image::CollectReferences(store, records);
   if (!refs.unreadable.empty() && !dry_run) {
     const auto& [digest, status] = *refs.unreadable.begin();
     return DataLossError(status.message() +
@@ -349,9 +267,8 @@ Result<std::string> Client::RemoveImage(std::string_view text) {
   const std::string context = "rmi " + std::string(text);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
-  const std::string name = RecordName(*ref);
-  RETURN_IF_ERROR(impl_->store->RemoveRef(name).WithContext(context));
-  return name;
+  RETURN_IF_ERROR(image::Remove(*impl_->store, *ref).WithContext(context));
+  return image::RecordName(*ref);
 }
 
 Result<GcReport> Client::GarbageCollect(const GcOptions& options) {
@@ -392,18 +309,18 @@ Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
     const std::string context = "verify " + text;
     auto ref = Reference::Parse(text);
     if (!ref.ok()) return ref.status().WithContext(context);
-    auto record = store.GetRef(RecordName(*ref));
+    auto record = image::Get(store, *ref);
     if (!record.ok()) return record.status().WithContext(context);
     if (!*record) return NotFoundError(context + ": no such image in the store");
     records.push_back(std::move(**record));
   }
   const bool everything = references.empty();
   if (everything) {
-    auto all = store.ListRefs();
+    auto all = image::List(store);
     if (!all.ok()) return all.status().WithContext("verify");
     records = std::move(*all);
   }
-  const References refs = CollectReferences(store, records);
+  const image::References refs = image::CollectReferences(store, records);
   auto live = FindLiveMounts(store);
   if (!live.ok()) return live.status().WithContext("verify");
   auto contents = ListContents(store);

@@ -13,6 +13,7 @@
 #include "base/unique_fd.h"
 #include "client_impl.h"
 #include "content/digester.h"
+#include "image/records.h"
 #include "manifest/config.h"
 #include "unpack/bundle.h"
 #include "unpack/destination.h"
@@ -82,7 +83,7 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   if (!gc_guard.ok()) return gc_guard.status().WithContext(context);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
-  auto image = impl_->Find(*ref);
+  auto image = image::Find(*impl_->store, *ref);
   if (!image.ok()) return image.status().WithContext(context);
   FileSystem* fs = impl_->store->fs();
   // The tree is built in a private staging dir beside dest and renamed into place when complete.
@@ -109,7 +110,7 @@ Status Client::Mount(std::string_view text, const std::string& target,
   if (!target_fd.ok()) return target_fd.status().WithContext(context);
   auto ref = Reference::Parse(text);
   if (!ref.ok()) return ref.status().WithContext(context);
-  auto image = impl_->Find(*ref);
+  auto image = image::Find(*impl_->store, *ref);
   if (!image.ok()) return image.status().WithContext(context);
   if (image->config_json.empty()) {
     return FailedPreconditionError(context + ": schema1 images are not extracted per layer");

@@ -99,6 +99,9 @@ class Store {
   // before anything is written). OK if the blob was already there.
   Status WriteBlob(const Digest& d, std::string_view bytes);
 
+  // The storage of the image records (index.json entries); what a record holds and means is
+  // image/records.h's, which writes and reads them through these.
+  //
   // Records `manifest` under ref_name in index.json: the entry whose annotation
   // org.opencontainers.image.ref.name equals ref_name is replaced (or one is added); other
   // entries and fields are kept. The stored descriptor is `manifest` with that annotation
