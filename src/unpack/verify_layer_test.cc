@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "base/status_macros.h"
 #include "content/digester.h"
 #include "content/store.h"
+#include "support/fixture_images.h"
 #include "support/image_builder.h"
 #include "support/process.h"
 
@@ -120,6 +122,25 @@ class VerifyLayerTest : public ::testing::Test {
     return record.ok() ? *record : LayerRecord{};
   }
 
+  // Stores the blob and extracts the layer with OCI .wh. files, as a process without root
+  // would (the layer directory made by hand; no layer.json). False if the extractor refuses it.
+  bool ExtractOci(const Layer& l, LayerRecord* record) {
+    EXPECT_TRUE(store_->WriteBlob(l.digest, l.blob).ok());
+    const std::string rootfs = Rootfs(l);
+    stdfs::create_directories(rootfs);
+    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    EXPECT_TRUE(root);
+    ExtractOptions options;
+    options.whiteouts = WhiteoutMode::kOciFiles;
+    options.defer_missing_hardlinks = true;
+    LayerStream stream(root.get(), kGzipLayer, options);
+    if (!stream.Feed(l.blob.data(), l.blob.size()).ok() || !stream.Finish().ok()) return false;
+    record->diff_id = l.diff_id;
+    record->blob = l.digest;
+    record->whiteouts = WhiteoutMode::kOciFiles;
+    return true;
+  }
+
   std::string Rootfs(const Layer& l) const { return store_->layout().LayerRootfs(l.diff_id); }
 
   // Commits the rich layer, applies `damage` to its rootfs, and returns what verify says.
@@ -162,6 +183,82 @@ TEST_F(VerifyLayerTest, AnIntactLayerPasses) {
   EXPECT_TRUE(stdfs::is_regular_file(root + "/usr/lib/f"));
   EXPECT_FALSE(stdfs::equivalent(root + "/t", root + "/h"));
   EXPECT_TRUE(stdfs::equivalent(root + "/bin/tool", root + "/bin/link"));
+}
+
+// No false alarms on real-looking layers: each of the realistic image's layers (setuid files,
+// owners, devices, xattrs, long names, whiteouts and opaque directories of lower content),
+// extracted alone as the store keeps them.
+TEST_F(VerifyLayerTest, TheRealisticLayersPass) {
+  for (const std::vector<TarEntry>& entries : testing::RealisticLayers()) {
+    const Layer l = MakeLayer(entries);
+    const LayerRecord record = Commit(l);
+    Status s = VerifyLayerDir(*store_, record);
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+}
+
+// Random layers over a few names (entries of every kind replacing, linking through and whiting
+// out each other): whatever the extractor commits, the check must find intact.
+TEST_F(VerifyLayerTest, RandomLayersThatExtractPass) {
+  const std::vector<std::string> names = {"a",     "b",      "a/b",   "a/c",     "b/c",
+                                          "l/x",   "a/../c", ".wh.a", "a/.wh.b", "a/.wh..wh..opq",
+                                          ".wh.l", "l",      "c"};
+  std::mt19937 rng(8);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  int committed = 0, extracted_oci = 0;
+  for (int layer = 0; layer < 100; ++layer) {
+    std::vector<TarEntry> entries;
+    const size_t count = 1 + pick(12);
+    for (size_t i = 0; i < count; ++i) {
+      TarEntry e{.path = names[pick(names.size())], .mode = 0600 + static_cast<int>(pick(0100))};
+      switch (pick(5)) {
+        case 0:
+          e.type = '5';
+          e.mode = 0700 + static_cast<int>(pick(070));
+          break;
+        case 1:
+          e.type = '2';
+          e.linkname = std::vector<std::string>{"a", "/b", "../a", "c", "missing"}[pick(5)];
+          break;
+        case 2:
+          e.type = '1';
+          e.linkname = names[pick(names.size())];
+          break;
+        default:
+          e.content = std::string(pick(3), 'x') + std::to_string(i);
+      }
+      entries.push_back(e);
+    }
+    const Layer l = MakeLayer(entries);
+    std::string listing;
+    for (const TarEntry& e : entries) listing += " " + e.path + "(" + e.type + e.linkname + ")";
+    NewStore();
+    ASSERT_TRUE(store_->WriteBlob(l.digest, l.blob).ok());
+    auto u = LayerUnpacker::Open(*store_, l.diff_id, l.digest, kGzipLayer);
+    ASSERT_TRUE(u.ok());
+    const bool extracted = (*u)->Feed(l.blob.data(), l.blob.size()).ok() && (*u)->Finish().ok();
+    if (extracted) {
+      ASSERT_TRUE((*u)->Commit().ok());
+    }
+    u->reset();  // before its store goes
+    if (extracted) {
+      ++committed;
+      auto record = ReadLayerRecord(*store_, l.diff_id);
+      ASSERT_TRUE(record.ok());
+      Status s = VerifyLayerDir(*store_, *record);
+      EXPECT_TRUE(s.ok()) << s.message() << "\nentries:" << listing;
+    }
+    // And with OCI .wh. files.
+    NewStore();
+    LayerRecord oci;
+    if (ExtractOci(l, &oci)) {
+      ++extracted_oci;
+      Status s = VerifyLayerDir(*store_, oci);
+      EXPECT_TRUE(s.ok()) << "OCI: " << s.message() << "\nentries:" << listing;
+    }
+  }
+  EXPECT_GT(committed, 40);
+  EXPECT_GT(extracted_oci, 40);
 }
 
 TEST_F(VerifyLayerTest, ARemovedFileIsCaught) {
@@ -258,24 +355,9 @@ TEST_F(VerifyLayerTest, BlobMissingOrCorrupt) {
 // the layer's own files remove nothing.
 TEST_F(VerifyLayerTest, OciWhiteoutFiles) {
   const Layer l = MakeLayer(RichEntries());
-  ASSERT_TRUE(store_->WriteBlob(l.digest, l.blob).ok());
-  const std::string layer_dir = store_->layout().LayerDir(l.diff_id);
-  stdfs::create_directories(layer_dir + "/rootfs");
-  {
-    UniqueFd root(::open((layer_dir + "/rootfs").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    ASSERT_TRUE(root);
-    ExtractOptions options;
-    options.whiteouts = WhiteoutMode::kOciFiles;
-    options.defer_missing_hardlinks = true;
-    LayerStream stream(root.get(), kGzipLayer, options);
-    ASSERT_TRUE(stream.Feed(l.blob.data(), l.blob.size()).ok());
-    auto diff_id = stream.Finish();
-    ASSERT_TRUE(diff_id.ok()) << diff_id.status().message();
-  }
   LayerRecord record;
-  record.diff_id = l.diff_id;
-  record.blob = l.digest;
-  record.whiteouts = WhiteoutMode::kOciFiles;
+  ASSERT_TRUE(ExtractOci(l, &record));
+  const std::string layer_dir = store_->layout().LayerDir(l.diff_id);
   Status s = VerifyLayerDir(*store_, record);
   EXPECT_TRUE(s.ok()) << s.message();
   EXPECT_TRUE(stdfs::is_regular_file(layer_dir + "/rootfs/var/cache/.wh..wh..opq"));
