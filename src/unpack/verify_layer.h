@@ -49,9 +49,11 @@ struct VerifyLayerOptions {
 //                 checked");
 //   DataLoss      the blob does not match its digest, its tar does not match the diff_id or
 //                 cannot be read, or the directory differs. Differences are listed by path,
-//                 quoted, first found first, e.g. `"usr/bin/x": content differs from the
-//                 layer's blob; "etc/y": missing` (and "and more" past max_reported);
-//   other codes   the store or the directory could not be read.
+//                 quoted, in the order of the walk (sorted names, depth first), e.g.
+//                 `"etc/y": missing; "usr/bin/x": content differs from the layer's blob`,
+//                 ending in "; stopped after N" when the walk stopped at max_reported. A
+//                 name that cannot be read is a difference too ("open: Permission denied");
+//   other codes   the store, the blob or the layer directory itself could not be opened or read.
 Status VerifyLayerDir(const content::Store& store, const LayerRecord& record,
                       const VerifyLayerOptions& options = {});
 
