@@ -49,7 +49,8 @@ std::vector<TarEntry> RichEntries() {
       {.path = "etc/", .type = '5', .mode = 0755},
       {.path = "etc/hosts", .content = "127.0.0.1 localhost\n"},
       {.path = "etc/passwd", .content = "first\n"},
-      {.path = "etc/passwd", .content = "root:x:0:0::/root:/bin/sh\n"},  // the last one wins
+      {.path = "etc/passwd", .content = "root:x:0:0::/root:/bin/sh\n"},         // the last one wins
+      {.path = "etc/shadow", .content = "root:*:19000::::::\n", .mode = 0000},  // as Fedora's
       {.path = "etc/one", .content = "1111"},
       {.path = "etc/two", .content = "2222"},
       {.path = "bin/", .type = '5', .mode = 0711},
