@@ -399,6 +399,8 @@ class Model : public TarHandler {
     return OkStatus();
   }
 
+  // kOverlay: the layer was extracted by root (StoreWhiteoutMode), which also creates devices
+  // and sets owners; kOciFiles: without root, devices were skipped.
   const bool overlay_;
   std::deque<Node> nodes_;  // every node ever made (stable addresses)
   Node* root_ = nullptr;
