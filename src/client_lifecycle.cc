@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -24,6 +25,7 @@
 #include "image/references.h"
 #include "unpack/layer.h"
 #include "unpack/mount.h"
+#include "unpack/verify_layer.h"
 
 namespace hoist {
 namespace {
@@ -362,12 +364,15 @@ Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
     report.problems.push_back(std::move(p));
   }
 
-  // Layer directories: each one's record, and no more file data than was extracted into it.
+  // Layer directories: each one's record, and its tree against the blob it was extracted from
+  // (unpack/verify_layer.h). Without a sound blob the layer cannot be checked: a problem too.
   std::map<Digest, std::string> layers;
   if (everything) {
     for (const Entry& e : contents->layers) layers.emplace(*e.digest, "");
   }
   for (const auto& [d, image] : refs.layers) layers[d] = image;
+  unpack::VerifyLayerOptions check;
+  check.max_uncompressed = impl_->options.max_layer_bytes;
   for (const auto& [diff_id, image] : layers) {
     VerifyProblem p{"layer", diff_id, "", false};
     struct stat st;
@@ -378,23 +383,18 @@ Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
     }
     ++report.layers;
     auto record = unpack::ReadLayerRecord(store, diff_id);
-    if (record.ok() && !record->lower_hardlinks) {
-      // One-sided checks only: an intact layer can hold less than its record counts (entries
-      // replaced later in the tar, opaque markers, whiteouts of its own files), never more.
-      // Every name that is not a directory comes from one tar entry (parents the tar left out
-      // are directories), and every byte of file data was written from the tar.
-      const TreeStats found = Walk(layout.LayerRootfs(diff_id));
-      if (found.bytes > static_cast<int64_t>(record->size)) {
-        p.message = "rootfs holds " + std::to_string(found.bytes) +
-                    " bytes of file data, more than the " + std::to_string(record->size) +
-                    " extracted";
-      } else if (found.non_directories > static_cast<int64_t>(record->files)) {
-        p.message = "rootfs holds " + std::to_string(found.non_directories) +
-                    " files, more than the " + std::to_string(record->files) +
-                    " tar entries extracted";
-      }
-    } else if (!record.ok()) {
+    const bool blob_damaged =
+        record.ok() &&
+        std::any_of(report.problems.begin(), report.problems.end(), [&](const VerifyProblem& b) {
+          return b.kind == "blob" && b.digest == record->blob;
+        });
+    if (!record.ok()) {
       p.message = record.status().message();
+    } else if (blob_damaged) {
+      p.message =
+          "blob " + record->blob.String() + " failed its check: the layer cannot be checked";
+    } else if (Status s = unpack::VerifyLayerDir(store, *record, check); !s.ok()) {
+      p.message = s.message();
     }
     if (p.message.empty()) continue;
     if (options.repair && live->layers.contains(diff_id)) {

@@ -264,11 +264,16 @@ TEST_F(LifecycleTest, VerifyCatchesAFlippedByteAndRepairLetsThePullRestoreIt) {
        {std::vector<std::string>{}, std::vector<std::string>{Ref("a")}}) {
     auto r = client->Verify(refs);
     ASSERT_TRUE(r.ok()) << r.status().message();
-    ASSERT_EQ(r->problems.size(), 1u);
+    ASSERT_EQ(r->problems.size(), 2u);
     EXPECT_EQ(r->problems[0].kind, "blob");
     EXPECT_EQ(r->problems[0].digest.String(), a_.layers[1].digest);
     EXPECT_NE(r->problems[0].message.find("digest mismatch"), std::string::npos);
     EXPECT_FALSE(r->problems[0].removed);
+    // Its layer directory cannot be compared with it.
+    EXPECT_EQ(r->problems[1].kind, "layer");
+    EXPECT_EQ(r->problems[1].digest.String(), a_.diff_ids[1]);
+    EXPECT_EQ(r->problems[1].message,
+              "blob " + a_.layers[1].digest + " failed its check: the layer cannot be checked");
   }
   EXPECT_EQ(client->Verify({Ref("nothing")}).status().code(), StatusCode::kNotFound);
 
@@ -305,7 +310,7 @@ TEST_F(LifecycleTest, VerifyCatchesAFlippedByteAndRepairLetsThePullRestoreIt) {
   EXPECT_TRUE(r->problems.empty()) << r->problems[0].message;
   EXPECT_TRUE(fs::exists(Layers() + "/" + Hex(a_.diff_ids[1]) + "/rootfs/app/a"));
 
-  // Files added without data: more names than the layer's tar had entries.
+  // Files added without data: names the layer's tar does not have.
   const std::string app = Layers() + "/" + Hex(a_.diff_ids[1]) + "/rootfs/app";
   std::ofstream(app + "/empty1").flush();
   ASSERT_EQ(::symlink("a", (app + "/link").c_str()), 0);
@@ -313,8 +318,54 @@ TEST_F(LifecycleTest, VerifyCatchesAFlippedByteAndRepairLetsThePullRestoreIt) {
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->problems.size(), 1u);
   EXPECT_EQ(r->problems[0].digest.String(), a_.diff_ids[1]);
-  EXPECT_NE(r->problems[0].message.find("3 files, more than the 2 tar entries"), std::string::npos)
-      << r->problems[0].message;
+  EXPECT_EQ(r->problems[0].message,
+            "\"app/empty1\": not in the layer's blob; \"app/link\": not in the layer's blob");
+}
+
+// hoist verify compares each layer directory with its blob: a file removed, or changed without
+// changing its size, is found (by the layer's diff_id and the file's name); --repair removes
+// the layer and the next pull extracts it again.
+TEST_F(LifecycleTest, VerifyFindsARemovedAndASameSizeChangedFile) {
+  REQUIRE_REGISTRY();
+  StartRegistry();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--store", store_});
+    return testing::RunCli(HOIST_CLI, args, dir_->path());
+  };
+  ASSERT_EQ(run({"pull", "-q", Ref("a")}).exit_code, 0);
+  const std::string base = Layers() + "/" + Hex(a_.diff_ids[0]) + "/rootfs/etc/base";
+  const std::string app = Layers() + "/" + Hex(a_.diff_ids[1]) + "/rootfs/app/a";
+  ASSERT_EQ(::unlink(base.c_str()), 0);
+  {
+    std::fstream f(app, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('x');  // 'a' before: same size
+  }
+  auto verify = run({"verify"});
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE(verify.out.find("layer " + a_.diff_ids[0] + ": \"etc/base\": missing\n"),
+            std::string::npos)
+      << verify.out;
+  EXPECT_NE(verify.out.find("layer " + a_.diff_ids[1] +
+                            ": \"app/a\": content differs from the layer's blob\n"),
+            std::string::npos)
+      << verify.out;
+  EXPECT_NE(verify.out.find("Verified 4 blobs and 2 layers: 2 problems"), std::string::npos)
+      << verify.out;
+
+  verify = run({"verify", "--repair", Ref("a")});
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE(verify.out.find("missing (removed)"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find("content differs from the layer's blob (removed)"), std::string::npos)
+      << verify.out;
+  EXPECT_TRUE(Names(Layers()).empty());
+  ASSERT_EQ(run({"pull", "-q", Ref("a")}).exit_code, 0);
+  verify = run({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out;
+  EXPECT_NE(verify.out.find("Verified 4 blobs and 2 layers: 0 problems"), std::string::npos)
+      << verify.out;
+  std::ifstream in(app, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), std::string(3000, 'a') + "a");
 }
 
 // A record whose config cannot be read stops gc before it removes anything.

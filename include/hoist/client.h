@@ -235,7 +235,8 @@ class Client {
   Result<StoreUsage> Usage(const GcOptions& options = {});
 
   // Re-hashes every blob and checks every layer directory against its record (layer.json: the
-  // diff_id, the rootfs/ committed, and no more file data than was extracted), of the images
+  // diff_id, the rootfs/ committed) and, entry by entry and back, against the blob it was
+  // extracted from (a layer whose blob is missing or failed its check is a problem), of the images
   // named (each blob and layer they reference, a missing one being a problem too) or, with none
   // named, of the whole store. A named image that is not recorded is NotFound. Problems are
   // reported in the result, not as an error.
