@@ -9,6 +9,7 @@
 
 #include "support/fault_proxy.h"
 #include "support/http_client.h"
+#include "support/http_server.h"
 #include "support/image_builder.h"
 #include "support/process.h"
 #include "support/registry.h"
@@ -302,6 +303,103 @@ TEST_F(RegistryTransportTest, TokenRegistryGrantsPushToAnAccountOnly) {
   ASSERT_TRUE(mounted.ok()) << mounted.status().message();
   EXPECT_EQ(Mounted(**t, "app"), 3);
   EXPECT_EQ((*t)->CountRequests("PUT", "/v2/team/app/blobs/uploads/"), 0);
+}
+
+// An index with every platform (CopyOptions::all_platforms): each manifest by digest, the index
+// last under the tag, its digest unchanged; without it, only the chosen platform's manifest.
+TEST_F(RegistryTransportTest, CopiesAnIndexWholeOrOnePlatform) {
+  testing::BuiltIndex index = testing::BuildIndex(
+      Format::kOci,
+      {TwoLayers(15), BuildImage(Format::kOci, {{{"c", "arm"}}}, "linux", "arm64", "v8")});
+  auto a = TestRegistry::Start();
+  auto b = TestRegistry::Start();
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(testing::PushIndex((*a)->host(), "multi", "1", index).ok());
+  registry::Registry* ra = Connect((*a)->host());
+  registry::Registry* rb = Connect((*b)->host());
+
+  auto src = Source(ra, "multi:1");
+  auto dst = Destination(rb, "multi:all", Options());
+  CopyOptions all;
+  all.all_platforms = true;
+  auto copied = Copy(*src, *dst, {Ref(rb, "multi:all").String()}, all);
+  ASSERT_TRUE(copied.ok()) << copied.status().message();
+  EXPECT_EQ(copied->digest.String(), index.digest);
+  auto head = testing::HttpCall("HEAD", "http://" + (*b)->host() + "/v2/multi/manifests/all",
+                                {"Accept: " + index.media_type});
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->headers["docker-content-digest"], index.digest);
+  for (const auto& image : index.images) {
+    auto m = testing::HttpCall(
+        "HEAD", "http://" + (*b)->host() + "/v2/multi/manifests/" + image.manifest_digest,
+        {"Accept: " + image.manifest_media_type});
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->status, 200);
+  }
+
+  CopyOptions one;
+  one.platform = "linux/arm64/v8";
+  auto arm = Copy(*Source(ra, "multi:1"), *Destination(rb, "arm:1", Options()),
+                  {Ref(rb, "arm:1").String()}, one);
+  ASSERT_TRUE(arm.ok()) << arm.status().message();
+  EXPECT_EQ(arm->digest.String(), index.images[1].manifest_digest);
+  EXPECT_EQ(RemoteDigest((*b)->host(), "arm:1"), index.images[1].manifest_digest);
+}
+
+// A source cut off mid-blob resumes with a Range request: the upload goes on in the same
+// session (nothing is uploaded twice), as the bytes stream through.
+TEST_F(RegistryTransportTest, ASourceCutOffResumesIntoTheSameUpload) {
+  BuiltImage img = TwoLayers(17, 200000);
+  auto a = TestRegistry::Start();
+  auto b = TestRegistry::Start();
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(testing::PushImage((*a)->host(), "app", "1", img).ok());
+  auto proxy = testing::FaultProxy::Start((*a)->host());
+  ASSERT_TRUE(proxy.ok());
+  (*proxy)->Add({testing::Fault::kReset, "/blobs/" + img.layers[0].digest, 1});
+  RegistryTransportOptions o = Options();
+  o.chunk_size = 64 << 10;
+  auto copied = CopyImage(Connect((*proxy)->host()), "app:1", Connect((*b)->host()), "app:1", o);
+  ASSERT_TRUE(copied.ok()) << copied.status().message();
+  EXPECT_EQ(RemoteDigest((*b)->host(), "app:1"), img.manifest_digest);
+  bool ranged = false;
+  for (const auto& r : (*proxy)->Requests()) ranged |= !r.range.empty();
+  EXPECT_TRUE(ranged);
+  EXPECT_EQ((*b)->CountRequests("POST", "/v2/app/blobs/uploads/"), 3);
+  EXPECT_EQ((*b)->CountRequests("DELETE", "/blobs/uploads/"), 0);
+}
+
+// A registry whose upload Location names another host gets nothing more: no bytes, no
+// credentials go there.
+TEST_F(RegistryTransportTest, AnUploadLocationElsewhereIsRefused) {
+  auto elsewhere = testing::FixtureServer::Start(
+      [](const testing::HttpRequest&) { return testing::HttpResponse{202}; }, "127.0.0.2");
+  ASSERT_TRUE(elsewhere.ok());
+  const std::string other = (*elsewhere)->url();
+  auto fake = testing::FixtureServer::Start([&](const testing::HttpRequest& req) {
+    testing::HttpResponse r;
+    if (req.method == "HEAD") {
+      r.status = 404;
+    } else if (req.method == "POST") {
+      r.status = 202;
+      r.headers = {{"Location", other + "/v2/app/blobs/uploads/stolen"}};
+    } else {
+      r.status = 500;
+    }
+    return r;
+  });
+  ASSERT_TRUE(fake.ok());
+  auto a = TestRegistry::Start();
+  ASSERT_TRUE(a.ok());
+  BuiltImage img = TwoLayers(19);
+  ASSERT_TRUE(testing::PushImage((*a)->host(), "app", "1", img).ok());
+  auto copied =
+      CopyImage(Connect((*a)->host()), "app:1",
+                Connect((*fake)->host(), registry::Credential{"u", "secret", ""}), "app:1");
+  ASSERT_FALSE(copied.ok());
+  EXPECT_EQ(copied.status().code(), StatusCode::kInvalidArgument) << copied.status().message();
+  EXPECT_TRUE((*elsewhere)->requests().empty());
+  for (const auto& r : (*fake)->requests()) EXPECT_NE(r.method, "PUT");
 }
 
 }  // namespace
