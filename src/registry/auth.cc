@@ -257,8 +257,11 @@ Result<Authorizer::Token> Authorizer::FetchToken(const std::string& registry,
   std::string query;
   auto service = c.params.find("service");
   if (service != c.params.end()) query += "service=" + UrlEncode(service->second);
-  // The challenge may name a scope of its own (e.g. a push scope); we ask for the one we need.
-  if (!scope.empty()) query += std::string(query.empty() ? "" : "&") + "scope=" + UrlEncode(scope);
+  // The challenge may name a scope of its own (e.g. a push scope); we ask for the ones we need
+  // (space-separated in `scope`, one parameter each: a mount's two repositories).
+  for (std::string_view one : Split(scope, ' ')) {
+    if (!one.empty()) query += std::string(query.empty() ? "" : "&") + "scope=" + UrlEncode(one);
+  }
 
   HttpRequest req;
   req.max_body = 1 << 20;

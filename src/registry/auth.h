@@ -71,6 +71,7 @@ class Authorizer {
 
   // The Authorization header ("Authorization: Bearer …") to send to `host` (host:port the
   // request goes to) for `scope` on behalf of `credentials`, or "" when nothing is known yet.
+  // `scope` may hold several scopes separated by spaces (a token is asked for all of them).
   // What was obtained with one source's credentials is never sent on behalf of another, even
   // to the same host (a mirror gets nothing of --creds).
   std::string HeaderFor(const std::string& host, const CredentialSource& credentials,

@@ -180,6 +180,13 @@ Status Fetcher::Call(HttpClient& http, const RetryNotice& notice,
       http, notice, [&](int64_t*) { return op(); }, &local);
 }
 
+Status Fetcher::CallUnlessFinal(HttpClient& http, const RetryNotice& notice,
+                                const std::function<Status(bool* final)>& op) {
+  bool final = false;
+  return Retry(
+      http, notice, [&](int64_t*) { return op(&final); }, &final);
+}
+
 Status Fetcher::FetchBlob(HttpClient& http, const BlobSource& source, int64_t size,
                           const BlobSink& sink, const RetryNotice& notice) {
   int64_t held = sink.held;  // bytes the sink holds since its last restart

@@ -104,6 +104,11 @@ class Fetcher {
     return std::move(*last);
   }
 
+  // As Call, but `op` may set *final before it returns an error to end the retries with it
+  // (an error another attempt cannot mend, or one already retried further down).
+  Status CallUnlessFinal(HttpClient& http, const RetryNotice& notice,
+                         const std::function<Status(bool* final)>& op);
+
   // Streams a blob of `size` bytes (-1: unknown) from `source` into `sink`. After a failure
   // that is retried, the next attempt asks for the bytes the sink does not have yet (Range);
   // a 200 answer then makes the sink restart. When the sink already holds all `size` bytes,

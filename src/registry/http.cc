@@ -215,9 +215,17 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   }
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-  } else if (request.method == "POST") {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
+  } else if (request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+    // The body is sent as is (binary safe), with its Content-Length; curl's default
+    // Content-Type for POST is replaced when the caller names one.
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(request.body.size()));
+    if (request.method != "POST") {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    }
+  } else if (request.method == "DELETE") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else if (request.method != "GET") {
     curl_slist_free_all(headers);
     curl_slist_free_all(resolve);

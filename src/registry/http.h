@@ -42,10 +42,12 @@ struct TransferLimits {
 struct HttpResponse;
 
 struct HttpRequest {
-  std::string method = "GET";  // GET or HEAD (POST for token refresh)
+  // GET, HEAD, DELETE; POST, PUT and PATCH send `body` (token refresh, uploads).
+  std::string method = "GET";
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // POST body
+  // The body of a POST, PUT or PATCH, held whole (an upload sends one chunk at a time).
+  std::string body;
   bool verify_tls = true;
   TlsSettings tls;
   // CURLOPT_RESOLVE entries ("host:port:addr[,addr]"): connect to these addresses, no DNS.

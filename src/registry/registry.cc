@@ -192,6 +192,31 @@ Status GetForeignUrl(HttpClient& http, const std::string& first,
                           TerminalSafe(first));
 }
 
+Result<std::string> PathAtOrigin(const std::string& origin, const std::string& request_path,
+                                 const std::string& location) {
+  const std::string url = ResolveLocation(origin + request_path, location);
+  if (location.empty() || url.empty() || !url.starts_with(origin + "/")) {
+    return InvalidArgumentError("upload location " + Quote(location) + " is not at " +
+                                TerminalSafe(origin));
+  }
+  return url.substr(origin.size());
+}
+
+std::string WithQuery(const std::string& path, const std::string& name, const std::string& value) {
+  return path + (path.find('?') == std::string::npos ? "?" : "&") + name + "=" + UrlEncode(value);
+}
+
+Result<std::string> Registry::UploadPath(const std::string& request_path,
+                                         const std::string& location) const {
+  std::string scheme;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    scheme = scheme_;
+  }
+  if (scheme.empty()) return InvalidArgumentError("upload location before any answer");
+  return PathAtOrigin(scheme + "://" + host_, request_path, location);
+}
+
 Repository::Repository(Registry* registry, std::string path)
     : registry_(registry), path_(std::move(path)) {}
 
@@ -238,6 +263,112 @@ Status Repository::GetBlob(HttpClient& http, const Digest& digest, int64_t offse
       HttpResponse r,
       registry_->Send(http, "/v2/" + path_ + "/blobs/" + digest.String(), std::move(req), scope()));
   if (r.status != 200 && r.status != 206) return StatusFromResponse(r);
+  return OkStatus();
+}
+
+}  // namespace hoist::registry
+
+namespace hoist::registry {
+
+Result<HttpResponse> Uploader::Send(HttpClient& http, const std::string& path, HttpRequest req,
+                                    const std::string& scope, std::initializer_list<int> want) {
+  const std::string method = req.method;
+  ASSIGN_OR_RETURN(HttpResponse r, repo_.registry().Send(http, path, std::move(req), scope));
+  for (int w : want) {
+    if (r.status == w) return r;
+  }
+  const std::string what = method + " " + TerminalSafe(path.substr(0, path.find('?')));
+  if (r.status / 100 == 2) {
+    return UnavailableError(what + ": unexpected HTTP " + std::to_string(r.status));
+  }
+  Status s = StatusFromResponse(r).WithContext(what);
+  if (r.status == 401 || r.status == 403) {
+    return s.WithContext("no push access to " + repo_.registry().name() + "/" + repo_.path());
+  }
+  return s;
+}
+
+Result<std::string> Uploader::SessionOf(const HttpResponse& r,
+                                        const std::string& request_path) const {
+  return repo_.registry().UploadPath(request_path, r.Header("location"));
+}
+
+Result<bool> Uploader::HasBlob(HttpClient& http, const Digest& digest) {
+  HttpRequest req;
+  req.method = "HEAD";
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, "/v2/" + repo_.path() + "/blobs/" + digest.String(),
+                                        std::move(req), scope(), {200, 404}));
+  return r.status == 200;
+}
+
+Result<bool> Uploader::MountBlob(HttpClient& http, const Digest& digest, const std::string& from,
+                                 std::string* session) {
+  HttpRequest req;
+  req.method = "POST";
+  const std::string path = WithQuery(
+      WithQuery("/v2/" + repo_.path() + "/blobs/uploads/", "mount", digest.String()), "from", from);
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, path, std::move(req),
+                                        scope() + " repository:" + from + ":pull", {201, 202}));
+  if (r.status == 201) return true;
+  ASSIGN_OR_RETURN(*session, SessionOf(r, path));
+  return false;
+}
+
+Result<std::string> Uploader::StartUpload(HttpClient& http) {
+  HttpRequest req;
+  req.method = "POST";
+  const std::string path = "/v2/" + repo_.path() + "/blobs/uploads/";
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, path, std::move(req), scope(), {202}));
+  return SessionOf(r, path);
+}
+
+Result<std::string> Uploader::PatchUpload(HttpClient& http, const std::string& session,
+                                          int64_t offset, std::string chunk) {
+  HttpRequest req;
+  req.method = "PATCH";
+  req.headers = {"Content-Type: application/octet-stream",
+                 "Content-Range: " + std::to_string(offset) + "-" +
+                     std::to_string(offset + static_cast<int64_t>(chunk.size()) - 1)};
+  req.body = std::move(chunk);
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, session, std::move(req), scope(), {202}));
+  return SessionOf(r, session);
+}
+
+Status Uploader::FinishUpload(HttpClient& http, const std::string& session, const Digest& digest,
+                              std::string last) {
+  HttpRequest req;
+  req.method = "PUT";
+  req.headers = {"Content-Type: application/octet-stream"};
+  req.body = std::move(last);
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, WithQuery(session, "digest", digest.String()),
+                                        std::move(req), scope(), {201}));
+  const std::string reported = r.Header("docker-content-digest");
+  if (!reported.empty() && reported != digest.String()) {
+    return DataLossError("the registry stored blob " + Quote(reported) + " for " + digest.String());
+  }
+  return OkStatus();
+}
+
+Status Uploader::CancelUpload(HttpClient& http, const std::string& session) {
+  HttpRequest req;
+  req.method = "DELETE";
+  return Send(http, session, std::move(req), scope(), {200, 202, 204, 404}).status();
+}
+
+Status Uploader::PutManifest(HttpClient& http, const std::string& reference,
+                             const std::string& media_type, const std::string& bytes,
+                             const Digest& digest) {
+  HttpRequest req;
+  req.method = "PUT";
+  req.headers = {"Content-Type: " + media_type};
+  req.body = bytes;
+  ASSIGN_OR_RETURN(HttpResponse r, Send(http, "/v2/" + repo_.path() + "/manifests/" + reference,
+                                        std::move(req), scope(), {201}));
+  const std::string reported = r.Header("docker-content-digest");
+  if (!reported.empty() && reported != digest.String()) {
+    return DataLossError("the registry reports manifest digest " + Quote(reported) + " for " +
+                         digest.String());
+  }
   return OkStatus();
 }
 

@@ -94,8 +94,17 @@ HttpResponse FaultProxy::Handle(const HttpRequest& req) {
     entry.fault = KindName(f->kind);
     std::this_thread::sleep_for(f->stall);
   }
+  if (req.method == "PUT" || req.method == "PATCH") {
+    if (auto f = Take(entry.path, {Fault::kReset})) {
+      entry.fault = KindName(f->kind);
+      HttpResponse resp;
+      resp.status = 0;  // nothing sent: the connection is reset
+      resp.reset = true;
+      return finish(std::move(resp));
+    }
+  }
   std::vector<std::string> headers;
-  for (const char* name : {"accept", "authorization", "range"}) {
+  for (const char* name : {"accept", "authorization", "range", "content-type", "content-range"}) {
     auto it = req.headers.find(name);
     if (it == req.headers.end()) continue;
     if (std::string_view(name) == "range") {
@@ -118,6 +127,10 @@ HttpResponse FaultProxy::Handle(const HttpRequest& req) {
   for (const auto& [name, value] : up->headers) {
     if (name == "connection" || name == "transfer-encoding") continue;
     if (name == "content-length" && req.method != "HEAD") continue;  // the server counts
+    if (name == "location" && value.starts_with("http://" + upstream_ + "/")) {
+      resp.headers.emplace_back(name, "http://" + host() + value.substr(7 + upstream_.size()));
+      continue;
+    }
     resp.headers.emplace_back(name, value);
   }
   resp.body = std::move(up->body);

@@ -1,5 +1,6 @@
 // FaultProxy: a plain-HTTP reverse proxy on 127.0.0.1 in front of a real registry (a
 // TestRegistry) that injects network faults into chosen requests, and counts what it sent.
+// Upload Locations that name the registry are rewritten to name the proxy.
 // Built on FixtureServer: one request per connection; the upstream answer is read whole (test
 // images are small), then sent on, or not, as the fault says. Test-only.
 //
@@ -39,6 +40,8 @@ struct Fault {
   std::string path_contains{};
   // How many matching requests get the fault (-1: all of them). Body faults (reset, short
   // body, stall) count only GETs with a 2xx body; kIgnoreRange only requests with a Range.
+  // kReset also applies to uploads (PUT and PATCH): such a request is not sent upstream, and
+  // its connection is reset before any answer.
   int count = 1;
   // kReset, kShortBody, kStall: how many body bytes go out first; negative: `fraction` of the
   // body.

@@ -270,6 +270,11 @@ void FixtureServer::Serve(UniqueFd fd) {
   } catch (...) {
     resp = HttpResponse{500, {}, "fixture handler threw", std::string::npos};
   }
+  if (resp.reset && resp.status == 0) {
+    linger hard{1, 0};  // close() sends RST
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    return;
+  }
   bool has_length = false, has_connection = false;
   std::string out =
       "HTTP/1.1 " + std::to_string(resp.status) + " " + ReasonPhrase(resp.status) + "\r\n";

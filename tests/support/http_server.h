@@ -37,6 +37,7 @@ struct HttpResponse {
   // until it is all sent, the client goes away or the server stops.
   std::chrono::milliseconds byte_interval{0};
   // With body_limit: end the connection with a TCP reset (RST) instead of a graceful close.
+  // With status 0: reset it at once, before anything is sent (a request cut off).
   bool reset = false;
   // Non-zero: after the headers (and the body bytes sent, when body_limit cuts the body), wait
   // this long, or until the client goes away or the server stops, before closing: a stall.
