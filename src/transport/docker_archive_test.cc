@@ -183,6 +183,9 @@ TEST_F(DockerArchiveTest, ReadsTheBlobsLayoutGzippedAndFromStdin) {
   auto src = Open(Gzip(BlobsArchive(img, {"app:1"})));
   ASSERT_TRUE(src.ok()) << src.status().message();
   ExpectServes(**src, img);
+  auto zstd = Open(hoist::testing::Zstd(BlobsArchive(img, {"app:1"})));
+  ASSERT_TRUE(zstd.ok()) << zstd.status().message();
+  ExpectServes(**zstd, img);
 
   // stdin: spooled the same way.
   std::string path = Write("stdin.tar", BlobsArchive(img, {"app:1"}));
@@ -294,6 +297,10 @@ TEST_F(DockerArchiveTest, RefusesHostileArchives) {
     EXPECT_THAT(src.status().message(), HasSubstr(c.message)) << c.name;
     EXPECT_THAT(src.status().message(), HasSubstr("docker-archive \"")) << c.name;
   }
+  // Nothing left behind: the spool files were unnamed.
+  auto left = hoist::testing::RunCommand({"ls", "-A", dir_->path()}, 10);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, "in.tar\n");
 }
 
 TEST_F(DockerArchiveTest, RefusesTooManyMembers) {
@@ -349,6 +356,29 @@ TEST_F(DockerArchiveTest, WritesAnArchiveItReadsBackSharingBlobs) {
   auto listing = hoist::testing::RunCommand({"tar", "tf", out}, 30);
   ASSERT_TRUE(listing.ok()) << listing.status().message();
   EXPECT_EQ(std::count(listing->begin(), listing->end(), '\n'), 7) << *listing;
+}
+
+TEST_F(DockerArchiveTest, WritesToStdoutAtClose) {
+  BuiltImage img = PlainImage({"one"});
+  auto src = Open(Gzip(LegacyArchive(img, {"a:1"})));
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  const std::string out = dir_->path() + "/stdout.tar";
+  int saved = ::dup(1);
+  ASSERT_EQ(::close(1), 0);
+  ASSERT_EQ(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(auto dst, OpenDockerArchiveDestination("-", dir_->path()));
+    RETURN_IF_ERROR(Copy(**src, *dst, (*src)->Names(), {}).status());
+    struct stat st;
+    if (::fstat(1, &st) != 0 || st.st_size != 0) return InternalError("written before Close");
+    return dst->Close();
+  }();
+  ::dup2(saved, 1);
+  ::close(saved);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto back = OpenDockerArchiveSource(out, "a:1", dir_->path());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ExpectServes(**back, img);
 }
 
 // A source whose blob bytes differ from what its manifest says.

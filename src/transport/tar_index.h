@@ -6,6 +6,8 @@
 // their offset. A plain tar in a regular file is read in place; anything else (stdin "-", a
 // pipe, a compressed tarball) is copied while it is indexed into a private spool file: an
 // unnamed (O_TMPFILE) file in `spool_dir`, never visible and gone when the index is destroyed.
+// A file read in place that changes afterwards is caught by the digests: ReadAll checks them, and
+// the readers of Read (a copy's destination) verify what they get.
 //
 // Member names are never used as host paths: they are only keys. Find takes the names an
 // archive's own documents give (manifest.json, index.json) and refuses absolute names and ".."
