@@ -275,6 +275,9 @@ class DockerArchiveDestination : public ImageDestination {
     std::lock_guard<std::mutex> lock(mu_);
     RETURN_IF_ERROR(failed_);
     if (written_.count(b.blob.digest)) return OkStatus();
+    if (b.blob.digest.algorithm() != "sha256") {
+      return InvalidArgumentError("a docker-archive holds sha256 blobs only");
+    }
     const bool layer = b.diff_id.has_value() || manifest::IsLayerType(b.blob.media_type);
     const std::string name = b.blob.digest.hex() + (layer ? ".tar" : ".json");
     Status s = WriteBlob(b.blob, name, src);
@@ -304,8 +307,14 @@ class DockerArchiveDestination : public ImageDestination {
       return InvalidArgumentError("a docker-archive holds one platform's image, not " +
                                   top.media_type + " " + top.digest.String());
     }
+    auto member = [&](const Digest& d) -> Result<std::string> {
+      auto w = written_.find(d);
+      if (w == written_.end())
+        return FailedPreconditionError("blob " + d.String() + " not written");
+      return w->second;
+    };
     OrderedJson entry;
-    entry["Config"] = written_.at(it->second.first);
+    ASSIGN_OR_RETURN(entry["Config"], member(it->second.first));
     entry["RepoTags"] = OrderedJson::array();
     for (const std::string& n : names) {
       auto ref = Reference::Parse(n);
@@ -318,7 +327,10 @@ class DockerArchiveDestination : public ImageDestination {
       }
     }
     entry["Layers"] = OrderedJson::array();
-    for (const Digest& l : it->second.second) entry["Layers"].push_back(written_.at(l));
+    for (const Digest& l : it->second.second) {
+      ASSIGN_OR_RETURN(std::string name, member(l));
+      entry["Layers"].push_back(std::move(name));
+    }
     images_.push_back(std::move(entry));
     return OkStatus();
   }

@@ -416,7 +416,7 @@ TEST_F(DockerArchiveTest, AFailedSaveLeavesNoFile) {
   EXPECT_EQ(*left, "in.tar\n");
 }
 
-TEST_F(DockerArchiveTest, RefusesToCommitAnIndex) {
+TEST_F(DockerArchiveTest, RefusesToCommitAnIndexOrMissingBlobs) {
   auto dst = OpenDockerArchiveDestination(dir_->path() + "/out.tar", dir_->path());
   ASSERT_TRUE(dst.ok()) << dst.status().message();
   auto index = MakeManifestBytes("{\"schemaVersion\":2,\"mediaType\":\"" +
@@ -425,6 +425,12 @@ TEST_F(DockerArchiveTest, RefusesToCommitAnIndex) {
   ASSERT_TRUE(index.ok()) << index.status().message();
   ASSERT_TRUE((*dst)->PutManifest(*index).ok());
   EXPECT_EQ((*dst)->Commit(*index, {"a:1"}).code(), StatusCode::kInvalidArgument);
+  // An image manifest whose blobs were never put.
+  BuiltImage img = PlainImage({"one"});
+  auto image = MakeManifestBytes(img.manifest, img.manifest_media_type);
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  ASSERT_TRUE((*dst)->PutManifest(*image).ok());
+  EXPECT_EQ((*dst)->Commit(*image, {"a:1"}).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ((*dst)->Close().code(), StatusCode::kFailedPrecondition);
 }
 
