@@ -344,7 +344,6 @@ class DockerArchiveDestination : public ImageDestination {
     RETURN_IF_ERROR(Append(std::string(1024, '\0')));  // the end-of-archive marker
     FileSystem* fs = FileSystem::Default();
     if (path_ == "-") return CopyToStdout();
-    RETURN_IF_ERROR(fs->Fchmod(fd_.get(), 0644));
     RETURN_IF_ERROR(fs->Fsync(fd_.get()));
     RETURN_IF_ERROR(fs->RenameAt(AT_FDCWD, tmp_path_, AT_FDCWD, path_));
     tmp_path_.clear();

@@ -47,8 +47,9 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(const std::string& 
 // per committed image (RepoTags: the names given to Commit that carry a tag) and repositories.
 // Images committed to one destination share their blobs.
 //
-// The archive is written to a temporary file in `path`'s directory (for "-": an unnamed file in
-// `spool_dir`) and renamed over `path` (copied to stdout) by Close; until then nothing is
+// The archive is written to a temporary file (mode 0600, as `docker save -o` makes it: an image
+// may be private) in `path`'s directory (for "-": an unnamed file in `spool_dir`) and renamed
+// over `path` (copied to stdout) by Close; until then nothing is
 // visible. Each blob is written with the size its descriptor gives and checked against that size
 // and digest as it is written; a mismatch (or any other error) fails the save, and the temporary
 // file is removed when the destination is destroyed without a successful Close. Only image

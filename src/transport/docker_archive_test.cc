@@ -342,6 +342,8 @@ TEST_F(DockerArchiveTest, WritesAnArchiveItReadsBackSharingBlobs) {
   EXPECT_NE(::stat(out.c_str(), &st), 0) << "visible before Close";
   ASSERT_TRUE((*dst)->Close().ok());
   dst->reset();
+  ASSERT_EQ(::stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
 
   auto ra = OpenDockerArchiveSource(out, "127.0.0.1:5000/a:1", dir_->path());
   ASSERT_TRUE(ra.ok()) << ra.status().message();
