@@ -8,6 +8,7 @@ packages=(
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   docker-registry apache2-utils skopeo umoci
+  docker.io podman
   man-db groff-base zsh fish
 )
 
@@ -24,8 +25,10 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "installing: ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The docker-registry package starts a system registry on :5000; hoist's demo and tests run
-# their own, so leave the system one stopped.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
-  $sudo systemctl stop docker-registry || true
-fi
+# The docker-registry and docker.io packages start system daemons; hoist's demo and tests run
+# their own (on private sockets and directories), so leave the system ones stopped.
+for unit in docker-registry docker docker.socket; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+    $sudo systemctl stop "$unit" || true
+  fi
+done
