@@ -41,40 +41,26 @@ Result<std::optional<UniqueFd>> OpenIfExists(const content::Store& store, const 
   return std::optional<UniqueFd>(std::move(*fd));
 }
 
-// "<alg>-<hex>" (ingest and staging entries) → the digest.
-std::optional<Digest> DigestOfKey(const std::string& key) {
-  const size_t dash = key.find('-');
-  if (dash == std::string::npos) return std::nullopt;
-  auto d = Digest::Parse(key.substr(0, dash) + ":" + key.substr(dash + 1));
-  return d.ok() ? std::optional<Digest>(*d) : std::nullopt;
-}
-
-// What a walk of `path` finds (reads only; symlinks are not followed): the bytes of its
-// regular files, each inode once, and its names that are not directories. Zero if missing.
-struct TreeStats {
-  int64_t bytes = 0;
-  int64_t non_directories = 0;
-};
+// The bytes of the regular files under `path`, each inode once (reads only; symlinks are not
+// followed). Zero if missing.
 thread_local std::set<std::pair<dev_t, ino_t>>* t_seen = nullptr;
-thread_local TreeStats* t_stats = nullptr;
+thread_local int64_t* t_bytes = nullptr;
 int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
-  if (type == FTW_F || type == FTW_SL || type == FTW_SLN) ++t_stats->non_directories;
   if (type == FTW_F && S_ISREG(st->st_mode) && t_seen->insert({st->st_dev, st->st_ino}).second) {
-    t_stats->bytes += st->st_size;
+    *t_bytes += st->st_size;
   }
   return 0;
 }
-TreeStats Walk(const std::string& path) {
+int64_t TreeBytes(const std::string& path) {
   std::set<std::pair<dev_t, ino_t>> seen;
-  TreeStats stats;
+  int64_t bytes = 0;
   t_seen = &seen;
-  t_stats = &stats;
+  t_bytes = &bytes;
   (void)::nftw(path.c_str(), CountEntry, 32, FTW_PHYS);
   t_seen = nullptr;
-  t_stats = nullptr;
-  return stats;
+  t_bytes = nullptr;
+  return bytes;
 }
-int64_t TreeBytes(const std::string& path) { return Walk(path).bytes; }
 
 Result<Digest> HashFile(const std::string& path, const std::string& algorithm) {
   ASSIGN_OR_RETURN(content::Digester digester, content::Digester::New(algorithm));
@@ -165,7 +151,7 @@ Result<Contents> ListContents(const content::Store& store) {
   }
   auto keyed = [&](const std::string& dir, std::vector<Entry>* out) {
     return ListEntries(store, dir, [&](int fd, const std::string& name) {
-      std::optional<Digest> d = DigestOfKey(name);
+      std::optional<Digest> d = content::Layout::DigestOfKey(name);
       if (!d) return OkStatus();  // not hoist's
       // The newest change to the entry or its data.
       struct stat st;

@@ -21,10 +21,18 @@ std::string Layout::BlobFile(const Digest& d) const {
   return Join("blobs/" + d.algorithm() + "/" + d.hex());
 }
 
-std::string Layout::IngestDir() const { return Join("ingest"); }
-std::string Layout::IngestEntryDir(const Digest& d) const {
-  return Join("ingest/" + d.algorithm() + "-" + d.hex());
+std::string Layout::KeyOf(const Digest& d) { return d.algorithm() + "-" + d.hex(); }
+
+std::optional<Digest> Layout::DigestOfKey(std::string_view key) {
+  const size_t dash = key.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto d =
+      Digest::Parse(std::string(key.substr(0, dash)) + ":" + std::string(key.substr(dash + 1)));
+  return d.ok() ? std::optional<Digest>(*d) : std::nullopt;
 }
+
+std::string Layout::IngestDir() const { return Join("ingest"); }
+std::string Layout::IngestEntryDir(const Digest& d) const { return Join("ingest/" + KeyOf(d)); }
 std::string Layout::IngestDataFile(const Digest& d) const { return IngestEntryDir(d) + "/data"; }
 
 std::string Layout::LayersDir() const { return Join("layers"); }
@@ -43,7 +51,7 @@ std::string Layout::LayerInfoFile(const Digest& diff_id) const {
 }
 std::string Layout::LayersStagingDir() const { return Join("layers/staging"); }
 std::string Layout::LayerStagingDir(const Digest& diff_id) const {
-  return LayersStagingDir() + "/" + diff_id.algorithm() + "-" + diff_id.hex();
+  return LayersStagingDir() + "/" + KeyOf(diff_id);
 }
 
 std::string Layout::EmptyLayerDir() const { return Join("layers/empty"); }
@@ -60,11 +68,11 @@ std::string Layout::Relative(const std::string& path) const {
 
 std::string Layout::LocksDir() const { return Join("locks"); }
 std::string Layout::BlobLockFile(const Digest& d) const {
-  return Join("locks/" + d.algorithm() + "-" + d.hex() + ".lock");
+  return Join("locks/" + KeyOf(d) + ".lock");
 }
 std::string Layout::IndexLockFile() const { return Join("locks/index.lock"); }
 std::string Layout::LayerLockFile(const Digest& diff_id) const {
-  return Join("locks/layer-" + diff_id.algorithm() + "-" + diff_id.hex() + ".lock");
+  return Join("locks/layer-" + KeyOf(diff_id) + ".lock");
 }
 std::string Layout::GcLockFile() const { return Join("locks/gc.lock"); }
 

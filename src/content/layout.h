@@ -34,7 +34,9 @@
 // (oci:STORE:REF) and umoci read it as is.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "hoist/digest.h"
 
@@ -58,6 +60,11 @@ class Layout {
   std::string BlobsDir() const;                                      // STORE/blobs
   std::string BlobAlgorithmDir(const std::string& algorithm) const;  // STORE/blobs/<alg>
   std::string BlobFile(const Digest& d) const;                       // STORE/blobs/<alg>/<hex>
+
+  // "<alg>-<hex>": how the entries of ingest/, layers/staging/ and locks/ name a digest.
+  static std::string KeyOf(const Digest& d);
+  // The digest such a name stands for; nullopt for any other name (not hoist's).
+  static std::optional<Digest> DigestOfKey(std::string_view key);
 
   std::string IngestDir() const;                      // STORE/ingest
   std::string IngestEntryDir(const Digest& d) const;  // STORE/ingest/<alg>-<hex>

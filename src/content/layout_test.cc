@@ -37,5 +37,14 @@ TEST(Layout, Names) {
   EXPECT_EQ(Layout("/").Relative("/locks"), "locks");
 }
 
+TEST(LayoutTest, KeysNameDigestsBothWays) {
+  const Digest d = *Digest::Parse("sha256:" + std::string(64, 'a'));
+  EXPECT_EQ(Layout::KeyOf(d), "sha256-" + std::string(64, 'a'));
+  EXPECT_EQ(Layout::DigestOfKey(Layout::KeyOf(d)), d);
+  for (const char* other : {"staging", "sha256-xyz", "gc.lock", "sha256", "-"}) {
+    EXPECT_FALSE(Layout::DigestOfKey(other).has_value()) << other;
+  }
+}
+
 }  // namespace
 }  // namespace hoist::content
