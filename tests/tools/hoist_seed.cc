@@ -1,9 +1,18 @@
 // hoist-seed: builds an image from local directories and pushes it to a registry, for the
 // demo and the benchmark. Each --dir becomes one gzip layer holding that directory's tree
-// (regular files, directories, symlinks).
+// (regular files, directories, symlinks), its entries sorted by path so that the same files
+// give the same bytes.
+//   --copies N   each layer holds its tree N times: at its root, then under c2/ ... cN/
+//                (N times the bytes and the entries, for scaling runs);
+//   --stamp TEXT the top layer also holds a file .hoist-seed-stamp with TEXT (a second tag
+//                whose top layer alone differs).
+// Layers are built and pushed one at a time, so memory holds one layer's tree at most (plus
+// the compressed blobs).
 //
-//   hoist-seed [--format oci|docker] [--dir DIR]... HOST REPO:TAG
+//   hoist-seed [--format oci|docker] [--copies N] [--stamp TEXT] [--dir DIR]... HOST REPO:TAG
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,19 +21,23 @@
 #include "support/image_builder.h"
 
 namespace fs = std::filesystem;
+using hoist::testing::Blob;
 using hoist::testing::TarEntry;
 
 namespace {
 
-std::vector<TarEntry> EntriesOf(const fs::path& root) {
+// The tree under `root`, each path prefixed with `prefix` ("" or "c2/"), sorted by path.
+std::vector<TarEntry> EntriesOf(const fs::path& root, const std::string& prefix) {
   std::vector<TarEntry> out;
+  if (!prefix.empty()) out.push_back({prefix, "", '5', "", 0755});
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           root, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     const fs::path& p = it->path();
     // Lexical: fs::relative would follow a symlink and name it after its target.
-    std::string rel = p.lexically_relative(root).string();
+    std::string rel = prefix + p.lexically_relative(root).string();
     auto status = fs::symlink_status(p);
     int mode = static_cast<int>(status.permissions()) & 07777;
     if (fs::is_symlink(status)) {
@@ -36,6 +49,8 @@ std::vector<TarEntry> EntriesOf(const fs::path& root) {
       out.push_back({rel, std::string(std::istreambuf_iterator<char>(in), {}), '0', "", mode});
     }
   }
+  std::sort(out.begin(), out.end(),
+            [](const TarEntry& a, const TarEntry& b) { return a.path < b.path; });
   return out;
 }
 
@@ -45,29 +60,59 @@ int main(int argc, char** argv) {
   hoist::testing::Format format = hoist::testing::Format::kOci;
   std::vector<std::string> dirs;
   std::vector<std::string> args;
+  int copies = 1;
+  std::string stamp;
+  bool has_stamp = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--format" && i + 1 < argc) {
       format = std::string(argv[++i]) == "docker" ? hoist::testing::Format::kDocker
-                                                   : hoist::testing::Format::kOci;
+                                                  : hoist::testing::Format::kOci;
     } else if (a == "--dir" && i + 1 < argc) {
       dirs.push_back(argv[++i]);
+    } else if (a == "--copies" && i + 1 < argc) {
+      copies = std::atoi(argv[++i]);
+    } else if (a == "--stamp" && i + 1 < argc) {
+      stamp = argv[++i];
+      has_stamp = true;
     } else {
       args.push_back(a);
     }
   }
-  if (args.size() != 2 || args[1].find(':') == std::string::npos) {
-    std::fprintf(stderr, "usage: hoist-seed [--format oci|docker] [--dir DIR]... HOST REPO:TAG\n");
+  if (args.size() != 2 || args[1].find(':') == std::string::npos || copies < 1) {
+    std::fprintf(stderr,
+                 "usage: hoist-seed [--format oci|docker] [--copies N] [--stamp TEXT] "
+                 "[--dir DIR]... HOST REPO:TAG\n");
     return 2;
   }
-  std::vector<std::vector<TarEntry>> layers;
-  for (const auto& d : dirs) layers.push_back(EntriesOf(d));
-  if (layers.empty()) {
-    layers.push_back({{"etc/", "", '5'}, {"etc/motd", "hello from hoist-seed\n"}});
-  }
-  auto image = hoist::testing::BuildImage(format, layers);
   std::string repo = args[1].substr(0, args[1].rfind(':'));
   std::string tag = args[1].substr(args[1].rfind(':') + 1);
+  if (dirs.empty()) dirs.push_back("");  // one small default layer
+  std::vector<Blob> blobs;
+  std::vector<std::string> diff_ids;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    std::vector<TarEntry> entries;
+    if (dirs[i].empty()) {
+      entries = {{"etc/", "", '5'}, {"etc/motd", "hello from hoist-seed\n"}};
+    }
+    for (int c = 1; c <= copies && !dirs[i].empty(); ++c) {
+      auto copy = EntriesOf(dirs[i], c == 1 ? "" : "c" + std::to_string(c) + "/");
+      entries.insert(entries.end(), std::make_move_iterator(copy.begin()),
+                     std::make_move_iterator(copy.end()));
+    }
+    if (has_stamp && i + 1 == dirs.size()) entries.push_back({".hoist-seed-stamp", stamp});
+    std::string tar = hoist::testing::MakeTar(entries);
+    entries.clear();
+    diff_ids.push_back(hoist::testing::Sha256Digest(tar));
+    blobs.push_back(hoist::testing::GzipLayer(format, tar));
+    hoist::Status s = hoist::testing::PushBlob(args[0], repo, blobs.back());
+    if (!s.ok()) {
+      std::fprintf(stderr, "hoist-seed: push a layer of %s/%s: %s\n", args[0].c_str(),
+                   args[1].c_str(), s.message().c_str());
+      return 1;
+    }
+  }
+  auto image = hoist::testing::BuildImageFromBlobs(format, std::move(blobs), std::move(diff_ids));
   hoist::Status s = hoist::testing::PushImage(args[0], repo, tag, image);
   if (!s.ok()) {
     std::fprintf(stderr, "hoist-seed: push %s/%s: %s\n", args[0].c_str(), args[1].c_str(),
