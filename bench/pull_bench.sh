@@ -73,19 +73,30 @@ results=$work/results # one line per run: place measure round seconds peak-RSS-K
 
 # --- the images: one per scale, and the 1x image with its top layer changed.
 host=127.0.0.1:$port
-declare -A refs sizes
+declare -A refs sizes # image name (1x, 1x-top, 2x, ...) -> its reference, its compressed bytes
 seed_args=()
 for d in $dirs; do seed_args+=(--dir "$d"); done
-seed() { # seed NAME SEED-ARGS...: pushes bench/app:NAME, sets refs[NAME] and sizes[NAME]
-  local name=$1 out
+seed() { # seed NAME HOIST-SEED-ARGS...: pushes bench/app:NAME (and what the args add)
+  local name=$1
   shift
-  out=$("$seed_bin" "$@" "${seed_args[@]}" "$host" "bench/app:$name")
-  echo "image $name: $out" >&2
-  refs[$name]=$host/bench/app:$name
-  sizes[$name]=$(echo "$out" | sed -E 's/.* ([0-9]+) bytes.*/\1/')
+  "$seed_bin" "$@" "${seed_args[@]}" "$host" "bench/app:$name" >"$work/seed.$name"
 }
-for s in $scales; do seed "${s}x" --copies "$s"; done
-seed 1x-top --stamp "the top layer changed"
+# Seeding is mostly gzip: two images are built at a time.
+pids=()
+for s in $scales; do
+  if [ "$s" = 1 ]; then seed 1x --changed-top 1x-top & else seed "${s}x" --copies "$s" & fi
+  pids+=($!)
+  if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}" && pids=("${pids[@]:1}"); fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+for f in "$work"/seed.*; do # "pushed HOST/bench/app:NAME: 7 layers, N bytes, DIGEST"
+  while read -r _ pushed _ _ n _; do
+    name=${pushed%:} && name=${name##*:}
+    refs[$name]=$host/bench/app:$name
+    sizes[$name]=$n
+  done <"$f"
+  cat "$f" >&2
+done
 layers=$(curl -fsS -H "Accept: application/vnd.oci.image.manifest.v1+json" \
   "http://$host/v2/bench/app/manifests/1x" |
   python3 -c 'import json,sys; [print(l["digest"]) for l in json.load(sys.stdin)["layers"]]')
@@ -172,7 +183,6 @@ for peer in $peer_names; do
 done
 
 echo "== $files entries in $layer_count layers; $rounds round(s) on: $places; scales: $scales; peers:${installed_peers:- none}" >&2
-start=$SECONDS
 for round in $(seq 1 "$rounds"); do
   for place in $places; do
     peer="" scale=""
@@ -188,7 +198,7 @@ for round in $(seq 1 "$rounds"); do
     peer=""
   done
 done
-elapsed=$((SECONDS - start))
+elapsed=$SECONDS
 
 # --- the table
 . bench/report.sh

@@ -5,7 +5,7 @@
 col() { awk -v p="$1" -v m="$2" -v f="$3" '$1 == p && $2 == m && $f != "-" { print $f }' "$results"; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "%.3f\n", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
 med() { col "$1" "$2" 4 | median; }
-calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }              # calc EXPR: two decimals
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }        # calc EXPR [DECIMALS]
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; } # le A B: A <= B
 ok_if() { if "$@"; then echo met; else echo "NOT met"; fi; } # ok_if CMD...: met if CMD succeeds
 within() { le "$1" "$2" && le "$2" "$3"; }                    # within LOW X HIGH
@@ -31,7 +31,7 @@ measure_row() {
 }
 
 echo
-echo "hoist pull benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $rounds round(s), $((elapsed / 60)) min"
+echo "hoist pull benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $rounds round(s), took $((elapsed / 60)) min $((elapsed % 60)) s"
 echo "image 1x: $layer_count layers, $files entries, ${sizes[1x]} bytes compressed (gzip); registry on $disk_root"
 echo "rootfs command: $rootfs_cmd"
 echo
@@ -76,10 +76,10 @@ for place in $places; do
       continue
     fi
     # A peer that writes a rootfs is compared with hoist's rootfs; the others with the pull.
-    ours=$cold target=0.33 of="hoist pull / this"
-    if [ "$peer" = skopeo ]; then ours=$rootfs target=0.25 of="hoist -> rootfs / this"; fi
+    ours=$cold target=1/3 of="hoist pull / this"
+    if [ "$peer" = skopeo ]; then ours=$rootfs target=1/4 of="hoist -> rootfs / this"; fi
     theirs=$(med "$place" "peer_$peer") r="" v="-"
-    if [ -n "$theirs" ] && [ -n "$ours" ]; then r=$(calc "$ours / $theirs") && v=$(ok_if le "$r" "$target"); fi
+    if [ -n "$theirs" ] && [ -n "$ours" ]; then r=$(calc "$ours / $theirs" 3) && v=$(ok_if le "$r" "$(calc "$target" 4)"); fi
     measure_row "$place" "peer_$peer" "$label" "$r" "$of" "<= $target" "$v"
   done
 
