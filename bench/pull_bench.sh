@@ -58,7 +58,8 @@ trap 'exit 130' INT TERM
 start_registry "$disk_root/hoist-bench-registry.XXXXXX"
 sock_base=$(mktemp -d /tmp/hoist-bench-run.XXXXXX)
 for p in $places; do
-  root=$tmpfs_root && [ "$p" = disk ] && root=$disk_root
+  root=$tmpfs_root
+  if [ "$p" = disk ]; then root=$disk_root; fi
   base[$p]=$(mktemp -d "$root/hoist-bench.XXXXXX")
   fstype=$(stat -f -c %T "${base[$p]}")
   if [ "$p" = tmpfs ] && [ "$fstype" != tmpfs ]; then
@@ -86,7 +87,10 @@ pids=()
 for s in $scales; do
   if [ "$s" = 1 ]; then seed 1x --changed-top 1x-top & else seed "${s}x" --copies "$s" & fi
   pids+=($!)
-  if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}" && pids=("${pids[@]:1}"); fi
+  if [ ${#pids[@]} -ge 2 ]; then
+    wait "${pids[0]}"
+    pids=("${pids[@]:1}")
+  fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
 for f in "$work"/seed.*; do # "pushed HOST/bench/app:NAME: 7 layers, N bytes, DIGEST"
@@ -129,7 +133,7 @@ manifest_requests_since() { # LINE: manifest requests the registry logged after 
 # hoist: a cold pull, then on the same store an unchanged re-pull (warm caches), then a pull
 # of the tag whose top layer alone differs (cold caches).
 measure_hoist() {
-  local place=$1 round=$2 dir=$3 store=$3/store n
+  local place=$1 round=$2 store=$3/store n
   : >"$rss_log" && drop_caches
   timed hoist --store "$store" pull -q "${refs[1x]}" >/dev/null || return 1
   record "$place" hoist_cold "$round" "$secs" "$(peak_rss)"
