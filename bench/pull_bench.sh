@@ -40,6 +40,9 @@ seed_bin=$PWD/build/tests/hoist-seed
 REGISTRY_ACCESSLOG=1 # to count the manifest requests of a re-pull
 . scripts/registry.sh
 . bench/peers.sh
+for p in $peer_names; do
+  declare -F "peer_${p}_pull" >/dev/null || { echo "BENCH_PEERS: no peer '$p' (ctr podman docker skopeo)" >&2 && exit 2; }
+done
 declare -A base # place -> its scratch directory
 sock_base=""
 cleanup() {
@@ -122,7 +125,8 @@ hoist() { /usr/bin/time -f %M -a -o "$rss_log" "$hoist_bin" "$@"; }
 peak_rss() { grep -E '^[0-9]+$' "$rss_log" | sort -n | tail -1; }
 record() { # record PLACE MEASURE ROUND SECS [RSS [EXTRA]]
   echo "$1 $2 $3 $4 ${5:--} ${6:--}" >>"$results"
-  printf '[round %s/%s] %-6s %-14s %8s s %s\n' "$3" "$rounds" "$1" "$2" "$4" "${6:-}" >&2
+  printf '[%2d:%02d round %s/%s] %-6s %-14s %8s s %s\n' $((SECONDS / 60)) $((SECONDS % 60)) \
+    "$3" "$rounds" "$1" "$2" "$4" "${6:-}" >&2
 }
 manifest_requests_since() { # LINE: manifest requests the registry logged after line LINE
   sleep 0.2 # the registry logs a request after answering it
@@ -186,7 +190,7 @@ for peer in $peer_names; do
   if peer_"${peer}"_installed; then installed_peers+=" $peer"; fi
 done
 
-echo "== $files entries in $layer_count layers; $rounds round(s) on: $places; scales: $scales; peers:${installed_peers:- none}" >&2
+echo "== seeded in $((SECONDS / 60)) min $((SECONDS % 60)) s; $files entries in $layer_count layers; $rounds round(s) on: $places; scales: $scales; peers:${installed_peers:- none}" >&2
 for round in $(seq 1 "$rounds"); do
   for place in $places; do
     peer="" scale=""
