@@ -1,6 +1,7 @@
 # Sourced by scripts/demo.sh and bench/pull_bench.sh: a docker-registry on a free loopback port
 # in a temporary work directory, both removed when the sourcing script exits.
 #   start_registry TMPDIR_TEMPLATE  → sets $work, $port, $registry_pid
+# With REGISTRY_ACCESSLOG=1 the registry logs every request to $work/registry.log.
 registry_pid=""
 work=""
 stop_registry() {
@@ -17,7 +18,7 @@ start_registry() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$work/registry.yml" <<YAML
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
+log: {level: error, accesslog: {disabled: $([ "${REGISTRY_ACCESSLOG:-0}" = 1 ] && echo false || echo true)}}
 storage: {filesystem: {rootdirectory: $work/registry}}
 http: {addr: 127.0.0.1:$port, secret: hoist-local}
 YAML
