@@ -52,6 +52,18 @@ Status StoreSource::Blob(const Descriptor& d, const registry::BlobSink& sink) {
   }
 }
 
+StoreDestination::StoreDestination(content::Store& store, pull::FetchOptions options,
+                                   ProgressCallback progress, uint64_t max_image_bytes)
+    : store_(store),
+      options_(std::move(options)),
+      callback_(std::move(progress)),
+      progress_(callback_) {
+  if (max_image_bytes > 0) {
+    budget_ = std::make_unique<unpack::ImageBudget>(max_image_bytes);
+    options_.limits.image_budget = budget_.get();
+  }
+}
+
 Result<bool> StoreDestination::Reuse(const BlobInfo& b) {
   if (!store_.Has(b.blob.digest, b.blob.size)) return false;
   if (b.diff_id && !unpack::LayerExists(store_, *b.diff_id)) return false;

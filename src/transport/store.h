@@ -41,12 +41,11 @@ class StoreSource : public ImageSource {
 class StoreDestination : public ImageDestination {
  public:
   // `options`: the layer limits and notices of a pull (what they point to must outlive the
-  // destination); `progress` hears of each layer as a pull's does.
-  StoreDestination(content::Store& store, pull::FetchOptions options, ProgressCallback progress)
-      : store_(store),
-        options_(std::move(options)),
-        callback_(std::move(progress)),
-        progress_(callback_) {}
+  // destination); `progress` hears of each layer as a pull's does. `max_image_bytes` > 0: the
+  // file data of the layers this destination extracts, together, is capped so (a pull's
+  // ClientOptions::max_image_bytes); it replaces options.limits.image_budget.
+  StoreDestination(content::Store& store, pull::FetchOptions options, ProgressCallback progress,
+                   uint64_t max_image_bytes = 0);
 
   // True when the blob is stored and, for a layer, extracted (unpack::LayerExists).
   Result<bool> Reuse(const BlobInfo& b) override;
@@ -62,7 +61,8 @@ class StoreDestination : public ImageDestination {
 
  private:
   content::Store& store_;
-  const pull::FetchOptions options_;
+  std::unique_ptr<unpack::ImageBudget> budget_;
+  pull::FetchOptions options_;
   const ProgressCallback callback_;
   pull::Progress progress_;  // reports to callback_
   std::vector<Image> committed_;
