@@ -199,7 +199,6 @@ TEST_F(TransportTest, ArchiveWithABadBlobIsRefusedWithOneLine) {
   BuiltImage img = testing::BuildImage(Format::kOci, {{{.path = "a", .content = "one"}}});
   ASSERT_TRUE(testing::WriteOciLayout(layout, "example.com/bad:1", img).ok());
   const std::string blob = layout + "/blobs/sha256/" + img.layers[0].digest.substr(7);
-  ::chmod(blob.c_str(), 0644);
   std::string data = img.layers[0].data;
   data[data.size() / 2] ^= 1;
   std::ofstream(blob, std::ios::binary | std::ios::trunc) << data;

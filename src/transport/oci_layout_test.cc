@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include "base/status_macros.h"
 #include "content/index_file.h"
@@ -40,21 +41,8 @@ std::string BlobPath(const std::string& dir, const std::string& digest) {
 
 // Writes `img` as an OCI layout at `dir`, its index.json entry named `ref_name`.
 void WriteLayout(const std::string& dir, const BuiltImage& img, const std::string& ref_name) {
-  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((dir + "/blobs").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((dir + "/blobs/sha256").c_str(), 0755), 0);
-  WriteFile(dir + "/oci-layout", content::kOciLayoutJson);
-  WriteFile(BlobPath(dir, img.manifest_digest), img.manifest);
-  WriteFile(BlobPath(dir, img.config.digest), img.config.data);
-  for (const auto& l : img.layers) WriteFile(BlobPath(dir, l.digest), l.data);
-  Descriptor entry{img.manifest_media_type,
-                   *Digest::Parse(img.manifest_digest),
-                   static_cast<int64_t>(img.manifest.size()),
-                   {},
-                   {},
-                   {}};
-  entry.annotations[content::kRefNameAnnotation] = ref_name;
-  WriteFile(dir + "/index.json", LayoutIndexJson({entry}));
+  Status s = testing::WriteOciLayout(dir, ref_name, img);
+  ASSERT_TRUE(s.ok()) << s.message();
 }
 
 BuiltImage TwoLayers() {
@@ -255,6 +243,30 @@ TEST(ArchiveReaderTest, LinksAndDuplicatesAreRefused) {
           .ok());
   auto twice = ArchiveReader::Open(tmp->path() + "/a.tar", spool.get());
   EXPECT_EQ(twice.status().code(), StatusCode::kDataLoss) << twice.status().message();
+}
+
+// Input that is not a regular file (a pipe, as standard input often is) is spooled first.
+TEST(ArchiveReaderTest, APipeIsSpooledAndRead) {
+  auto tmp = TempDir::Create();
+  ASSERT_TRUE(tmp.ok());
+  BuiltImage img = TwoLayers();
+  WriteLayout(tmp->path() + "/layout", img, "example.com/app:1");
+  auto tar = testing::RunCommand({"tar", "-C", tmp->path() + "/layout", "-cf", "-", "."}, 60);
+  ASSERT_TRUE(tar.ok()) << tar.status().message();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  UniqueFd read_end(fds[0]);
+  std::thread writer([&, fd = UniqueFd(fds[1])] {
+    EXPECT_TRUE(WriteAll(fd.get(), tar->data(), tar->size()).ok());
+  });
+  UniqueFd spool(::open(tmp->path().c_str(), O_DIRECTORY | O_CLOEXEC));
+  auto reader = ArchiveReader::Open("/dev/fd/" + std::to_string(read_end.get()), spool.get());
+  writer.join();
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  auto src = OciLayoutSource::OpenArchive(std::move(reader).value());
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  ASSERT_TRUE((*src)->Select("example.com/app:1").ok());
+  ExpectBlobs(**src, img);
 }
 
 }  // namespace

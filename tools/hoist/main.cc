@@ -504,15 +504,15 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
 
 // ---- load, save, copy, push ----
 
-// The progress of layers put into the store, as a pull shows it, live on a terminal (stderr:
-// stdout may carry an archive); null when quiet or stderr is no terminal.
+// The progress of layers put into the store, a line per state change as a pull logs it, when
+// stderr is a terminal (stdout may carry an archive); null when quiet or it is not.
 std::unique_ptr<hoist::cli::ProgressView> TransferView(bool quiet, hoist::CopyOptions& o) {
   o.cancel = &g_cancel;
   o.notice = [](const std::string& line) {
     std::fprintf(stderr, "hoist: %s\n", TerminalSafe(line).c_str());
   };
   if (quiet || !isatty(STDERR_FILENO)) return nullptr;
-  auto view = hoist::cli::ProgressView::Create(hoist::cli::ProgressMode::kTty, stderr);
+  auto view = hoist::cli::ProgressView::Create(hoist::cli::ProgressMode::kPlain, stderr);
   o.progress = [v = view.get()](const hoist::ProgressEvent& e) { v->Event(e); };
   o.notice = [v = view.get()](const std::string& line) { v->Notice(line); };
   return view;
