@@ -165,6 +165,22 @@ TEST_F(TransportTest, SavedOciArchiveIsReadAndPushedBySkopeo) {
   CliRun again = Hoist({"--store", Tmp() + "/store2", "pull", "-q", Ref("copied/oci:1")}, Tmp());
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.out, Ref("copied/oci:1") + "@" + image_->manifest_digest + "\n");
+  // Two names of one image in one archive: its blobs once, both names loaded back.
+  CliRun tag = Hoist({"--store", store, "tag", Ref("real/oci:1"), "second/name:2"}, Tmp());
+  ASSERT_EQ(tag.exit_code, 0) << tag.err;
+  const std::string both = Tmp() + "/both.tar";
+  save = Hoist({"--store", store, "save", "--format", "oci-archive", "-o", both, Ref("real/oci:1"),
+                "second/name:2"},
+               Tmp());
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  auto listing = testing::RunCommand({"tar", "-tf", both}, 60);
+  ASSERT_TRUE(listing.ok());
+  const std::string layer = "blobs/sha256/" + image_->layers[0].digest.substr(7);
+  EXPECT_EQ(listing->find(layer), listing->rfind(layer)) << *listing;
+  CliRun load = Hoist({"--store", Tmp() + "/store3", "load", "-i", both}, Tmp());
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_EQ(load.out,
+            "Loaded image: " + Ref("real/oci:1") + "\nLoaded image: docker.io/second/name:2\n");
 }
 
 // hoist copy hoist:REF oci:DIR:TAG: umoci unpacks the layout to hoist's own tree; the layout
