@@ -194,6 +194,14 @@ TEST_F(TransportTest, CopyToOciLayoutUnpacksWithUmoci) {
   ASSERT_EQ(copy.exit_code, 0) << copy.err;
   EXPECT_EQ(copy.out, image_->manifest_digest + "\n");
 
+  // To standard output: the archive alone, ending with the end-of-archive marker.
+  CliRun piped =
+      Hoist({"--store", store, "copy", "hoist:" + Ref("real/oci:1"), "oci-archive:-"}, Tmp());
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  ASSERT_GT(piped.out.size(), 1024u);
+  EXPECT_EQ(piped.out.size() % 512, 0u);
+  EXPECT_EQ(piped.out.substr(piped.out.size() - 1024), std::string(1024, '\0'));
+
   CliRun load = Hoist({"--store", Tmp() + "/store2", "load", "--input-layout", layout + ":v1",
                        "--tag", "layout/app:1"},
                       Tmp());

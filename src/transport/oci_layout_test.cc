@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "content/index_file.h"
 #include "image/records.h"
+#include "manifest/platform.h"
 #include "support/image_builder.h"
 #include "support/process.h"
 #include "transport/store.h"
@@ -159,6 +160,49 @@ TEST(StoreDestinationTest, LayoutIntoTheStoreAndOutAgain) {
           l.media_type, *Digest::Parse(l.digest), static_cast<int64_t>(l.data.size()), {}, {}, {}},
       *Digest::Parse(img.diff_ids[0])};
   EXPECT_TRUE(again.Reuse(layer).value());
+}
+
+// A multi-platform index copied whole into the store: recorded by the host's manifest, with the
+// index as what the name resolved to.
+TEST(StoreDestinationTest, AnIndexIsRecordedByTheHostsManifest) {
+  auto tmp = TempDir::Create();
+  ASSERT_TRUE(tmp.ok());
+  const Platform host = manifest::HostPlatform();
+  const std::string other = host.architecture == "arm64" ? "amd64" : "arm64";
+  BuiltImage mine = BuildImage(Format::kOci, {{{.path = "a", .content = "mine"}}}, "linux",
+                               host.architecture, host.variant);
+  BuiltImage theirs =
+      BuildImage(Format::kOci, {{{.path = "a", .content = "theirs"}}}, "linux", other);
+  testing::BuiltIndex index = testing::BuildIndex(Format::kOci, {mine, theirs});
+  const std::string dir = tmp->path() + "/layout";
+  WriteLayout(dir, theirs, "v1");
+  WriteLayout(dir, mine, "v1");  // the last one written names the index.json entry
+  WriteFile(BlobPath(dir, index.digest), index.manifest);
+  Descriptor entry{index.media_type,
+                   *Digest::Parse(index.digest),
+                   static_cast<int64_t>(index.manifest.size()),
+                   {},
+                   {},
+                   {}};
+  entry.annotations[content::kRefNameAnnotation] = "v1";
+  WriteFile(dir + "/index.json", LayoutIndexJson({entry}));
+
+  auto store = content::Store::Open(tmp->path() + "/store");
+  ASSERT_TRUE(store.ok());
+  auto src = OciLayoutSource::OpenDirectory(dir);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  ASSERT_TRUE((*src)->Select("v1").ok());
+  StoreDestination dst(**store, {}, nullptr);
+  CopyOptions all;
+  all.all_platforms = true;
+  auto top = Copy(**src, dst, {"example.com/multi:1"}, all);
+  ASSERT_TRUE(top.ok()) << top.status().message();
+  EXPECT_EQ(top->digest.String(), index.digest);
+  auto image = image::Find(**store, *Reference::Parse("example.com/multi:1"));
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  EXPECT_EQ(image->manifest.digest.String(), mine.manifest_digest);
+  EXPECT_EQ(image->repo_digest.String(), index.digest);
+  EXPECT_TRUE((**store).Has(*Digest::Parse(theirs.layers[0].digest)));
 }
 
 // A hostile layout: each fails with one clear error and nothing is recorded in the store.

@@ -552,7 +552,19 @@ int Save(const Globals& g, const std::vector<std::string>& refs, const std::stri
   return s.ok() ? 0 : Fail(s);
 }
 
-// copy SRC DST, or push LOCAL [DEST] (when `push`).
+// Whether a copy's destination is an archive written to standard output ("oci-archive:-").
+bool WritesToStdout(const std::string& destination) {
+  for (std::string_view prefix : {"oci-archive:", "docker-archive:"}) {
+    if (destination.rfind(prefix, 0) == 0) {
+      std::string_view rest = std::string_view(destination).substr(prefix.size());
+      return rest.substr(0, rest.find(':')) == "-";
+    }
+  }
+  return false;
+}
+
+// copy SRC DST, or push LOCAL [DEST] (when `push`): prints the digest copied, unless the archive
+// itself goes to stdout.
 int Copy(const Globals& g, const std::string& source, const std::string& destination,
          hoist::CopyOptions o, bool push, bool quiet) {
   auto client = OpenClient(g);
@@ -563,6 +575,7 @@ int Copy(const Globals& g, const std::string& source, const std::string& destina
   auto digest =
       push ? (*client)->Push(source, destination, o) : (*client)->Copy(source, destination, o);
   if (!digest.ok()) return Fail(view.get(), digest.status());
+  if (!push && WritesToStdout(destination)) return 0;
   std::printf("%s\n", digest->String().c_str());
   return 0;
 }
