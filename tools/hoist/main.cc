@@ -524,6 +524,10 @@ int Fail(hoist::cli::ProgressView* view, const hoist::Status& s) {
 }
 
 int Load(const Globals& g, const std::string& input, hoist::LoadOptions o, bool quiet) {
+  if (input.empty() && o.layout.empty() && isatty(STDIN_FILENO)) {
+    return Fail(hoist::InvalidArgumentError(
+        "load: standard input is a terminal (give -i FILE, or redirect an archive into it)"));
+  }
   auto client = OpenClient(g);
   if (!client.ok()) return Fail(client.status().WithContext("load"));
   auto view = TransferView(quiet, o);
