@@ -24,6 +24,11 @@ bool TouchesStore(const transport::Location& l) {
   return l.kind == transport::Location::Kind::kStore;
 }
 
+// Before anything is copied into the store: it records images by name only.
+Status NoName() {
+  return InvalidArgumentError("the image has no name to record it by (give one with --tag)");
+}
+
 }  // namespace
 
 Result<UniqueFd> Client::Impl::SpoolDir() {
@@ -190,6 +195,7 @@ Result<std::vector<Image>> Client::Load(const std::string& input, const LoadOpti
     auto copy = [&](transport::ImageSource& src) -> Status {
       std::vector<std::string> names = src.Names();
       if (!options.tag.empty()) names = {options.tag};
+      if (names.empty()) return NoName();
       return transport::Copy(src, dst, names, CopyOptionsOf(options)).status();
     };
     if (other) {

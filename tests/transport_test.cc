@@ -202,6 +202,15 @@ TEST_F(TransportTest, CopyToOciLayoutUnpacksWithUmoci) {
   EXPECT_EQ(piped.out.size() % 512, 0u);
   EXPECT_EQ(piped.out.substr(piped.out.size() - 1024), std::string(1024, '\0'));
 
+  // A bare tag is not a name: refused before anything is copied.
+  CliRun unnamed =
+      Hoist({"--store", Tmp() + "/store2", "load", "--input-layout", layout + ":v1"}, Tmp());
+  EXPECT_EQ(unnamed.exit_code, 1);
+  EXPECT_EQ(unnamed.err, "hoist: load " + layout +
+                             ":v1: the image has no name to record it by (give one with --tag)\n");
+  struct stat st;
+  EXPECT_NE(
+      ::stat((Tmp() + "/store2/blobs/sha256/" + image_->config.digest.substr(7)).c_str(), &st), 0);
   CliRun load = Hoist({"--store", Tmp() + "/store2", "load", "--input-layout", layout + ":v1",
                        "--tag", "layout/app:1"},
                       Tmp());
