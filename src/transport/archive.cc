@@ -51,7 +51,7 @@ Result<UniqueFd> Spool(int in, int spool_dir_fd, uint64_t max_bytes) {
 // Remembers where each member's data lies, from the offsets of the chunks it is fed.
 class IndexHandler : public unpack::TarHandler {
  public:
-  IndexHandler(std::map<std::string, ArchiveReader::Member, std::less<>>& members)
+  explicit IndexHandler(std::map<std::string, ArchiveReader::Member, std::less<>>& members)
       : members_(members) {}
   const char* chunk = nullptr;  // the chunk being fed, which starts at archive offset `base`
   uint64_t base = 0;

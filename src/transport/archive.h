@@ -55,7 +55,7 @@ class ArchiveReader {
   const std::map<std::string, Member, std::less<>>& members() const { return members_; }
 
  private:
-  ArchiveReader(UniqueFd fd) : fd_(std::move(fd)) {}
+  explicit ArchiveReader(UniqueFd fd) : fd_(std::move(fd)) {}
   Status Index(const ArchiveLimits& limits);
   Result<const Member*> Regular(const std::string& name) const;
 
