@@ -183,6 +183,30 @@ TEST_F(TransportTest, SavedOciArchiveIsReadAndPushedBySkopeo) {
             "Loaded image: " + Ref("real/oci:1") + "\nLoaded image: docker.io/second/name:2\n");
 }
 
+// A Docker-format image keeps its registry manifest in an oci-archive (the same digest), which
+// skopeo reads and pushes as is.
+TEST_F(TransportTest, SavedDockerImageKeepsItsManifest) {
+  BuiltImage img =
+      testing::BuildImage(Format::kDocker, {{{.path = "etc/a", .content = "docker format"}}});
+  ASSERT_TRUE(testing::PushImage(registry_->host(), "small/docker", "1", img).ok());
+  const std::string store = Tmp() + "/store", archive = Tmp() + "/docker.tar";
+  CliRun pull = Hoist({"--store", store, "pull", "-q", Ref("small/docker:1")}, Tmp());
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  CliRun save = Hoist(
+      {"--store", store, "save", "--format", "oci-archive", "-o", archive, Ref("small/docker:1")},
+      Tmp());
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  auto inspect = Skopeo({"inspect", "oci-archive:" + archive});
+  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+  EXPECT_EQ(nlohmann::json::parse(*inspect, nullptr, false)["Digest"], img.manifest_digest);
+  ASSERT_TRUE(Skopeo({"copy", "--dest-tls-verify=false", "oci-archive:" + archive,
+                      "docker://" + Ref("copied/docker:1")})
+                  .ok());
+  CliRun again = Hoist({"--store", Tmp() + "/store2", "pull", "-q", Ref("copied/docker:1")}, Tmp());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, Ref("copied/docker:1") + "@" + img.manifest_digest + "\n");
+}
+
 // hoist copy hoist:REF oci:DIR:TAG: umoci unpacks the layout to hoist's own tree; the layout
 // loads back (--input-layout).
 TEST_F(TransportTest, CopyToOciLayoutUnpacksWithUmoci) {
