@@ -1,7 +1,7 @@
 // Internal to libhoist: the state behind hoist::Client, shared by the files
 // that implement its methods (client.cc: open, pull, images, inspect;
 // client_rootfs.cc: unpack, mount; client_registry.cc: login, logout, config;
-// client_lifecycle.cc: rmi, gc, verify, df).
+// client_lifecycle.cc: rmi, gc, verify, df; client_transport.cc: load, save, copy, push).
 #pragma once
 
 #include <chrono>
@@ -22,6 +22,8 @@
 #include "registry/auth.h"
 #include "registry/fetcher.h"
 #include "registry/registry.h"
+#include "transport/registry.h"
+#include "transport/transport.h"
 
 namespace hoist {
 
@@ -67,6 +69,22 @@ struct Client::Impl {
   // The retry policy of this client's options (see PullFrom for `last_source`).
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
   Status ApplyLayers(const Image& image, int root_fd);
+
+  // The transports (client_transport.cc): a source or destination for a parsed location, one
+  // case per Location::Kind. A store destination extracts layers with this client's limits and
+  // reports them to `progress`; the caller holds gc's lock (store->LockAgainstGc()) while it
+  // uses either.
+  Result<std::unique_ptr<transport::ImageSource>> OpenSource(const transport::Location& location);
+  Result<std::unique_ptr<transport::ImageDestination>> OpenDestination(
+      const transport::Location& location, const CopyOptions& options = {});
+  // A private directory for spooling archives (ingest/).
+  Result<UniqueFd> SpoolDir();
+  // For a docker:// location: *ref parsed, and the registry's own repository (never a mirror)
+  // with this client's retry policy and limits.
+  Result<std::pair<std::unique_ptr<registry::Repository>, transport::RegistryTransportOptions>>
+  RegistryTransport(const transport::Location& location, Reference* ref,
+                    const std::atomic<bool>* cancel = nullptr,
+                    const std::function<void(const std::string&)>& notice = nullptr);
 };
 
 }  // namespace hoist

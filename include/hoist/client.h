@@ -1,4 +1,5 @@
-// hoist's library entry point: pull images into a local store and read it back.
+// hoist's library entry point: pull images into a local store, read it back, and move images
+// between the store, registries, archives and OCI layouts.
 //
 //   hoist::ClientOptions options;
 //   options.store_dir = "/var/lib/hoist";
@@ -112,6 +113,31 @@ struct PullOptions {
   // "mirror 10.0.0.1:5000 failed (HTTP 503); trying registry-1.docker.io".
   std::function<void(const std::string&)> notice;
 };
+
+// How images are moved between transports (Copy, Push, Save, Load).
+struct CopyOptions {
+  // A multi-platform image: every platform (and the index) with all_platforms, else only the
+  // manifest for `platform` ("os/arch[/variant]"; empty: the host's).
+  bool all_platforms = false;
+  std::string platform;
+  int jobs = 4;  // blobs copied at once
+  // Layers put into the store are reported as a pull's are.
+  ProgressCallback progress;
+  const std::atomic<bool>* cancel = nullptr;  // set to true to stop (Cancelled)
+  std::function<void(const std::string&)> notice;
+};
+
+struct LoadOptions : CopyOptions {
+  // "DIR[:TAG]": load from this OCI image layout directory instead of an archive.
+  std::string layout;
+  // The name to record the image under, instead of the names the archive gives it (docker's
+  // RepoTags, OCI's org.opencontainers.image.ref.name when it is a full reference). Needed for an
+  // archive that names its image with a bare tag or not at all.
+  std::string tag;
+};
+
+// What Client::Save writes.
+enum class ArchiveFormat { kDockerArchive, kOciArchive };
 
 // A number of things in the store and the bytes they take: blobs and ingest data by their
 // size; a layer or mount directory by the sizes of the regular files under it (each inode once).
@@ -243,6 +269,34 @@ class Client {
   Result<VerifyReport> Verify(const std::vector<std::string>& references,
                               const VerifyOptions& options = {});
 
+  // The transports, spelled as skopeo spells them (see README "Transports"):
+  //   docker://REF  oci:DIR[:TAG]  oci-archive:FILE[:TAG]  docker-archive:FILE[:REF]
+  //   hoist:REF (or a bare REF): the local store.
+  // Every blob and manifest is verified on the way (size and digest; a layer's diff_id when it
+  // goes into the store, where it is extracted in the same pass as a pull does); what goes into
+  // the store is recorded last, under gc's lock, so a failure leaves no record.
+  //
+  // `docker load`: loads the images of `input` (an archive file, "-" for standard input; or the
+  // layout directory options.layout when input is empty) into the store and returns them as
+  // recorded. The kind of archive is told by its members: a docker-archive has manifest.json, an
+  // oci-archive index.json; gzip or zstd compression by its magic bytes. Standard input and a
+  // compressed archive are first spooled, inflated, into an unnamed file under the store's
+  // ingest/ directory (so the store's file system needs room for it). Every image of an
+  // oci-archive is loaded unless the layout's TAG names one.
+  Result<std::vector<Image>> Load(const std::string& input, const LoadOptions& options = {});
+  // `docker save`: writes the images `references` of the store into one archive at `output`
+  // ("-": standard output), in `format`; blobs the images share are written once. A file is
+  // written under a temporary name and renamed when complete.
+  Status Save(const std::vector<std::string>& references, const std::string& output,
+              ArchiveFormat format, const CopyOptions& options = {});
+  // `skopeo copy`: copies the image `source` names to `destination` (both transport texts) and
+  // returns the digest of the top document copied (the index with all_platforms, else the
+  // platform's manifest). The destination's name is its own reference, else the source's.
+  Result<Digest> Copy(std::string_view source, std::string_view destination,
+                      const CopyOptions& options = {});
+  // `docker push`: Copy(hoist:LOCAL, docker://DEST), DEST defaulting to LOCAL.
+  Result<Digest> Push(std::string_view local, std::string_view destination = "",
+                      const CopyOptions& options = {});
   // `docker login`: checks user and password against the registry's /v2/ (basic auth or a
   // token from its realm) and stores them in docker's config.json (or its credential
   // helper). registry: "docker.io", "ghcr.io", "127.0.0.1:5000".

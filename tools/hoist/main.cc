@@ -502,6 +502,88 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
   return 0;
 }
 
+// ---- load, save, copy, push ----
+
+// The progress of layers put into the store, a line per state change as a pull logs it, when
+// stderr is a terminal (stdout may carry an archive); null when quiet or it is not.
+std::unique_ptr<hoist::cli::ProgressView> TransferView(bool quiet, hoist::CopyOptions& o) {
+  o.cancel = &g_cancel;
+  o.notice = [](const std::string& line) {
+    std::fprintf(stderr, "hoist: %s\n", TerminalSafe(line).c_str());
+  };
+  if (quiet || !isatty(STDERR_FILENO)) return nullptr;
+  auto view = hoist::cli::ProgressView::Create(hoist::cli::ProgressMode::kPlain, stderr);
+  o.progress = [v = view.get()](const hoist::ProgressEvent& e) { v->Event(e); };
+  o.notice = [v = view.get()](const std::string& line) { v->Notice(line); };
+  return view;
+}
+
+int Fail(hoist::cli::ProgressView* view, const hoist::Status& s) {
+  if (view != nullptr) view->Failed(s);
+  return Fail(s);
+}
+
+int Load(const Globals& g, const std::string& input, hoist::LoadOptions o, bool quiet) {
+  if (input.empty() && o.layout.empty() && isatty(STDIN_FILENO)) {
+    return Fail(hoist::InvalidArgumentError(
+        "load: standard input is a terminal (give -i FILE, or redirect an archive into it)"));
+  }
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("load"));
+  auto view = TransferView(quiet, o);
+  auto images = (*client)->Load(input.empty() && o.layout.empty() ? "-" : input, o);
+  if (!images.ok()) return Fail(view.get(), images.status());
+  for (const auto& image : *images) {
+    std::printf("Loaded image: %s\n", TerminalSafe(image.reference).c_str());
+  }
+  return 0;
+}
+
+int Save(const Globals& g, const std::vector<std::string>& refs, const std::string& output,
+         const std::string& format) {
+  if (output.empty() && isatty(STDOUT_FILENO)) {
+    return Fail(hoist::InvalidArgumentError(
+        "save: refusing to write an archive to a terminal (give -o FILE, or redirect)"));
+  }
+  auto client = OpenClient(g);
+  if (!client.ok()) return Fail(client.status().WithContext("save"));
+  hoist::CopyOptions o;
+  o.cancel = &g_cancel;
+  hoist::Status s = (*client)->Save(refs, output.empty() ? "-" : output,
+                                    format == "oci-archive" ? hoist::ArchiveFormat::kOciArchive
+                                                            : hoist::ArchiveFormat::kDockerArchive,
+                                    o);
+  return s.ok() ? 0 : Fail(s);
+}
+
+// Whether a copy's destination is an archive written to standard output ("oci-archive:-").
+bool WritesToStdout(const std::string& destination) {
+  for (std::string_view prefix : {"oci-archive:", "docker-archive:"}) {
+    if (destination.rfind(prefix, 0) == 0) {
+      std::string_view rest = std::string_view(destination).substr(prefix.size());
+      return rest.substr(0, rest.find(':')) == "-";
+    }
+  }
+  return false;
+}
+
+// copy SRC DST, or push LOCAL [DEST] (when `push`): prints the digest copied, unless the archive
+// itself goes to stdout.
+int Copy(const Globals& g, const std::string& source, const std::string& destination,
+         hoist::CopyOptions o, bool push, bool quiet) {
+  auto client = OpenClient(g);
+  if (!client.ok()) {
+    return Fail(client.status().WithContext((push ? "push " : "copy ") + source));
+  }
+  auto view = TransferView(quiet, o);
+  auto digest =
+      push ? (*client)->Push(source, destination, o) : (*client)->Copy(source, destination, o);
+  if (!digest.ok()) return Fail(view.get(), digest.status());
+  if (!push && WritesToStdout(destination)) return 0;
+  std::printf("%s\n", digest->String().c_str());
+  return 0;
+}
+
 }  // namespace
 
 static int Run(int argc, char** argv) {
@@ -640,6 +722,67 @@ static int Run(int argc, char** argv) {
   config->add_option("--cert-dir", g.cert_dir, "CA and client certificates for every registry");
   config->add_option("REF", config_ref, "Image reference")->required();
 
+  std::string load_input;
+  hoist::LoadOptions load_options;
+  bool load_quiet = false;
+  auto* load = app.add_subcommand(
+      "load", "Load images from a docker-archive or oci-archive (or an OCI layout) into the store");
+  load->add_option("-i,--input", load_input,
+                   "Archive to read; - (the default) is standard input; gzip and zstd are "
+                   "detected");
+  load->add_option("--input-layout", load_options.layout,
+                   "DIR[:TAG]: an OCI image layout directory instead of an archive")
+      ->excludes("--input");
+  load->add_option("--tag", load_options.tag,
+                   "Record the image under this name (needed when the archive names none)");
+  load->add_flag("-q,--quiet", load_quiet, "No progress; only the Loaded image: lines");
+
+  std::vector<std::string> save_refs;
+  std::string save_output, save_format = "docker-archive";
+  auto* save = app.add_subcommand(
+      "save", "Write images of the store into one archive (blobs they share written once)");
+  save->add_option("-o,--output", save_output, "Archive to write; - or none: standard output");
+  save->add_option("--format", save_format,
+                   "docker-archive (the default, as docker) or oci-archive")
+      ->check(CLI::IsMember({"docker-archive", "oci-archive"}));
+  save->add_option("REF", save_refs, "Images of the store")->required();
+
+  // Flags for the commands that may talk to a registry.
+  auto add_registry_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--creds", g.creds, "USER:PASSWORD for the registry (or $HOIST_CREDS)");
+    cmd->add_option("--insecure-registry", g.insecure,
+                    "HOST[:PORT] reached without TLS verification (and over http if https fails)");
+    cmd->add_option("--tls-verify", g.tls_verify, "true or false (see pull)")
+        ->check(CLI::IsMember({"true", "false"}));
+    cmd->add_option("--cert-dir", g.cert_dir, "CA and client certificates for every registry");
+  };
+  hoist::CopyOptions copy_options;
+  bool copy_quiet = false;
+  auto add_copy_flags = [&](CLI::App* cmd) {
+    cmd->add_flag("--all", copy_options.all_platforms,
+                  "A multi-platform image: every platform and the index (default: one platform)");
+    cmd->add_option("--platform", copy_options.platform, "os/arch[/variant] (default: this host's)")
+        ->excludes("--all");
+    cmd->add_option("--jobs", copy_options.jobs, "Blobs copied at once")->check(CLI::Range(1, 64));
+    cmd->add_flag("-q,--quiet", copy_quiet, "No progress; only the digest copied");
+    add_registry_flags(cmd);
+  };
+  std::string copy_src, copy_dst;
+  auto* copy = app.add_subcommand(
+      "copy",
+      "Copy an image between transports: docker://, oci:, oci-archive:, docker-archive:, "
+      "hoist: (the store)");
+  add_copy_flags(copy);
+  copy->add_option("SRC", copy_src, "Source, e.g. docker://alpine:3.20 or oci:DIR:TAG")->required();
+  copy->add_option("DST", copy_dst, "Destination, e.g. oci-archive:alpine.tar or hoist:alpine")
+      ->required();
+
+  std::string push_ref, push_dest;
+  auto* push = app.add_subcommand("push", "Push an image of the store to a registry");
+  add_copy_flags(push);
+  push->add_option("REF", push_ref, "Image of the store")->required();
+  push->add_option("DEST", push_dest, "Registry reference (default: REF)");
+
   std::vector<std::string> rmi_refs;
   auto* rmi = app.add_subcommand(
       "rmi", "Remove image records (their blobs and layers stay until hoist gc)");
@@ -699,6 +842,10 @@ static int Run(int argc, char** argv) {
   if (*inspect) return Inspect(g, inspect_ref, inspect_flags);
   if (*tag) return Tag(g, tag_source, tag_target);
   if (*rmi) return RemoveImages(g, rmi_refs);
+  if (*load) return Load(g, load_input, load_options, load_quiet);
+  if (*save) return Save(g, save_refs, save_output, save_format);
+  if (*copy) return Copy(g, copy_src, copy_dst, copy_options, false, copy_quiet);
+  if (*push) return Copy(g, push_ref, push_dest, copy_options, true, copy_quiet);
   if (*gc) return GarbageCollect(g, gc_options);
   if (*verify) return Verify(g, verify_refs, repair);
   if (*df) return DiskUsage(g, gc_options);
