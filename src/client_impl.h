@@ -158,7 +158,7 @@ struct Client::Impl {
                     unpack::ImageBudget* budget);
   Result<Image> Load(const std::string& name, const Descriptor& record);
   Result<Image> Find(const Reference& ref);
-  Status ApplyLayers(const Image& image, int root_fd);
+  Status ApplyLayers(const Image& image, int root_fd, bool from_blobs);
 };
 
 }  // namespace hoist

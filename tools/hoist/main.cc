@@ -591,10 +591,13 @@ static int Run(int argc, char** argv) {
   tag->add_option("DST", tag_target, "New reference: NAME[:TAG]")->required();
 
   std::string unpack_ref, unpack_dest;
-  bool bundle = false;
+  bool bundle = false, from_blobs = false;
   auto* unpack = app.add_subcommand("unpack", "Write an image's root filesystem into a directory");
   unpack->add_flag("--bundle", bundle,
                    "Write an OCI runtime bundle (DEST/rootfs and DEST/config.json)");
+  unpack->add_flag("--from-blobs", from_blobs,
+                   "Extract every layer blob again instead of merging the store's layer "
+                   "directories (slower; the same tree)");
   unpack
       ->add_option("--max-layer-size", g.max_layer_size,
                    "Refuse a layer whose tar is larger than this (default 64GiB)")
@@ -725,6 +728,7 @@ static int Run(int argc, char** argv) {
     if (*unpack) {
       hoist::UnpackOptions o;
       o.bundle = bundle;
+      o.from_blobs = from_blobs;
       s = (*client)->Unpack(unpack_ref, unpack_dest, o);
     } else if (*mount) {
       hoist::MountOptions o;
