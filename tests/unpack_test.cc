@@ -468,6 +468,18 @@ TEST_F(UnpackTest, UnpackMergesTheLayerDirectoriesIntoTheSameTree) {
   EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
 }
 
+// `hoist pull --rootfs DEST`: the pull, then the flattened root filesystem, in one command.
+TEST_F(UnpackTest, PullWithRootfsWritesTheFlattenedTree) {
+  const std::string dest = Tmp() + "/rootfs";
+  CliRun r = Hoist({"--store", store_, "pull", "-q", "--rootfs", dest, OciRef()}, Tmp());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ExpectRealisticRoot(dest);
+  // A destination that is not empty: the image is pulled, the tree is refused.
+  r = Hoist({"--store", store_, "pull", "-q", "--rootfs", dest, OciRef()}, Tmp());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is not empty"), std::string::npos) << r.err;
+}
+
 TEST_F(UnpackTest, BundleHasRootfsAndRuntimeConfig) {
   auto client = SharedClient();
   const std::string dest = Tmp() + "/bundle";
