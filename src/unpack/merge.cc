@@ -39,7 +39,10 @@ constexpr uint32_t kNone = UINT32_MAX;
 // Directories made during an extraction are dated after it began, give or take a clock step.
 constexpr int64_t kClockSlackSec = 600;
 constexpr size_t kMaxDepth = 256;  // deeper trees are applied from the tar streams instead
-constexpr size_t kChunk = 32;      // entries a writer takes at a time
+// Directory fds the planner holds at once (one a layer at each level it stands on): past this,
+// the tar streams are applied instead of running out of descriptors.
+constexpr size_t kMaxOpenDirs = 512;
+constexpr size_t kChunk = 32;  // entries a writer takes at a time
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
@@ -263,6 +266,7 @@ class Planner {
   const bool root_;
   Plan plan_;
   std::map<std::pair<uint32_t, ino_t>, uint32_t> first_names_;  // (layer, inode) → node
+  size_t open_dirs_ = 0;  // directory fds of the chains PlanDir stands on
 };
 
 Result<bool> Planner::IsOpaque(const Source& s) const {
@@ -359,6 +363,15 @@ Status Planner::CheckHidden(uint32_t layer, int dir_fd, const std::string& path,
 
 Status Planner::PlanDir(uint32_t node, std::vector<Source>& chain, bool phantom, size_t depth) {
   if (depth > kMaxDepth) return NotMergeable("deeper than " + std::to_string(kMaxDepth));
+  open_dirs_ += chain.size();
+  struct Release {
+    size_t& count;
+    size_t n;
+    ~Release() { count -= n; }
+  } release{open_dirs_, chain.size()};
+  if (open_dirs_ > kMaxOpenDirs) {
+    return NotMergeable("more than " + std::to_string(kMaxOpenDirs) + " layer directories deep");
+  }
   const std::string dir_path = plan_.nodes[node].path;
   if (phantom) {
     // The directory exists in the layers only as the parent of whiteouts, perhaps; applying
