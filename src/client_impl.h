@@ -68,7 +68,7 @@ struct Client::Impl {
                          const PullOptions& options, bool last_source, bool* remote_failure);
   // The retry policy of this client's options (see PullFrom for `last_source`).
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
-  Status ApplyLayers(const Image& image, int root_fd);
+  Status ApplyLayers(const Image& image, int root_fd, bool from_blobs);
 
   // The transports (client_transport.cc): a source or destination for a parsed location, one
   // case per Location::Kind. A store destination extracts layers with this client's limits and

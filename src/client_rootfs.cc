@@ -18,16 +18,62 @@
 #include "unpack/bundle.h"
 #include "unpack/destination.h"
 #include "unpack/layer.h"
+#include "unpack/merge.h"
 #include "unpack/mount.h"
 
 namespace hoist {
 
-// Applies every layer of the image, in order, to root_fd (a flattened rootfs),
-// each one checked against its diff_id again.
-Status Client::Impl::ApplyLayers(const Image& image, int root_fd) {
+namespace {
+
+// The flattened rootfs from the store's layer directories (unpack/merge.h), when they can serve
+// for every layer: each committed (its record checks out) in the whiteout format this process
+// would use, with no hardlinks into lower layers, and within the caps (the file data of each
+// layer and of the image, as recorded at the pull). Returns false, with nothing written, where
+// they cannot; the caller then applies the blobs. The layer directories cannot change meanwhile:
+// gc is held off by the caller, and a pull replaces only layers whose record does not serve.
+Result<bool> MergeStoredLayers(const content::Store& store, const ClientOptions& options,
+                               const manifest::ImageConfig& cfg, size_t layers, int root_fd) {
+  if (cfg.diff_ids.size() != layers || layers == 0) return false;
+  std::vector<UniqueFd> fds;
+  std::vector<unpack::LayerTree> trees;
+  uint64_t image_bytes = 0;
+  for (const Digest& diff_id : cfg.diff_ids) {
+    auto record = unpack::ReadLayerRecord(store, diff_id);
+    if (!record.ok() || record->lower_hardlinks ||
+        (record->whiteouts != unpack::WhiteoutMode::kOverlay &&
+         unpack::StoreWhiteoutMode() == unpack::WhiteoutMode::kOverlay) ||
+        record->size > options.max_layer_bytes) {
+      return false;
+    }
+    image_bytes += record->size;
+    if (image_bytes > options.max_image_bytes) return false;
+    ASSIGN_OR_RETURN(UniqueFd dir, store.OpenDir(store.layout().LayerDir(diff_id), false));
+    UniqueFd rootfs(::openat(dir.get(), "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!rootfs) return false;
+    trees.push_back({rootfs.get(), record->whiteouts, unpack::BirthTime(rootfs.get())});
+    fds.push_back(std::move(rootfs));
+  }
+  unpack::MergeOptions merge;
+  merge.fs = store.fs();
+  Status s = unpack::MergeLayerTrees(trees, root_fd, merge);
+  if (s.code() == StatusCode::kFailedPrecondition) return false;  // nothing written yet
+  RETURN_IF_ERROR(s);
+  return true;
+}
+
+}  // namespace
+
+// Builds the flattened rootfs in root_fd: from the store's layer directories where they serve,
+// else by applying every layer blob, in order, each one checked against its diff_id again.
+Status Client::Impl::ApplyLayers(const Image& image, int root_fd, bool from_blobs) {
   std::vector<Digest> diff_ids;
   if (!image.config_json.empty()) {
     ASSIGN_OR_RETURN(manifest::ImageConfig cfg, manifest::ParseConfig(image.config_json));
+    if (!from_blobs) {
+      ASSIGN_OR_RETURN(bool merged,
+                       MergeStoredLayers(*store, options, cfg, image.layers.size(), root_fd));
+      if (merged) return OkStatus();
+    }
     diff_ids = cfg.diff_ids;
   }
   unpack::ExtractOptions extract;
@@ -88,11 +134,11 @@ Status Client::Unpack(std::string_view text, const std::string& dest,
   FileSystem* fs = impl_->store->fs();
   // The tree is built in a private staging dir beside dest and renamed into place when complete.
   Status s = unpack::BuildNewDirectory(fs, dest, [&](int out_fd) -> Status {
-    if (!options.bundle) return impl_->ApplyLayers(*image, out_fd);
+    if (!options.bundle) return impl_->ApplyLayers(*image, out_fd, options.from_blobs);
     RETURN_IF_ERROR(fs->MkdirAt(out_fd, "rootfs", 0755));
     ASSIGN_OR_RETURN(UniqueFd rootfs,
                      fs->OpenAt(out_fd, "rootfs", O_PATH | O_DIRECTORY | O_NOFOLLOW));
-    RETURN_IF_ERROR(impl_->ApplyLayers(*image, rootfs.get()));
+    RETURN_IF_ERROR(impl_->ApplyLayers(*image, rootfs.get(), options.from_blobs));
     ASSIGN_OR_RETURN(std::string config, unpack::RuntimeConfig(image->config_json, rootfs.get()));
     return WriteFileAtomicallyAt(fs, out_fd, "config.json", "config.json.tmp", config, 0644);
   });

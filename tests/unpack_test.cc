@@ -439,6 +439,47 @@ TEST_F(UnpackTest, UnpackMatchesUmociAndTheCommandLine) {
   EXPECT_EQ(JoinLines(CompareTrees(ours, Snapshot(bundle + "/rootfs"), vs_umoci), 80), "");
 }
 
+// unpack merges the layer directories of the store (it needs no blob), into the very tree that
+// applying every blob again makes.
+TEST_F(UnpackTest, UnpackMergesTheLayerDirectoriesIntoTheSameTree) {
+  auto client = NewClient();
+  ASSERT_TRUE(client->Pull(OciRef()).ok());
+  const std::string from_blobs = Tmp() + "/from-blobs";
+  Status s = client->Unpack(OciRef(), from_blobs, UnpackOptions{.from_blobs = true});
+  ASSERT_TRUE(s.ok()) << s.message();
+  for (const auto& layer : oci_->layers) {
+    ASSERT_EQ(::unlink((store_ + "/blobs/sha256/" + Hex(layer.digest)).c_str()), 0);
+  }
+  const std::string merged = Tmp() + "/merged";
+  s = client->Unpack(OciRef(), merged);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ExpectRealisticRoot(merged);
+  CompareOptions exact;
+  exact.mtime = true;  // of everything but directories (applying layers dates those "now")
+  EXPECT_EQ(JoinLines(CompareTrees(Snapshot(from_blobs), Snapshot(merged), exact)), "");
+  // The store's layer files are not the rootfs's: writing the rootfs leaves the store alone.
+  std::ofstream(merged + "/etc/os-release", std::ios::trunc) << "edited\n";
+  EXPECT_EQ(ReadFile(LayerDir(store_, oci_->diff_ids[2]) + "/rootfs/etc/os-release"),
+            "NAME=hoist-test\nVERSION=3\n");
+  // Without its layer directories (a layer pulled by an older hoist, say), the image is
+  // unpacked from its blobs, which are gone here: the blob path was not taken above.
+  fs::remove_all(LayerDir(store_, oci_->diff_ids[0]));
+  s = client->Unpack(OciRef(), Tmp() + "/no-layer-dir");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+}
+
+// `hoist pull --rootfs DEST`: the pull, then the flattened root filesystem, in one command.
+TEST_F(UnpackTest, PullWithRootfsWritesTheFlattenedTree) {
+  const std::string dest = Tmp() + "/rootfs";
+  CliRun r = Hoist({"--store", store_, "pull", "-q", "--rootfs", dest, OciRef()}, Tmp());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ExpectRealisticRoot(dest);
+  // A destination that is not empty: the image is pulled, the tree is refused.
+  r = Hoist({"--store", store_, "pull", "-q", "--rootfs", dest, OciRef()}, Tmp());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is not empty"), std::string::npos) << r.err;
+}
+
 TEST_F(UnpackTest, BundleHasRootfsAndRuntimeConfig) {
   auto client = SharedClient();
   const std::string dest = Tmp() + "/bundle";
@@ -586,13 +627,16 @@ TEST_F(UnpackTest, UnpackBuildsUnderAPrivateParent) {
   auto client = NewClient();
   ASSERT_TRUE(client->Pull(Ref("private/app:1")).ok());
   ASSERT_EQ(::chmod(Tmp().c_str(), 0755), 0);
-  // The second layer's blob becomes a FIFO: unpack waits there, half-way through the build.
+  // The second layer's blob becomes a FIFO: unpack (from the blobs) waits there, half-way
+  // through the build.
   const std::string blob = store_ + "/blobs/sha256/" + Hex(img.layers[1].digest);
   ASSERT_EQ(::unlink(blob.c_str()), 0);
   ASSERT_EQ(::mkfifo(blob.c_str(), 0600), 0);
   const std::string dest = Tmp() + "/dest";
   Status unpacked;
-  std::thread t([&] { unpacked = client->Unpack(Ref("private/app:1"), dest); });
+  std::thread t([&] {
+    unpacked = client->Unpack(Ref("private/app:1"), dest, UnpackOptions{.from_blobs = true});
+  });
   std::string staging;
   for (int i = 0; i < 200 && staging.empty(); ++i) {  // at most 10 s
     for (const std::string& e : List(Tmp())) {

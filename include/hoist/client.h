@@ -96,6 +96,11 @@ struct UnpackOptions {
   // Write an OCI runtime bundle (DEST/rootfs and DEST/config.json generated from the image
   // config, as `umoci unpack` does) instead of a bare root filesystem.
   bool bundle = false;
+  // Apply every layer blob again (inflate, check the diff_id, extract) instead of merging the
+  // store's extracted layer directories. Both make the same tree; the blobs are the slower
+  // way, which unpack takes anyway where the layer directories cannot serve (see
+  // src/unpack/merge.h).
+  bool from_blobs = false;
 };
 
 struct MountOptions {

@@ -2,12 +2,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -45,6 +48,23 @@ Status Check(int r, std::string_view call, const std::string& name) {
 }
 
 class RealFileSystem : public FileSystem {
+ private:
+  // CopyRange where copy_file_range cannot: pread into a buffer, pwrite it out.
+  Status CopyByHand(int from_fd, int to_fd, off_t offset, size_t n) {
+    constexpr size_t kChunk = 1 << 20;
+    std::unique_ptr<char[]> buf(new char[std::min(n, kChunk)]);
+    while (n > 0) {
+      ssize_t r = ::pread(from_fd, buf.get(), std::min(n, kChunk), offset);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return SysError("read file data");
+      if (r == 0) return DataLossError("copy file data: source ended early");
+      RETURN_IF_ERROR(Pwrite(to_fd, buf.get(), static_cast<size_t>(r), offset));
+      offset += r;
+      n -= static_cast<size_t>(r);
+    }
+    return OkStatus();
+  }
+
  public:
   Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags, mode_t mode) override {
     int fd;
@@ -102,6 +122,26 @@ class RealFileSystem : public FileSystem {
       n -= static_cast<size_t>(w);
       offset += w;
     }
+    return OkStatus();
+  }
+  Status CopyRange(int from_fd, int to_fd, off_t offset, size_t n) override {
+    off_t in = offset, out = offset;
+    while (n > 0) {
+      ssize_t c = ::copy_file_range(from_fd, &in, to_fd, &out, n, 0);
+      if (c < 0 && errno == EINTR) continue;
+      if (c < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+        return CopyByHand(from_fd, to_fd, in, n);
+      }
+      if (c < 0) return SysError("copy file data");
+      if (c == 0) return DataLossError("copy file data: source ended early");
+      in += c;
+      out += c;
+      n -= static_cast<size_t>(c);
+    }
+    return OkStatus();
+  }
+  Status Clone(int from_fd, int to_fd) override {
+    if (::ioctl(to_fd, FICLONE, from_fd) != 0) return SysError("clone file data");
     return OkStatus();
   }
   Status Ftruncate(int fd, off_t length) override {
@@ -547,6 +587,16 @@ Status FaultInjectingFileSystem::Write(int fd, const void* data, size_t n) {
 Status FaultInjectingFileSystem::Pwrite(int fd, const void* data, size_t n, off_t offset) {
   RETURN_IF_ERROR(Check(Op::kWrite, "write"));
   return base_->Pwrite(fd, data, n, offset);
+}
+
+Status FaultInjectingFileSystem::CopyRange(int from_fd, int to_fd, off_t offset, size_t n) {
+  RETURN_IF_ERROR(Check(Op::kWrite, "copy file data"));
+  return base_->CopyRange(from_fd, to_fd, offset, n);
+}
+
+Status FaultInjectingFileSystem::Clone(int from_fd, int to_fd) {
+  RETURN_IF_ERROR(Check(Op::kWrite, "clone file data"));
+  return base_->Clone(from_fd, to_fd);
 }
 
 Status FaultInjectingFileSystem::Ftruncate(int fd, off_t length) {

@@ -79,6 +79,13 @@ class FileSystem {
   // Writes all n bytes at `offset` (the file offset is unchanged): with Ftruncate, how sparse
   // files keep their holes.
   virtual Status Pwrite(int fd, const void* data, size_t n, off_t offset) = 0;
+  // Copies the n bytes of from_fd at `offset` to to_fd at the same offset, in the kernel
+  // (copy_file_range(2); pread+pwrite where it cannot, e.g. across file systems). Neither file
+  // offset changes. Data only: a hole of from_fd inside the range is written as zeros.
+  virtual Status CopyRange(int from_fd, int to_fd, off_t offset, size_t n) = 0;
+  // ioctl FICLONE: to_fd (empty) shares all of from_fd's blocks (a reflink). Fails with errno
+  // EOPNOTSUPP, EXDEV or EINVAL where the file systems cannot.
+  virtual Status Clone(int from_fd, int to_fd) = 0;
   virtual Status Ftruncate(int fd, off_t length) = 0;
   virtual Status Fsync(int fd) = 0;
   // syncfs(2): everything written on fd's file system (one call instead of an fsync per file).
@@ -182,8 +189,8 @@ class FileLock {
 class FaultInjectingFileSystem : public FileSystem {
  public:
   // One kind per system call; the f- and -at forms of one call share a kind (FchmodAt and Fchmod
-  // are both kChmod, Write and Pwrite both kWrite, Fsync and Syncfs both kFsync), and UnlinkAt
-  // with AT_REMOVEDIR is kRmdir.
+  // are both kChmod, Write, Pwrite, CopyRange and Clone all kWrite, Fsync and Syncfs both kFsync),
+  // and UnlinkAt with AT_REMOVEDIR is kRmdir.
   enum class Op {
     kOpen,
     kMkdir,
@@ -231,6 +238,8 @@ class FaultInjectingFileSystem : public FileSystem {
                    int flags) override;
   Status Write(int fd, const void* data, size_t n) override;
   Status Pwrite(int fd, const void* data, size_t n, off_t offset) override;
+  Status CopyRange(int from_fd, int to_fd, off_t offset, size_t n) override;
+  Status Clone(int from_fd, int to_fd) override;
   Status Ftruncate(int fd, off_t length) override;
   Status Fsync(int fd) override;
   Status Syncfs(int fd) override;

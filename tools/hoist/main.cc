@@ -100,8 +100,10 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   return hoist::Client::Open(std::move(o));
 }
 
+// Pulls ref_text; with `rootfs`, then writes the image's flattened root filesystem there (as
+// `hoist unpack` does).
 int Pull(const Globals& g, const std::string& ref_text, const std::string& platform, int jobs,
-         bool quiet, const std::string& progress_flag) {
+         bool quiet, const std::string& progress_flag, const std::string& rootfs) {
   std::unique_ptr<hoist::cli::ProgressView> view;
   if (!quiet) {
     view = hoist::cli::ProgressView::Create(
@@ -129,6 +131,10 @@ int Pull(const Globals& g, const std::string& ref_text, const std::string& platf
   }
   auto image = (*client)->Pull(ref_text, options);
   if (!image.ok()) return fail(image.status());
+  if (!rootfs.empty()) {
+    hoist::Status s = (*client)->Unpack(ref_text, rootfs);
+    if (!s.ok()) return fail(s);
+  }
   if (view) {
     view->Done(*ref, *image);
     return 0;
@@ -596,7 +602,7 @@ static int Run(int argc, char** argv) {
                  "Store directory (default: $HOIST_STORE, /var/lib/hoist for root, else "
                  "${XDG_DATA_HOME:-~/.local/share}/hoist)");
 
-  std::string ref, platform;
+  std::string ref, platform, pull_rootfs;
   int jobs = 4;
   bool quiet = false;
   auto* pull = app.add_subcommand("pull", "Pull an image from a registry into the store");
@@ -607,6 +613,9 @@ static int Run(int argc, char** argv) {
   pull->add_option("--creds", g.creds,
                    "USER:PASSWORD for the image's registry, never its mirrors (or $HOIST_CREDS)");
   pull->add_flag("-q,--quiet", quiet, "Print only the pulled reference with its digest");
+  pull->add_option("--rootfs", pull_rootfs,
+                   "Then write the flattened root filesystem into this new directory (as "
+                   "hoist unpack does)");
   std::string progress = "auto";
   pull->add_option("--progress", progress,
                    "auto (tty on a terminal, else plain), tty (live bars), plain (a line per "
@@ -673,10 +682,13 @@ static int Run(int argc, char** argv) {
   tag->add_option("DST", tag_target, "New reference: NAME[:TAG]")->required();
 
   std::string unpack_ref, unpack_dest;
-  bool bundle = false;
+  bool bundle = false, from_blobs = false;
   auto* unpack = app.add_subcommand("unpack", "Write an image's root filesystem into a directory");
   unpack->add_flag("--bundle", bundle,
                    "Write an OCI runtime bundle (DEST/rootfs and DEST/config.json)");
+  unpack->add_flag("--from-blobs", from_blobs,
+                   "Extract every layer blob again instead of merging the store's layer "
+                   "directories (slower; the same tree)");
   unpack
       ->add_option("--max-layer-size", g.max_layer_size,
                    "Refuse a layer whose tar is larger than this (default 64GiB)")
@@ -837,7 +849,7 @@ static int Run(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  if (*pull) return Pull(g, ref, platform, jobs, quiet, progress);
+  if (*pull) return Pull(g, ref, platform, jobs, quiet, progress, pull_rootfs);
   if (*images) return Images(g, images_ref, digests, images_format);
   if (*inspect) return Inspect(g, inspect_ref, inspect_flags);
   if (*tag) return Tag(g, tag_source, tag_target);
@@ -872,6 +884,7 @@ static int Run(int argc, char** argv) {
     if (*unpack) {
       hoist::UnpackOptions o;
       o.bundle = bundle;
+      o.from_blobs = from_blobs;
       s = (*client)->Unpack(unpack_ref, unpack_dest, o);
     } else if (*mount) {
       hoist::MountOptions o;
