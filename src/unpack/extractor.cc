@@ -330,14 +330,14 @@ Status Extractor::ApplyEntry(const TarEntry& e) {
 Status Extractor::CreateEntry(const TarEntry& e, std::span<const std::string> components) {
   const std::string& name = components.back();
   std::span<const std::string> parent_components = components.first(components.size() - 1);
-  Result<Parent> resolved = ResolveParent(parent_components, true);
+  Result<const Parent*> resolved = NewEntryParent(parent_components);
   if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound &&
       !overlay_whiteouts_.empty()) {
     RETURN_IF_ERROR(ReplaceWhiteoutsOnPath(parent_components));
-    resolved = ResolveParent(parent_components, true);
+    resolved = NewEntryParent(parent_components);
   }
   if (!resolved.ok()) return resolved.status();
-  const Parent& parent = *resolved;
+  const Parent& parent = **resolved;
   switch (e.type) {
     case EntryType::kDirectory:
       return CreateDirectory(parent, name, e, components);
@@ -364,6 +364,20 @@ Result<Extractor::Parent> Extractor::ResolveParent(std::span<const std::string> 
   p.dev = st.st_dev;
   p.ino = st.st_ino;
   return p;
+}
+
+Result<const Extractor::Parent*> Extractor::NewEntryParent(
+    std::span<const std::string> components) {
+  if (parent_cache_ && !parent_cache_stale_ &&
+      std::equal(components.begin(), components.end(), parent_cache_->components.begin(),
+                 parent_cache_->components.end())) {
+    return &parent_cache_->parent;
+  }
+  parent_cache_.reset();
+  ASSIGN_OR_RETURN(Parent p, ResolveParent(components, true));
+  parent_cache_ = CachedParent{{components.begin(), components.end()}, std::move(p)};
+  parent_cache_stale_ = false;
+  return &parent_cache_->parent;
 }
 
 void Extractor::MarkWritten(const Parent& parent, const std::string& name) {
@@ -560,6 +574,7 @@ Status Extractor::CreateNode(const Parent& parent, const std::string& name, cons
 }
 
 Status Extractor::ApplyWhiteout(std::span<const std::string> components) {
+  ForgetParent();  // it removes
   if (options_.whiteouts == WhiteoutMode::kOverlay) return WhiteoutOverlay(components);
   return WhiteoutLower(components);
 }
@@ -667,6 +682,7 @@ Status Extractor::MakeOpaque(int dir_fd) {
 }
 
 Status Extractor::ReplaceWhiteoutsOnPath(std::span<const std::string> components) {
+  ForgetParent();  // it replaces
   for (size_t i = 0; i < components.size(); ++i) {
     const std::string& name = components[i];
     if (name == "..") continue;
@@ -689,8 +705,11 @@ Result<bool> Extractor::ClearForNew(int parent_fd, const std::string& name, bool
     if (errno == ENOENT) return false;
     return ErrnoError(errno, "stat " + name);
   }
+  if (S_ISDIR(st.st_mode) && keep_directory) return true;
+  // `name` may be on the way to the cached parent (a directory, or a symlink to one). The
+  // caller's `parent_fd` stays valid: it is the directory holding `name`.
+  ForgetParent();
   if (S_ISDIR(st.st_mode)) {
-    if (keep_directory) return true;
     RETURN_IF_ERROR(RemoveAllAt(parent_fd, name));
     return false;
   }
