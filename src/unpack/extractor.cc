@@ -436,10 +436,17 @@ Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name
   if (options_.image_budget != nullptr) {
     RETURN_IF_ERROR(options_.image_budget->Take(static_cast<uint64_t>(e.size)));
   }
-  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
-  (void)unused;
-  Result<UniqueFd> file =
-      fs_->OpenAt(parent.fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  // Created first, and only if something is in the way, that is removed and the file created
+  // again: most names are new, and the lookup ClearForNew would make first is spared.
+  auto create = [&] {
+    return fs_->OpenAt(parent.fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  };
+  Result<UniqueFd> file = create();
+  if (!file.ok() && errno == EEXIST) {
+    ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+    (void)unused;
+    file = create();
+  }
   if (!file.ok()) return ErrnoError(errno, "create");
   file_ = std::move(*file);
   MarkWritten(parent, name);
@@ -472,11 +479,14 @@ Status Extractor::CreateSymlink(const Parent& parent, const std::string& name, c
   if (e.linkname.find('\0') != std::string::npos) {
     return DataLossError("symlink target contains a NUL byte");
   }
-  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
-  (void)unused;
-  if (!fs_->SymlinkAt(e.linkname, parent.fd.get(), name).ok()) {
-    return ErrnoError(errno, "symlink");
+  // As for files: created first, and again once whatever is in the way is removed.
+  Status made = fs_->SymlinkAt(e.linkname, parent.fd.get(), name);
+  if (!made.ok() && errno == EEXIST) {
+    ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+    (void)unused;
+    made = fs_->SymlinkAt(e.linkname, parent.fd.get(), name);
   }
+  if (!made.ok()) return ErrnoError(errno, "symlink");
   MarkWritten(parent, name);
   RETURN_IF_ERROR(SetOwnerAt(parent.fd.get(), name, e));
   // No mode (symlinks have none) and no xattrs (user.* is not allowed on symlinks).
