@@ -471,6 +471,17 @@ void FileLock::Release() {
 
 // ---- FaultInjectingFileSystem ----
 
+namespace {
+
+// `s`, after calling `mark` if it is OK (the change was made).
+template <typename F>
+Status Marked(Status s, F mark) {
+  if (s.ok()) mark();
+  return s;
+}
+
+}  // namespace
+
 void FaultInjectingFileSystem::FailNth(Op op, int n, int err) {
   std::lock_guard<std::mutex> l(mu_);
   faults_[op][calls_[op] + n] = err;
@@ -495,6 +506,31 @@ int FaultInjectingFileSystem::calls(Op op) const {
 int FaultInjectingFileSystem::total_calls() const {
   std::lock_guard<std::mutex> l(mu_);
   return total_;
+}
+
+bool FaultInjectingFileSystem::unsynced(dev_t dev, ino_t ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return unsynced_.contains({dev, ino});
+}
+
+void FaultInjectingFileSystem::Mark(const struct stat& st) {
+  std::lock_guard<std::mutex> l(mu_);
+  unsynced_.insert({st.st_dev, st.st_ino});
+}
+
+void FaultInjectingFileSystem::MarkFd(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) == 0) Mark(st);
+}
+
+void FaultInjectingFileSystem::MarkAt(int dir_fd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) Mark(st);
+}
+
+void FaultInjectingFileSystem::MarkDirOf(int dir_fd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dir_fd, DirName(name).c_str(), &st, 0) == 0) Mark(st);
 }
 
 Status FaultInjectingFileSystem::Check(Op op, std::string_view what) {
@@ -523,70 +559,90 @@ Status FaultInjectingFileSystem::Check(Op op, std::string_view what) {
 Result<UniqueFd> FaultInjectingFileSystem::OpenAt(int dir_fd, const std::string& name, int flags,
                                                   mode_t mode) {
   RETURN_IF_ERROR(Check(Op::kOpen, "open " + name));
-  return base_->OpenAt(dir_fd, name, flags, mode);
+  auto fd = base_->OpenAt(dir_fd, name, flags, mode);
+  if (fd.ok() && (flags & (O_CREAT | O_TRUNC)) != 0) {  // maybe a new file, or emptied
+    MarkFd(fd->get());
+    MarkDirOf(dir_fd, name);
+  }
+  return fd;
 }
 
 Status FaultInjectingFileSystem::MkdirAt(int dir_fd, const std::string& name, mode_t mode) {
   RETURN_IF_ERROR(Check(Op::kMkdir, "mkdir " + name));
-  return base_->MkdirAt(dir_fd, name, mode);
+  return Marked(base_->MkdirAt(dir_fd, name, mode), [&] {
+    MarkAt(dir_fd, name);
+    MarkDirOf(dir_fd, name);
+  });
 }
 
 Status FaultInjectingFileSystem::MknodAt(int dir_fd, const std::string& name, mode_t mode,
                                          dev_t dev) {
   RETURN_IF_ERROR(Check(Op::kMknod, "mknod " + name));
-  return base_->MknodAt(dir_fd, name, mode, dev);
+  return Marked(base_->MknodAt(dir_fd, name, mode, dev), [&] {
+    MarkAt(dir_fd, name);
+    MarkDirOf(dir_fd, name);
+  });
 }
 
 Status FaultInjectingFileSystem::SymlinkAt(const std::string& target, int dir_fd,
                                            const std::string& name) {
   RETURN_IF_ERROR(Check(Op::kSymlink, "symlink " + name));
-  return base_->SymlinkAt(target, dir_fd, name);
+  return Marked(base_->SymlinkAt(target, dir_fd, name), [&] {
+    MarkAt(dir_fd, name);
+    MarkDirOf(dir_fd, name);
+  });
 }
 
 Status FaultInjectingFileSystem::LinkAt(int from_dir, const std::string& from, int to_dir,
                                         const std::string& to) {
   RETURN_IF_ERROR(Check(Op::kLink, "link " + to));
-  return base_->LinkAt(from_dir, from, to_dir, to);
+  return Marked(base_->LinkAt(from_dir, from, to_dir, to), [&] {
+    MarkAt(to_dir, to);  // its link count
+    MarkDirOf(to_dir, to);
+  });
 }
 
 Status FaultInjectingFileSystem::RenameAt(int from_dir, const std::string& from, int to_dir,
                                           const std::string& to, unsigned flags) {
   RETURN_IF_ERROR(Check(Op::kRename, "rename " + from + " to " + to));
-  return base_->RenameAt(from_dir, from, to_dir, to, flags);
+  return Marked(base_->RenameAt(from_dir, from, to_dir, to, flags), [&] {
+    MarkDirOf(from_dir, from);
+    MarkDirOf(to_dir, to);
+  });
 }
 
 Status FaultInjectingFileSystem::UnlinkAt(int dir_fd, const std::string& name, int flags) {
   const bool dir = (flags & AT_REMOVEDIR) != 0;
   RETURN_IF_ERROR(Check(dir ? Op::kRmdir : Op::kUnlink, (dir ? "rmdir " : "unlink ") + name));
-  return base_->UnlinkAt(dir_fd, name, flags);
+  return Marked(base_->UnlinkAt(dir_fd, name, flags), [&] { MarkDirOf(dir_fd, name); });
 }
 
 Status FaultInjectingFileSystem::FchownAt(int dir_fd, const std::string& name, uid_t uid, gid_t gid,
                                           int flags) {
   RETURN_IF_ERROR(Check(Op::kChown, "chown " + name));
-  return base_->FchownAt(dir_fd, name, uid, gid, flags);
+  return Marked(base_->FchownAt(dir_fd, name, uid, gid, flags), [&] { MarkAt(dir_fd, name); });
 }
 
 Status FaultInjectingFileSystem::FchmodAt(int dir_fd, const std::string& name, mode_t mode,
                                           int flags) {
   RETURN_IF_ERROR(Check(Op::kChmod, "chmod " + name));
-  return base_->FchmodAt(dir_fd, name, mode, flags);
+  return Marked(base_->FchmodAt(dir_fd, name, mode, flags), [&] { MarkAt(dir_fd, name); });
 }
 
 Status FaultInjectingFileSystem::UtimensAt(int dir_fd, const std::string& name,
                                            const struct timespec times[2], int flags) {
   RETURN_IF_ERROR(Check(Op::kUtimens, "set times of " + name));
-  return base_->UtimensAt(dir_fd, name, times, flags);
+  return Marked(base_->UtimensAt(dir_fd, name, times, flags), [&] { MarkAt(dir_fd, name); });
 }
 
 Status FaultInjectingFileSystem::Write(int fd, const void* data, size_t n) {
   RETURN_IF_ERROR(Check(Op::kWrite, "write"));
-  return base_->Write(fd, data, n);
+  return Marked(base_->Write(fd, data, n), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Pwrite(int fd, const void* data, size_t n, off_t offset) {
   RETURN_IF_ERROR(Check(Op::kWrite, "write"));
-  return base_->Pwrite(fd, data, n, offset);
+  return Marked(base_->Pwrite(fd, data, n, offset), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::CopyRange(int from_fd, int to_fd, off_t offset, size_t n) {
@@ -601,43 +657,55 @@ Status FaultInjectingFileSystem::Clone(int from_fd, int to_fd) {
 
 Status FaultInjectingFileSystem::Ftruncate(int fd, off_t length) {
   RETURN_IF_ERROR(Check(Op::kTruncate, "truncate"));
-  return base_->Ftruncate(fd, length);
+  return Marked(base_->Ftruncate(fd, length), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Fsync(int fd) {
   RETURN_IF_ERROR(Check(Op::kFsync, "fsync"));
-  return base_->Fsync(fd);
+  Status s = base_->Fsync(fd);
+  struct stat st;
+  if (s.ok() && ::fstat(fd, &st) == 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    unsynced_.erase({st.st_dev, st.st_ino});
+  }
+  return s;
 }
 
 Status FaultInjectingFileSystem::Syncfs(int fd) {
   RETURN_IF_ERROR(Check(Op::kFsync, "syncfs"));
-  return base_->Syncfs(fd);
+  Status s = base_->Syncfs(fd);
+  struct stat st;
+  if (s.ok() && ::fstat(fd, &st) == 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::erase_if(unsynced_, [&](const auto& file) { return file.first == st.st_dev; });
+  }
+  return s;
 }
 
 Status FaultInjectingFileSystem::Fchown(int fd, uid_t uid, gid_t gid) {
   RETURN_IF_ERROR(Check(Op::kChown, "chown"));
-  return base_->Fchown(fd, uid, gid);
+  return Marked(base_->Fchown(fd, uid, gid), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Fchmod(int fd, mode_t mode) {
   RETURN_IF_ERROR(Check(Op::kChmod, "chmod"));
-  return base_->Fchmod(fd, mode);
+  return Marked(base_->Fchmod(fd, mode), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Futimens(int fd, const struct timespec times[2]) {
   RETURN_IF_ERROR(Check(Op::kUtimens, "set times"));
-  return base_->Futimens(fd, times);
+  return Marked(base_->Futimens(fd, times), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Fsetxattr(int fd, const std::string& name, const void* value,
                                            size_t n, int flags) {
   RETURN_IF_ERROR(Check(Op::kSetxattr, "set xattr " + name));
-  return base_->Fsetxattr(fd, name, value, n, flags);
+  return Marked(base_->Fsetxattr(fd, name, value, n, flags), [&] { MarkFd(fd); });
 }
 
 Status FaultInjectingFileSystem::Fremovexattr(int fd, const std::string& name) {
   RETURN_IF_ERROR(Check(Op::kRemovexattr, "remove xattr " + name));
-  return base_->Fremovexattr(fd, name);
+  return Marked(base_->Fremovexattr(fd, name), [&] { MarkFd(fd); });
 }
 
 }  // namespace hoist

@@ -29,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -224,6 +225,14 @@ class FaultInjectingFileSystem : public FileSystem {
   int calls(Op op) const;
   int total_calls() const;
 
+  // A power loss, for crash tests: whether the file or directory (dev, ino) has changes that
+  // a sync has not made durable since, so that a power loss now could lose them. Each call
+  // that goes through marks what it changed: the file it wrote, truncated, created or whose
+  // metadata it set, and the directories in which it created, linked, renamed or removed an
+  // entry. Fsync(fd) makes fd's own file or directory durable; Syncfs(fd) everything on fd's
+  // file system. After a "crash" nothing changes any more, so this tells what was durable then.
+  bool unsynced(dev_t dev, ino_t ino) const;
+
   Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags, mode_t mode = 0) override;
   Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) override;
   Status MknodAt(int dir_fd, const std::string& name, mode_t mode, dev_t dev) override;
@@ -253,13 +262,21 @@ class FaultInjectingFileSystem : public FileSystem {
  private:
   // Counts the call; returns the injected error for it, or OK to go ahead.
   Status Check(Op op, std::string_view what);
+  // After a call went through: what it changed is not durable (see unsynced()). MarkFd: the
+  // file open at fd; MarkAt: `name` in dir_fd itself (never followed); MarkDirOf: the
+  // directory holding `name`. Something that cannot be stat'ed (removed) is not marked.
+  void MarkFd(int fd);
+  void MarkAt(int dir_fd, const std::string& name);
+  void MarkDirOf(int dir_fd, const std::string& name);
+  void Mark(const struct stat& st);
 
   FileSystem* const base_;
   mutable std::mutex mu_;
-  std::map<Op, int> calls_;                  // guarded by mu_
-  std::map<Op, std::map<int, int>> faults_;  // op → call number → errno; guarded by mu_
-  int total_ = 0;                            // guarded by mu_
-  int crash_at_ = -1;                        // total_ after which everything fails; -1 never
+  std::map<Op, int> calls_;                     // guarded by mu_
+  std::map<Op, std::map<int, int>> faults_;     // op → call number → errno; guarded by mu_
+  int total_ = 0;                               // guarded by mu_
+  int crash_at_ = -1;                           // total_ after which everything fails; -1 never
+  std::set<std::pair<dev_t, ino_t>> unsynced_;  // see unsynced(); guarded by mu_
 };
 
 }  // namespace hoist

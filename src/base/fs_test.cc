@@ -199,6 +199,40 @@ TEST(FaultInjectingFileSystem, CrashStopsEverything) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/b"));
 }
 
+// What a power loss could lose: a file written since its last fsync, a directory whose entries
+// changed since its own; syncfs makes everything on the file system durable.
+TEST(FaultInjectingFileSystem, TracksWhatIsNotDurable) {
+  TempDir dir;
+  FaultInjectingFileSystem fs;
+  UniqueFd d(::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(d.valid());
+  auto unsynced = [&](int fd) {
+    struct stat st;
+    return ::fstat(fd, &st) == 0 && fs.unsynced(st.st_dev, st.st_ino);
+  };
+  auto f = fs.OpenAt(d.get(), "f", O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(unsynced(f->get()));
+  EXPECT_TRUE(unsynced(d.get()));  // its new entry
+  ASSERT_TRUE(fs.Fsync(f->get()).ok());
+  EXPECT_FALSE(unsynced(f->get()));
+  EXPECT_TRUE(unsynced(d.get()));
+  ASSERT_TRUE(fs.Fsync(d.get()).ok());
+  EXPECT_FALSE(unsynced(d.get()));
+  ASSERT_TRUE(fs.Write(f->get(), "x", 1).ok());
+  EXPECT_TRUE(unsynced(f->get()));
+  EXPECT_FALSE(unsynced(d.get()));
+  ASSERT_TRUE(fs.RenameAt(d.get(), "f", d.get(), "g").ok());
+  EXPECT_TRUE(unsynced(d.get()));
+  ASSERT_TRUE(fs.Syncfs(d.get()).ok());
+  EXPECT_FALSE(unsynced(f->get()));
+  EXPECT_FALSE(unsynced(d.get()));
+  // A crash refuses the change, so nothing more is marked.
+  fs.CrashAfter(0);
+  EXPECT_FALSE(fs.Write(f->get(), "y", 1).ok());
+  EXPECT_FALSE(unsynced(f->get()));
+}
+
 // Every call of the seam can be failed by the twin, which then leaves the disk as it was.
 TEST(FaultInjectingFileSystem, CoversEveryCall) {
   using Op = FaultInjectingFileSystem::Op;

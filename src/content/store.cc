@@ -513,11 +513,12 @@ Status Writer::Verify() {
 Status Writer::Commit() {
   RETURN_IF_ERROR(Verify());
   if (already_committed_ || committed_) return OkStatus();
-  Status s = fs_->Fsync(data_.get());
+  // Read-only first, so that the fsync makes the mode durable along with the data.
+  Status s = fs_->Fchmod(data_.get(), kBlobMode);
+  if (!s.ok()) return Fail(std::move(s), true);
+  s = fs_->Fsync(data_.get());
   if (!s.ok())
     return Fail(std::move(s).WithContext("fsync " + layout_.IngestDataFile(digest_)), true);
-  s = fs_->Fchmod(data_.get(), kBlobMode);
-  if (!s.ok()) return Fail(std::move(s), true);
   data_.reset();
   const std::string blob = BaseName(layout_.BlobFile(digest_));
   s = fs_->RenameAt(dirs_.entry.get(), BaseName(layout_.IngestDataFile(digest_)), dirs_.blobs.get(),

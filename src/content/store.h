@@ -188,10 +188,10 @@ class Writer {
   // what went wrong. The digest is computed once; a later Commit reuses it.
   Status Verify();
 
-  // fsyncs the data, checks size ("size mismatch: got N, want M") and digest ("digest
-  // mismatch: got sha256:…"), both DataLoss, makes it read-only (0444), renames it to
-  // blobs/<alg>/<hex> and fsyncs that directory. On any failure the ingest data is removed
-  // and no blob is visible. Calling it again after success is a no-op.
+  // Checks size ("size mismatch: got N, want M") and digest ("digest mismatch: got
+  // sha256:…"), both DataLoss, makes the data read-only (0444), fsyncs it (data and mode),
+  // renames it to blobs/<alg>/<hex> and fsyncs that directory. On any failure the ingest
+  // data is removed and no blob is visible. Calling it again after success is a no-op.
   Status Commit();
 
  private:

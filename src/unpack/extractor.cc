@@ -335,14 +335,14 @@ Status Extractor::ApplyEntry(const TarEntry& e) {
 Status Extractor::CreateEntry(const TarEntry& e, std::span<const std::string> components) {
   const std::string& name = components.back();
   std::span<const std::string> parent_components = components.first(components.size() - 1);
-  Result<Parent> resolved = ResolveParent(parent_components, true);
+  Result<const Parent*> resolved = NewEntryParent(parent_components);
   if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound &&
       !overlay_whiteouts_.empty()) {
     RETURN_IF_ERROR(ReplaceWhiteoutsOnPath(parent_components));
-    resolved = ResolveParent(parent_components, true);
+    resolved = NewEntryParent(parent_components);
   }
   if (!resolved.ok()) return resolved.status();
-  const Parent& parent = *resolved;
+  const Parent& parent = **resolved;
   switch (e.type) {
     case EntryType::kDirectory:
       return CreateDirectory(parent, name, e, components);
@@ -369,6 +369,20 @@ Result<Extractor::Parent> Extractor::ResolveParent(std::span<const std::string> 
   p.dev = st.st_dev;
   p.ino = st.st_ino;
   return p;
+}
+
+Result<const Extractor::Parent*> Extractor::NewEntryParent(
+    std::span<const std::string> components) {
+  if (parent_cache_ && !parent_cache_stale_ &&
+      std::equal(components.begin(), components.end(), parent_cache_->components.begin(),
+                 parent_cache_->components.end())) {
+    return &parent_cache_->parent;
+  }
+  parent_cache_.reset();
+  ASSIGN_OR_RETURN(Parent p, ResolveParent(components, true));
+  parent_cache_ = CachedParent{{components.begin(), components.end()}, std::move(p)};
+  parent_cache_stale_ = false;
+  return &parent_cache_->parent;
 }
 
 void Extractor::MarkWritten(const Parent& parent, const std::string& name) {
@@ -428,10 +442,17 @@ Status Extractor::BeginRegularFile(const Parent& parent, const std::string& name
     RETURN_IF_ERROR(options_.image_budget->Take(static_cast<uint64_t>(e.size)));
     budget_taken_ += static_cast<uint64_t>(e.size);
   }
-  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
-  (void)unused;
-  Result<UniqueFd> file =
-      fs_->OpenAt(parent.fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  // Created first, and only if something is in the way, that is removed and the file created
+  // again: most names are new, and the lookup ClearForNew would make first is spared.
+  auto create = [&] {
+    return fs_->OpenAt(parent.fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  };
+  Result<UniqueFd> file = create();
+  if (!file.ok() && errno == EEXIST) {
+    ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+    (void)unused;
+    file = create();
+  }
   if (!file.ok()) return ErrnoError(errno, "create");
   file_ = std::move(*file);
   MarkWritten(parent, name);
@@ -464,11 +485,14 @@ Status Extractor::CreateSymlink(const Parent& parent, const std::string& name, c
   if (e.linkname.find('\0') != std::string::npos) {
     return DataLossError("symlink target contains a NUL byte");
   }
-  ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
-  (void)unused;
-  if (!fs_->SymlinkAt(e.linkname, parent.fd.get(), name).ok()) {
-    return ErrnoError(errno, "symlink");
+  // As for files: created first, and again once whatever is in the way is removed.
+  Status made = fs_->SymlinkAt(e.linkname, parent.fd.get(), name);
+  if (!made.ok() && errno == EEXIST) {
+    ASSIGN_OR_RETURN(bool unused, ClearForNew(parent.fd.get(), name, false));
+    (void)unused;
+    made = fs_->SymlinkAt(e.linkname, parent.fd.get(), name);
   }
+  if (!made.ok()) return ErrnoError(errno, "symlink");
   MarkWritten(parent, name);
   RETURN_IF_ERROR(SetOwnerAt(parent.fd.get(), name, e));
   // No mode (symlinks have none) and no xattrs (user.* is not allowed on symlinks).
@@ -566,6 +590,7 @@ Status Extractor::CreateNode(const Parent& parent, const std::string& name, cons
 }
 
 Status Extractor::ApplyWhiteout(std::span<const std::string> components) {
+  ForgetParent();  // it removes
   if (options_.whiteouts == WhiteoutMode::kOverlay) return WhiteoutOverlay(components);
   return WhiteoutLower(components);
 }
@@ -673,6 +698,7 @@ Status Extractor::MakeOpaque(int dir_fd) {
 }
 
 Status Extractor::ReplaceWhiteoutsOnPath(std::span<const std::string> components) {
+  ForgetParent();  // it replaces
   for (size_t i = 0; i < components.size(); ++i) {
     const std::string& name = components[i];
     if (name == "..") continue;
@@ -695,8 +721,11 @@ Result<bool> Extractor::ClearForNew(int parent_fd, const std::string& name, bool
     if (errno == ENOENT) return false;
     return ErrnoError(errno, "stat " + name);
   }
+  if (S_ISDIR(st.st_mode) && keep_directory) return true;
+  // `name` may be on the way to the cached parent (a directory, or a symlink to one). The
+  // caller's `parent_fd` stays valid: it is the directory holding `name`.
+  ForgetParent();
   if (S_ISDIR(st.st_mode)) {
-    if (keep_directory) return true;
     RETURN_IF_ERROR(RemoveAllAt(parent_fd, name));
     return false;
   }

@@ -53,6 +53,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -215,6 +216,14 @@ class Extractor : public TarHandler {
   Status CreateNode(const Parent& parent, const std::string& name, const TarEntry& e);
 
   Result<Parent> ResolveParent(std::span<const std::string> parent_components, bool create);
+  // ResolveParent(components, true) for a new entry, kept for the next one: archives list a
+  // directory's entries together, so most entries reuse their predecessor's parent instead of
+  // resolving it again (openat2, fstat, close). The cache is dropped whenever the extractor
+  // removes or replaces anything (ForgetParent), the only way a name it resolved can come to
+  // resolve differently: the directory is private to this extraction. The Parent returned
+  // stays valid until the next call (ForgetParent only marks the cache stale).
+  Result<const Parent*> NewEntryParent(std::span<const std::string> parent_components);
+  void ForgetParent() { parent_cache_stale_ = true; }
   // Makes room for a new entry at parent/name: removes what is there, except an existing
   // directory when `keep_directory` (returns true then).
   Result<bool> ClearForNew(int parent_fd, const std::string& name, bool keep_directory);
@@ -265,6 +274,13 @@ class Extractor : public TarHandler {
   std::unordered_set<DirentKey, DirentKeyHash> overlay_whiteouts_;
   // Directories whose final mode/mtime Finish() applies, by (dev, ino).
   std::map<std::pair<dev_t, ino_t>, PendingDir> pending_dirs_;
+  // NewEntryParent's cache: the components last resolved and their directory.
+  struct CachedParent {
+    std::vector<std::string> components;
+    Parent parent;
+  };
+  std::optional<CachedParent> parent_cache_;
+  bool parent_cache_stale_ = false;  // not to be reused (see ForgetParent)
 };
 
 }  // namespace hoist::unpack

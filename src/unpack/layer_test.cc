@@ -421,5 +421,46 @@ TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
   EXPECT_EQ(budget.used(), file_bytes);  // a committed layer keeps its share
 }
 
+// A power loss after every possible number of changes of a layer's extraction and commit:
+// whenever layers/sha256/<id> is visible, everything in it (the record, rootfs/, every file and
+// directory below) is durable, so a power loss can never leave a layer that looks complete
+// but has bytes missing. Fails if the sync before the rename is dropped or moved after it.
+TEST(LayerCommit, VisibleLayerIsDurableAtAnyCrashPoint) {
+  const Layer l = MakeRichLayer();
+  TempDir ref_dir;
+  ASSERT_NE(MustOpen(ref_dir.store()), nullptr);
+  FaultInjectingFileSystem counting;
+  auto reference = MustOpen(ref_dir.store(), &counting);
+  ASSERT_NE(reference, nullptr);
+  const int opening = counting.total_calls();
+  ASSERT_TRUE(Unpack(*reference, l).ok());
+  const int changes = counting.total_calls() - opening;
+  int visible = 0;
+  for (int n = 0; n <= changes; ++n) {
+    SCOPED_TRACE("power loss after " + std::to_string(n) + " changes");
+    TempDir dir;
+    ASSERT_NE(MustOpen(dir.store()), nullptr);
+    FaultInjectingFileSystem fs;
+    auto store = MustOpen(dir.store(), &fs);
+    ASSERT_NE(store, nullptr);
+    fs.CrashAfter(n);
+    (void)Unpack(*store, l);
+    const std::string layer_dir = store->layout().LayerDir(l.diff_id);
+    if (!stdfs::exists(stdfs::symlink_status(layer_dir))) continue;
+    ++visible;
+    std::vector<std::string> paths = {layer_dir};
+    for (const auto& e : stdfs::recursive_directory_iterator(layer_dir)) {
+      paths.push_back(e.path().string());
+    }
+    EXPECT_GT(paths.size(), 10u);
+    for (const std::string& path : paths) {
+      struct stat st;
+      ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+      EXPECT_FALSE(fs.unsynced(st.st_dev, st.st_ino)) << "visible but not durable: " << path;
+    }
+  }
+  EXPECT_GT(visible, 0);
+}
+
 }  // namespace
 }  // namespace hoist::unpack
