@@ -141,6 +141,65 @@ TEST_F(TransportTest, SkopeoOciArchiveLoadsAndUnpacksAsUmociDoes) {
   EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, vs_umoci), 80), "");
 }
 
+// skopeo copy registry → docker-archive; hoist load; hoist unpack gives umoci's tree of the same
+// image.
+TEST_F(TransportTest, SkopeoDockerArchiveLoadsAndUnpacksAsUmociDoes) {
+  const std::string archive = Tmp() + "/docker-archive.tar", layout = Tmp() + "/layout";
+  ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
+                      "docker-archive:" + archive + ":" + Ref("real/oci:1")})
+                  .ok());
+  const std::string store = Tmp() + "/store";
+  CliRun load = Hoist({"--store", store, "load", "-i", archive}, Tmp());
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_EQ(load.out, "Loaded image: " + Ref("real/oci:1") + "\n");
+  CliRun inspect = Hoist({"--store", store, "inspect", "--config", Ref("real/oci:1")}, Tmp());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(inspect.out, image_->config.data);  // the same config, so the same diff_ids
+  Tree ours = HoistRootfs(store, Ref("real/oci:1"));
+  ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
+                      "oci:" + layout + ":t"})
+                  .ok());
+  auto umoci = UmociRootfs(layout + ":t");
+  if (!umoci) GTEST_SKIP() << "umoci comparison needs root and " << kUmoci;
+  CompareOptions vs_umoci;
+  vs_umoci.mtime = true;
+  vs_umoci.root_metadata = false;
+  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, vs_umoci), 80), "");
+}
+
+// The air-gapped round trip of the README: registry → hoist → docker-archive → another store →
+// another registry, every step checked by an independent client.
+TEST_F(TransportTest, RegistryToArchiveToAnotherStoreToAnotherRegistry) {
+  auto second = testing::TestRegistry::Start();
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  const std::string there = (*second)->host() + "/moved/app:1";
+  const std::string archive = Tmp() + "/app.tar";
+  CliRun pull = Hoist({"--store", Tmp() + "/here", "pull", "-q", Ref("real/oci:1")}, Tmp());
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  CliRun save =
+      Hoist({"--store", Tmp() + "/here", "save", "-o", archive, Ref("real/oci:1")}, Tmp());
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  ASSERT_TRUE(Skopeo({"inspect", "docker-archive:" + archive}).ok());
+  CliRun load = Hoist({"--store", Tmp() + "/there", "load", "-i", archive}, Tmp());
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  CliRun push = Hoist({"--store", Tmp() + "/there", "push", Ref("real/oci:1"), there}, Tmp());
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  auto config = Skopeo({"inspect", "--config", "--raw", "--tls-verify=false", "docker://" + there});
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(*config, image_->config.data);
+  CliRun verify = Hoist({"--store", Tmp() + "/there", "verify"}, Tmp());
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  CliRun back = Hoist({"--store", Tmp() + "/back", "pull", "-q", there}, Tmp());
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  CompareOptions exact;
+  exact.mtime = true;
+  exact.root_metadata = false;
+  EXPECT_EQ(JoinLines(CompareTrees(HoistRootfs(Tmp() + "/here", Ref("real/oci:1")),
+                                   HoistRootfs(Tmp() + "/back", there), exact),
+                      80),
+            "");
+}
+
 // hoist save --format oci-archive: skopeo inspects it and pushes it; a pull of what it pushed
 // gives the same manifest digest.
 TEST_F(TransportTest, SavedOciArchiveIsReadAndPushedBySkopeo) {
