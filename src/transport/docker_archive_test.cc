@@ -399,6 +399,66 @@ class LyingSource : public ImageSource {
   ImageSource& real_;
 };
 
+// A source that sends half of every layer, starts it again and then sends all of it.
+class RestartingSource : public ImageSource {
+ public:
+  explicit RestartingSource(ImageSource& real) : real_(real) {}
+  Result<ManifestBytes> TopManifest() override { return real_.TopManifest(); }
+  Result<ManifestBytes> Manifest(const Digest& d) override { return real_.Manifest(d); }
+  Status Blob(const Descriptor& d, const registry::BlobSink& sink) override {
+    if (d.media_type == manifest::kOciConfig) return real_.Blob(d, sink);
+    std::string bytes;
+    RETURN_IF_ERROR(real_.Blob(d, registry::BlobSink{[&] { return OkStatus(); },
+                                                     [&](const char* data, size_t n) {
+                                                       bytes.append(data, n);
+                                                       return OkStatus();
+                                                     },
+                                                     0}));
+    RETURN_IF_ERROR(sink.write(bytes.data(), bytes.size() / 2));
+    RETURN_IF_ERROR(sink.restart());
+    return sink.write(bytes.data(), bytes.size());
+  }
+
+ private:
+  ImageSource& real_;
+};
+
+// The tar writer goes back to the start of a blob whose source starts again: the archive holds
+// the blob once, whole.
+TEST_F(DockerArchiveTest, ABlobStartedAgainIsWrittenOnce) {
+  BuiltImage img = PlainImage({"one", "two"});
+  auto src = Open(LegacyArchive(img, {"a:1"}));
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  RestartingSource restarting(**src);
+  const std::string out = dir_->path() + "/out.tar";
+  auto dst = OpenDockerArchiveDestination(out, dir_->path());
+  ASSERT_TRUE(dst.ok()) << dst.status().message();
+  ASSERT_TRUE(Copy(restarting, **dst, {"a:1"}, {}).ok());
+  ASSERT_TRUE((*dst)->Close().ok());
+  auto back = OpenDockerArchiveSource(out, "a:1", dir_->path());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ExpectServes(**back, img);
+}
+
+// An archive indexed once (as load does to tell its kind) is read as a docker-archive without
+// being read again: here from standard input, which can be read only once.
+TEST_F(DockerArchiveTest, ReadsAnArchiveAlreadyIndexed) {
+  BuiltImage img = PlainImage({"one"});
+  const std::string path = Write("in.tar", LegacyArchive(img, {"a:1"}));
+  int saved = ::dup(0);
+  ASSERT_EQ(::close(0), 0);
+  ASSERT_EQ(::open(path.c_str(), O_RDONLY), 0);
+  auto index = TarIndex::Open("-", dir_->path());
+  ::dup2(saved, 0);
+  ::close(saved);
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  EXPECT_TRUE((*index)->spooled());
+  auto src = OpenDockerArchiveSource(std::move(index).value(), "a:1");
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  EXPECT_EQ((*src)->Names(), std::vector<std::string>{"a:1"});
+  ExpectServes(**src, img);
+}
+
 TEST_F(DockerArchiveTest, AFailedSaveLeavesNoFile) {
   BuiltImage img = PlainImage({"one"});
   auto src = Open(LegacyArchive(img, {"a:1"}));
