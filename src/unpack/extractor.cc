@@ -66,21 +66,6 @@ void EntryTimes(int64_t sec, int64_t nsec, struct timespec ts[2]) {
   ts[1] = ts[0];
 }
 
-// A whiteout's components with ".." applied lexically: each removes the component before it
-// (none at the top), as Go's path.Clean does for containerd. Resolving "dne/../.wh.etc" in the
-// root would stop at the missing "dne" and silently white out nothing.
-std::vector<std::string> CleanLexically(std::vector<std::string> components) {
-  std::vector<std::string> out;
-  for (std::string& c : components) {
-    if (c != "..") {
-      out.push_back(std::move(c));
-    } else if (!out.empty()) {
-      out.pop_back();
-    }
-  }
-  return out;
-}
-
 // The depth of a member name once ".." is taken into account (lexically; for ordering only).
 size_t Depth(const std::vector<std::string>& components) {
   size_t depth = 0;

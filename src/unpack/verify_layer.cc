@@ -227,19 +227,6 @@ class Model : public TarHandler {
     return OkStatus();
   }
 
-  // The extractor's CleanLexically: ".." removes the component before it.
-  static std::vector<std::string> CleanLexically(std::vector<std::string> components) {
-    std::vector<std::string> out;
-    for (std::string& c : components) {
-      if (c != "..") {
-        out.push_back(std::move(c));
-      } else if (!out.empty()) {
-        out.pop_back();
-      }
-    }
-    return out;
-  }
-
   void SetDirectory(Node* dir, const TarEntry& e, std::span<const std::string> comps) {
     dir->metadata = true;
     dir->uid = e.uid;
