@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "manifest/media_types.h"
 #include "support/image_builder.h"
 #include "support/process.h"
+#include "transport/collecting_destination_test.h"
 
 namespace hoist::transport {
 namespace {
@@ -119,35 +121,6 @@ class DockerArchiveTest : public ::testing::Test {
     return OpenDockerArchiveSource(Write("in.tar", bytes), ref, dir_->path());
   }
   std::optional<TempDir> dir_;
-};
-
-// Collects what a copy puts: blob bytes, and the commit.
-class CollectingDestination : public ImageDestination {
- public:
-  Result<bool> Reuse(const BlobInfo&) override { return false; }
-  Status PutBlob(const BlobInfo& b, ImageSource& src) override {
-    std::string bytes;
-    RETURN_IF_ERROR(src.Blob(b.blob, registry::BlobSink{[&] {
-                                                          bytes.clear();
-                                                          return OkStatus();
-                                                        },
-                                                        [&](const char* d, size_t n) {
-                                                          bytes.append(d, n);
-                                                          return OkStatus();
-                                                        },
-                                                        0}));
-    std::lock_guard<std::mutex> lock(mu_);
-    blobs[b.blob.digest.String()] = bytes;
-    return OkStatus();
-  }
-  Status PutManifest(const ManifestBytes&) override { return OkStatus(); }
-  Status Commit(const ManifestBytes&, const std::vector<std::string>& n) override {
-    names = n;
-    return OkStatus();
-  }
-  std::mutex mu_;
-  std::map<std::string, std::string> blobs;
-  std::vector<std::string> names;
 };
 
 // Checks that `src` serves `img`: its config, its layers in order, each blob's bytes.
@@ -383,26 +356,12 @@ TEST_F(DockerArchiveTest, WritesToStdoutAtClose) {
   ExpectServes(**back, img);
 }
 
-// A source whose blob bytes differ from what its manifest says.
-class LyingSource : public ImageSource {
+// A source that serves the config of `real` as it is and each layer through `send`, given the
+// layer's real bytes.
+class LayerSendingSource : public ImageSource {
  public:
-  explicit LyingSource(ImageSource& real) : real_(real) {}
-  Result<ManifestBytes> TopManifest() override { return real_.TopManifest(); }
-  Result<ManifestBytes> Manifest(const Digest& d) override { return real_.Manifest(d); }
-  Status Blob(const Descriptor& d, const registry::BlobSink& sink) override {
-    if (d.media_type == manifest::kOciConfig) return real_.Blob(d, sink);
-    std::string bytes(static_cast<size_t>(d.size), 'x');
-    return sink.write(bytes.data(), bytes.size());
-  }
-
- private:
-  ImageSource& real_;
-};
-
-// A source that sends half of every layer, starts it again and then sends all of it.
-class RestartingSource : public ImageSource {
- public:
-  explicit RestartingSource(ImageSource& real) : real_(real) {}
+  using Send = std::function<Status(const std::string& real, const registry::BlobSink& sink)>;
+  LayerSendingSource(ImageSource& real, Send send) : real_(real), send_(std::move(send)) {}
   Result<ManifestBytes> TopManifest() override { return real_.TopManifest(); }
   Result<ManifestBytes> Manifest(const Digest& d) override { return real_.Manifest(d); }
   Status Blob(const Descriptor& d, const registry::BlobSink& sink) override {
@@ -414,13 +373,12 @@ class RestartingSource : public ImageSource {
                                                        return OkStatus();
                                                      },
                                                      0}));
-    RETURN_IF_ERROR(sink.write(bytes.data(), bytes.size() / 2));
-    RETURN_IF_ERROR(sink.restart());
-    return sink.write(bytes.data(), bytes.size());
+    return send_(bytes, sink);
   }
 
  private:
   ImageSource& real_;
+  Send send_;
 };
 
 // The tar writer goes back to the start of a blob whose source starts again: the archive holds
@@ -429,7 +387,12 @@ TEST_F(DockerArchiveTest, ABlobStartedAgainIsWrittenOnce) {
   BuiltImage img = PlainImage({"one", "two"});
   auto src = Open(LegacyArchive(img, {"a:1"}));
   ASSERT_TRUE(src.ok()) << src.status().message();
-  RestartingSource restarting(**src);
+  // Half of every layer, then again from the start, all of it.
+  LayerSendingSource restarting(**src, [](const std::string& real, const registry::BlobSink& sink) {
+    RETURN_IF_ERROR(sink.write(real.data(), real.size() / 2));
+    RETURN_IF_ERROR(sink.restart());
+    return sink.write(real.data(), real.size());
+  });
   const std::string out = dir_->path() + "/out.tar";
   auto dst = OpenDockerArchiveDestination(out, dir_->path());
   ASSERT_TRUE(dst.ok()) << dst.status().message();
@@ -463,7 +426,11 @@ TEST_F(DockerArchiveTest, AFailedSaveLeavesNoFile) {
   BuiltImage img = PlainImage({"one"});
   auto src = Open(LegacyArchive(img, {"a:1"}));
   ASSERT_TRUE(src.ok()) << src.status().message();
-  LyingSource lying(**src);
+  // Blob bytes that differ from what the manifest says.
+  LayerSendingSource lying(**src, [](const std::string& real, const registry::BlobSink& sink) {
+    std::string bytes(real.size(), 'x');
+    return sink.write(bytes.data(), bytes.size());
+  });
   const std::string out = dir_->path() + "/out.tar";
   {
     auto dst = OpenDockerArchiveDestination(out, dir_->path());

@@ -91,14 +91,9 @@ TEST_F(TarIndexTest, RefusesDuplicatesAndSparseFilesAtOpen) {
       Write(MakeTar({{.path = "d/", .type = '5'}, {.path = "./d/", .type = '5'}, {.path = "d/f"}})),
       dir_->path());
   EXPECT_TRUE(dirs.ok()) << dirs.status().message();
-  const std::string map = "0,1,8192,1";  // data at 0 and 8192, a hole between
-  auto sparse = TarIndex::Open(Write(MakeTar({{.path = "big",
-                                               .content = "xy",
-                                               .pax = {{"GNU.sparse.size", "8193"},
-                                                       {"GNU.sparse.numblocks", "2"},
-                                                       {"GNU.sparse.map", map},
-                                                       {"GNU.sparse.name", "big"}}}})),
-                               dir_->path());
+  auto sparse = TarIndex::Open(
+      Write(MakeTar({hoist::testing::SparseEntry("big", 8193, {{0, "x"}, {8192, "y"}})})),
+      dir_->path());
   EXPECT_EQ(sparse.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(sparse.status().message().find("sparse"), std::string::npos)
       << sparse.status().message();
