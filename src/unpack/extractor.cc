@@ -16,6 +16,7 @@
 #include "base/fs.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "unpack/whiteout.h"
 
 // Every change to the disk goes through fs_ (ExtractOptions::fs). A failed FileSystem call leaves
 // errno set to its cause (base/fs.h), so the extractor branches on errno as with the plain calls
@@ -23,11 +24,6 @@
 
 namespace hoist::unpack {
 namespace {
-
-constexpr char kWhiteoutPrefix[] = ".wh.";
-constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
-constexpr char kOpaqueMarker[] = ".wh..wh..opq";
-constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
 
 const char* TypeName(EntryType t) {
   switch (t) {

@@ -26,14 +26,11 @@
 #include "unpack/decompress.h"
 #include "unpack/path.h"
 #include "unpack/tar_reader.h"
+#include "unpack/whiteout.h"
 
 namespace hoist::unpack {
 namespace {
 
-constexpr char kWhiteoutPrefix[] = ".wh.";
-constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
-constexpr char kOpaqueMarker[] = ".wh..wh..opq";
-constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
 constexpr int kMaxSymlinks = 40;  // as the kernel's MAXSYMLINKS, and path.cc's walk
 constexpr size_t kReadChunk = 1 << 20;
 
