@@ -27,7 +27,6 @@ done
 
 # --- setup: packages, the two binaries, the registry, the directories, cleanup on exit.
 if [ "${BENCH_INSTALL:-1}" = 1 ]; then
-  scripts/install-deps.sh
   bench/install-deps.sh
 fi
 if [ "${BENCH_BUILD:-1}" = 1 ]; then

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything hoist needs to build, test and run its demo, from Debian 12 packages.
+# Installs everything hoist needs to build, test and run its demo, from Debian 12 packages, and
+# the packages named as arguments (bench/install-deps.sh adds the benchmark's).
+# Packages that ship a service (docker-registry, docker.io, containerd) are installed without
+# starting it: hoist's demo, tests and benchmark run their own daemons, never the system's.
 set -euo pipefail
 
 packages=(
@@ -10,6 +13,7 @@ packages=(
   docker-registry apache2-utils skopeo umoci
   docker.io podman
   man-db groff-base zsh fish
+  "$@"
 )
 
 missing=()
@@ -23,10 +27,18 @@ fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "installing: ${missing[*]}" >&2
+# invoke-rc.d and deb-systemd-invoke start no service while policy-rc.d says 101. Only a
+# policy-rc.d made here is removed again.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  policy=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The docker-registry and docker.io packages start system daemons; hoist's demo and tests run
-# their own (on private sockets and directories), so leave the system ones stopped.
+# Leave the system's daemons stopped (a policy-rc.d of the system's own may have let them start).
 for unit in docker-registry docker docker.socket; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
     $sudo systemctl stop "$unit" || true

@@ -77,8 +77,8 @@ struct Client::Impl {
   Result<std::unique_ptr<transport::ImageSource>> OpenSource(const transport::Location& location);
   Result<std::unique_ptr<transport::ImageDestination>> OpenDestination(
       const transport::Location& location, const CopyOptions& options = {});
-  // A private directory for spooling archives (ingest/).
-  Result<UniqueFd> SpoolDir();
+  // The path of a private directory for spooling archives (ingest/), created if missing.
+  Result<std::string> SpoolDir();
   // For a docker:// location: *ref parsed, and the registry's own repository (never a mirror)
   // with this client's retry policy and limits.
   Result<std::pair<std::unique_ptr<registry::Repository>, transport::RegistryTransportOptions>>

@@ -3,7 +3,6 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "client_impl.h"
-#include "transport/archive.h"
 #include "transport/docker_archive.h"
 #include "transport/oci_layout.h"
 #include "transport/registry.h"
@@ -33,8 +32,9 @@ Status NoName() {
 
 }  // namespace
 
-Result<UniqueFd> Client::Impl::SpoolDir() {
-  return store->OpenDir(store->layout().IngestDir(), /*create=*/true);
+Result<std::string> Client::Impl::SpoolDir() {
+  RETURN_IF_ERROR(store->OpenDir(store->layout().IngestDir(), /*create=*/true).status());
+  return store->layout().IngestDir();
 }
 
 Result<std::pair<std::unique_ptr<registry::Repository>, transport::RegistryTransportOptions>>
@@ -72,15 +72,16 @@ Result<std::unique_ptr<transport::ImageSource>> Client::Impl::OpenSource(
       return std::unique_ptr<transport::ImageSource>(std::move(src));
     }
     case Kind::kOciArchive: {
-      ASSIGN_OR_RETURN(UniqueFd spool, SpoolDir());
-      ASSIGN_OR_RETURN(auto archive, transport::ArchiveReader::Open(location.path, spool.get()));
+      ASSIGN_OR_RETURN(std::string spool, SpoolDir());
+      ASSIGN_OR_RETURN(auto archive, transport::TarIndex::Open(location.path, spool));
       ASSIGN_OR_RETURN(auto src, transport::OciLayoutSource::OpenArchive(std::move(archive)));
       RETURN_IF_ERROR(src->Select(location.ref));
       return std::unique_ptr<transport::ImageSource>(std::move(src));
     }
-    case Kind::kDockerArchive:
-      return transport::OpenDockerArchiveSource(location.path, location.ref,
-                                                store->layout().IngestDir());
+    case Kind::kDockerArchive: {
+      ASSIGN_OR_RETURN(std::string spool, SpoolDir());
+      return transport::OpenDockerArchiveSource(location.path, location.ref, spool);
+    }
     case Kind::kRegistry: {
       ASSIGN_OR_RETURN(auto repo, RegistryTransport(location, &ref));
       return transport::OpenRegistrySource(std::move(repo.first), ref, std::move(repo.second));
@@ -189,22 +190,17 @@ Result<std::vector<Image>> Client::Load(const std::string& input, const LoadOpti
     ASSIGN_OR_RETURN(content::Store::GcLock gc_guard, impl_->store->LockAgainstGc());
     std::unique_ptr<transport::OciLayoutSource> oci;
     std::unique_ptr<transport::ImageSource> other;
-    std::unique_ptr<transport::ArchiveReader> docker_archive;  // kept open for its ProcPath
     std::string tag;
     if (!options.layout.empty()) {
       ASSIGN_OR_RETURN(transport::Location l, transport::ParseLocation("oci:" + options.layout));
       ASSIGN_OR_RETURN(oci, transport::OciLayoutSource::OpenDirectory(l.path));
       tag = l.ref;
     } else {
-      ASSIGN_OR_RETURN(UniqueFd spool, impl_->SpoolDir());
-      ASSIGN_OR_RETURN(auto archive,
-                       transport::ArchiveReader::Open(input.empty() ? "-" : input, spool.get()));
-      if (archive->Find("manifest.json") != nullptr) {
-        docker_archive = std::move(archive);
-        transport::Location l{transport::Location::Kind::kDockerArchive, docker_archive->ProcPath(),
-                              ""};
-        ASSIGN_OR_RETURN(other, impl_->OpenSource(l));
-      } else if (archive->Find("index.json") != nullptr) {
+      ASSIGN_OR_RETURN(std::string spool, impl_->SpoolDir());
+      ASSIGN_OR_RETURN(auto archive, transport::TarIndex::Open(input.empty() ? "-" : input, spool));
+      if (archive->Lookup("manifest.json") != nullptr) {
+        ASSIGN_OR_RETURN(other, transport::OpenDockerArchiveSource(std::move(archive), ""));
+      } else if (archive->Lookup("index.json") != nullptr) {
         ASSIGN_OR_RETURN(oci, transport::OciLayoutSource::OpenArchive(std::move(archive)));
       } else {
         return InvalidArgumentError(

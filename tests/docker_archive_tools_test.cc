@@ -21,6 +21,7 @@
 #include "manifest/manifest.h"
 #include "support/image_builder.h"
 #include "support/process.h"
+#include "transport/collecting_destination_test.h"
 #include "transport/docker_archive.h"
 #include "transport/transport.h"
 
@@ -32,7 +33,7 @@ using testing::ChildProcess;
 using testing::FindExecutable;
 using testing::RunCommand;
 using testing::TempDir;
-using transport::ImageDestination;
+using transport::CollectingDestination;
 using transport::ImageSource;
 using transport::ManifestBytes;
 
@@ -58,33 +59,6 @@ class MemorySource : public ImageSource {
  private:
   const BuiltImage& img_;
   std::map<std::string, std::string> blobs_;
-};
-
-// Collects the blobs a copy puts.
-class CollectingDestination : public ImageDestination {
- public:
-  Result<bool> Reuse(const transport::BlobInfo&) override { return false; }
-  Status PutBlob(const transport::BlobInfo& b, ImageSource& src) override {
-    std::string bytes;
-    RETURN_IF_ERROR(src.Blob(b.blob, registry::BlobSink{[&] {
-                                                          bytes.clear();
-                                                          return OkStatus();
-                                                        },
-                                                        [&](const char* d, size_t n) {
-                                                          bytes.append(d, n);
-                                                          return OkStatus();
-                                                        },
-                                                        0}));
-    std::lock_guard<std::mutex> lock(mu_);
-    blobs[b.blob.digest.String()] = std::move(bytes);
-    return OkStatus();
-  }
-  Status PutManifest(const ManifestBytes&) override { return OkStatus(); }
-  Status Commit(const ManifestBytes&, const std::vector<std::string>&) override {
-    return OkStatus();
-  }
-  std::mutex mu_;
-  std::map<std::string, std::string> blobs;
 };
 
 // The image every test moves around: two gzip layers (a file, a directory with a symlink).

@@ -793,21 +793,8 @@ TEST_F(UnpackTest, HardlinksIntoLowerLayersAreBounded) {
 // a layer of a few hundred bytes does not become a fully allocated 100 MiB file.
 TEST_F(UnpackTest, SparseFilesStaySparse) {
   constexpr uint64_t kSize = 100 << 20;
-  const std::string map = "0,4," + std::to_string(kSize - 4) + ",4";
-  BuiltImage img = testing::BuildImage(Format::kOci, {{{"GNUSparseFile.0/big",
-                                                        "headtail",
-                                                        '0',
-                                                        "",
-                                                        0644,
-                                                        0,
-                                                        0,
-                                                        -1,
-                                                        0,
-                                                        0,
-                                                        {{"GNU.sparse.size", std::to_string(kSize)},
-                                                         {"GNU.sparse.numblocks", "2"},
-                                                         {"GNU.sparse.map", map},
-                                                         {"GNU.sparse.name", "big"}}}}});
+  BuiltImage img = testing::BuildImage(
+      Format::kOci, {{testing::SparseEntry("big", kSize, {{0, "head"}, {kSize - 4, "tail"}})}});
   ASSERT_TRUE(testing::PushImage(registry_->host(), "sparse/app", "1", img).ok());
   auto client = NewClient();
   auto image = client->Pull(Ref("sparse/app:1"));

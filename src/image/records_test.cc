@@ -8,6 +8,7 @@
 
 #include "content/digester.h"
 #include "content/index_file.h"
+#include "image/store_fixture_test.h"
 #include "manifest/config.h"
 #include "manifest/convert.h"
 #include "manifest/media_types.h"
@@ -28,27 +29,8 @@ constexpr char kName[] = "127.0.0.1:5000/app";
 Digest D(const std::string& s) { return *Digest::Parse(s); }
 Reference Ref(const std::string& text) { return *Reference::Parse(text); }
 
-// A real store in a fresh temp directory.
-class RecordsTest : public ::testing::Test {
+class RecordsTest : public StoreTest {
  protected:
-  void SetUp() override {
-    auto dir = testing::TempDir::Create("hoist-image-test-");
-    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
-    dir_ = std::make_unique<testing::TempDir>(std::move(*dir));
-    auto store = content::Store::Open(dir_->path() + "/store");
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(*store);
-  }
-
-  void Put(const std::string& digest, const std::string& bytes) {
-    ASSERT_TRUE(store_->WriteBlob(D(digest), bytes).ok());
-  }
-  // Every blob of `img`, its manifest included, in the store.
-  void PutImage(const BuiltImage& img) {
-    Put(img.manifest_digest, img.manifest);
-    Put(img.config.digest, img.config.data);
-    for (const auto& l : img.layers) Put(l.digest, l.data);
-  }
   // What a pull hands to Record for `img`: its manifest's descriptor (platform from the
   // config) and decoding.
   static Descriptor DescriptorOf(const BuiltImage& img) {
@@ -62,9 +44,6 @@ class RecordsTest : public ::testing::Test {
   static manifest::Decoded Decode(const BuiltImage& img) {
     return *manifest::Decode(img.manifest_media_type, img.manifest);
   }
-
-  std::unique_ptr<testing::TempDir> dir_;
-  std::unique_ptr<content::Store> store_;
 };
 
 BuiltImage SmallImage(Format f, const std::string& content = "hello") {

@@ -8,6 +8,7 @@
 
 #include "content/digester.h"
 #include "image/records.h"
+#include "image/store_fixture_test.h"
 #include "manifest/config.h"
 #include "manifest/media_types.h"
 #include "support/image_builder.h"
@@ -24,24 +25,8 @@ using ::testing::HasSubstr;
 
 Digest D(const std::string& s) { return *Digest::Parse(s); }
 
-class ReferencesTest : public ::testing::Test {
+class ReferencesTest : public StoreTest {
  protected:
-  void SetUp() override {
-    auto dir = testing::TempDir::Create("hoist-image-test-");
-    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
-    dir_ = std::make_unique<testing::TempDir>(std::move(*dir));
-    auto store = content::Store::Open(dir_->path() + "/store");
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(*store);
-  }
-  void Put(const std::string& digest, const std::string& bytes) {
-    ASSERT_TRUE(store_->WriteBlob(D(digest), bytes).ok());
-  }
-  void PutImage(const BuiltImage& img) {
-    Put(img.manifest_digest, img.manifest);
-    Put(img.config.digest, img.config.data);
-    for (const auto& l : img.layers) Put(l.digest, l.data);
-  }
   // Every blob of `img` is in `refs`, and every layer directory.
   static void ExpectKept(const References& refs, const BuiltImage& img) {
     EXPECT_TRUE(refs.blobs.contains(D(img.manifest_digest)));
@@ -55,9 +40,6 @@ class ReferencesTest : public ::testing::Test {
     for (const auto& l : img.layers) EXPECT_FALSE(refs.blobs.contains(D(l.digest)));
     for (const auto& d : img.diff_ids) EXPECT_FALSE(refs.layers.contains(D(d)));
   }
-
-  std::unique_ptr<testing::TempDir> dir_;
-  std::unique_ptr<content::Store> store_;
 };
 
 TEST_F(ReferencesTest, ADockerRecordKeepsItsImageAndIndexButNotOtherPlatforms) {

@@ -6,23 +6,26 @@
 #include "manifest/platform.h"
 
 namespace hoist::pull {
-namespace {
 
-// Verifies manifest bytes against `want` (their canonical form for signed schema1) and puts
-// those in the store.
-Status VerifyAndStore(content::Store& store, const Digest& want, const std::string& content_type,
-                      const std::string& bytes) {
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(content_type, bytes));
-  ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(decoded, bytes));
-  ASSIGN_OR_RETURN(Digest got, content::DigestOf(want.algorithm(), canonical));
-  if (got != want) {
-    return DataLossError("manifest digest mismatch: got " + got.String() + ", want " +
-                         want.String());
+Result<VerifiedManifest> VerifyManifest(const registry::ManifestResponse& m,
+                                        const std::optional<Digest>& want) {
+  VerifiedManifest v;
+  ASSIGN_OR_RETURN(v.decoded, manifest::Decode(m.content_type, m.body));
+  ASSIGN_OR_RETURN(v.canonical, manifest::CanonicalBytes(v.decoded, m.body));
+  ASSIGN_OR_RETURN(v.digest, content::DigestOf(want ? want->algorithm() : "sha256", v.canonical));
+  if (want && v.digest != *want) {
+    return DataLossError("manifest digest mismatch: got " + v.digest.String() + ", want " +
+                         want->String());
   }
-  return store.WriteBlob(want, canonical);
+  if (auto claimed = Digest::Parse(m.digest_header); claimed.ok()) {
+    ASSIGN_OR_RETURN(Digest check, content::DigestOf(claimed->algorithm(), v.canonical));
+    if (check != *claimed) {
+      return DataLossError("manifest digest mismatch: the registry claims " + claimed->String() +
+                           ", the document is " + check.String());
+    }
+  }
+  return v;
 }
-
-}  // namespace
 
 Result<Descriptor> Resolver::Resolve(registry::HttpClient& http, const Reference& ref) {
   Descriptor d;
@@ -44,16 +47,15 @@ Result<Descriptor> Resolver::Resolve(registry::HttpClient& http, const Reference
     return repo_.GetManifest(http, ref.tag(), manifest::AcceptHeader(),
                              manifest::kMaxManifestBytes);
   }));
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(m.content_type, m.body));
-  ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(decoded, m.body));
-  ASSIGN_OR_RETURN(d.digest, content::DigestOf("sha256", canonical));
+  ASSIGN_OR_RETURN(VerifiedManifest v, VerifyManifest(m, std::nullopt));
+  d.digest = v.digest;
   if (auto claimed = Digest::Parse(m.digest_header); claimed.ok()) {
-    d.digest = *claimed;  // the registry's word, checked against the bytes right here
+    d.digest = *claimed;  // the registry's word, checked against the bytes by VerifyManifest
   }
-  RETURN_IF_ERROR(VerifyAndStore(store_, d.digest, m.content_type, m.body));
+  RETURN_IF_ERROR(store_.WriteBlob(d.digest, v.canonical));
   fetched_ = true;
-  d.media_type = decoded.media_type;
-  d.size = static_cast<int64_t>(canonical.size());
+  d.media_type = v.decoded.media_type;
+  d.size = static_cast<int64_t>(v.canonical.size());
   return d;
 }
 
@@ -64,7 +66,8 @@ Result<manifest::Decoded> Resolver::Manifest(registry::HttpClient& http, const D
       return repo_.GetManifest(http, digest.String(), manifest::AcceptHeader(),
                                manifest::kMaxManifestBytes);
     }));
-    RETURN_IF_ERROR(VerifyAndStore(store_, digest, m.content_type, m.body));
+    ASSIGN_OR_RETURN(VerifiedManifest v, VerifyManifest(m, digest));
+    RETURN_IF_ERROR(store_.WriteBlob(digest, v.canonical));
     fetched_ = true;
   }
   ASSIGN_OR_RETURN(*bytes, store_.ReadBlob(digest, manifest::kMaxManifestBytes));

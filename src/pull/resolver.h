@@ -5,6 +5,7 @@
 // and stored before they are used.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "content/store.h"
@@ -16,6 +17,20 @@
 #include "registry/registry.h"
 
 namespace hoist::pull {
+
+// A manifest as a registry sent it, checked.
+struct VerifiedManifest {
+  manifest::Decoded decoded;
+  std::string canonical;  // the bytes its digest is of (signed schema1: without signatures)
+  Digest digest;          // of `canonical`, in want's algorithm (sha256 without one)
+};
+
+// Decodes `m` and checks the digest of its canonical bytes against `want` (when given) and
+// against the digest the registry claims (Docker-Content-Digest, when it sends a valid one).
+// DataLoss on a mismatch; the decoder's errors as they are. Every manifest hoist takes from a
+// registry passes here.
+Result<VerifiedManifest> VerifyManifest(const registry::ManifestResponse& m,
+                                        const std::optional<Digest>& want);
 
 // An image manifest and how it was reached.
 struct ResolvedImage {

@@ -19,6 +19,8 @@
 #include "manifest/config.h"
 #include "manifest/manifest.h"
 #include "manifest/media_types.h"
+#include "transport/oci_layout.h"  // CopyVerified
+#include "transport/tar_writer.h"
 
 namespace hoist::transport {
 namespace {
@@ -228,40 +230,13 @@ Result<std::unique_ptr<ImageSource>> MakeSource(std::unique_ptr<TarIndex> archiv
 
 // ---- writing ----
 
-// A ustar header for a regular file (mode 0644, owner 0, mtime 0). Sizes past ustar's 11 octal
-// digits use the base-256 form (GNU, read by Go's archive/tar and by TarReader).
-std::string TarHeader(const std::string& name, uint64_t size) {
-  std::string h(512, '\0');
-  std::memcpy(&h[0], name.data(), std::min<size_t>(name.size(), 100));
-  std::snprintf(&h[100], 8, "%07o", 0644);
-  std::snprintf(&h[108], 8, "%07o", 0);
-  std::snprintf(&h[116], 8, "%07o", 0);
-  if (size < (uint64_t{1} << 33)) {
-    std::snprintf(&h[124], 12, "%011llo", static_cast<unsigned long long>(size));
-  } else {
-    h[124] = static_cast<char>(0x80);
-    for (int i = 0; i < 8; ++i) h[135 - i] = static_cast<char>((size >> (8 * i)) & 0xff);
-  }
-  std::snprintf(&h[136], 12, "%011o", 0);
-  h[156] = '0';
-  std::memcpy(&h[257],
-              "ustar\0"
-              "00",
-              8);
-  std::memset(&h[148], ' ', 8);
-  unsigned sum = 0;
-  for (char c : h) sum += static_cast<unsigned char>(c);
-  std::snprintf(&h[148], 8, "%06o", sum);  // six digits, NUL, and the space left there
-  h[155] = ' ';
-  return h;
-}
-
-uint64_t Padding(uint64_t size) { return (512 - size % 512) % 512; }
-
 class DockerArchiveDestination : public ImageDestination {
  public:
   DockerArchiveDestination(std::string path, std::string tmp_path, UniqueFd fd)
-      : path_(std::move(path)), tmp_path_(std::move(tmp_path)), fd_(std::move(fd)) {}
+      : path_(std::move(path)),
+        tmp_path_(std::move(tmp_path)),
+        fd_(std::move(fd)),
+        tar_(fd_.get()) {}
   ~DockerArchiveDestination() override {
     if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
   }
@@ -339,9 +314,9 @@ class DockerArchiveDestination : public ImageDestination {
     std::lock_guard<std::mutex> lock(mu_);
     RETURN_IF_ERROR(failed_);
     if (images_.empty()) return FailedPreconditionError("no image to write to the docker-archive");
-    RETURN_IF_ERROR(AppendFile("manifest.json", images_.dump()));
-    RETURN_IF_ERROR(AppendFile("repositories", repositories_.dump()));
-    RETURN_IF_ERROR(Append(std::string(1024, '\0')));  // the end-of-archive marker
+    RETURN_IF_ERROR(tar_.AddFile("manifest.json", images_.dump()));
+    RETURN_IF_ERROR(tar_.AddFile("repositories", repositories_.dump()));
+    RETURN_IF_ERROR(tar_.Finish());
     FileSystem* fs = FileSystem::Default();
     if (path_ == "-") return CopyToStdout();
     RETURN_IF_ERROR(fs->Fsync(fd_.get()));
@@ -351,59 +326,28 @@ class DockerArchiveDestination : public ImageDestination {
   }
 
  private:
-  Status Append(std::string_view bytes) {
-    RETURN_IF_ERROR(FileSystem::Default()->Pwrite(fd_.get(), bytes.data(), bytes.size(),
-                                                  static_cast<off_t>(end_)));
-    end_ += bytes.size();
-    return OkStatus();
-  }
-  Status AppendFile(const std::string& name, std::string_view bytes) {
-    RETURN_IF_ERROR(Append(TarHeader(name, bytes.size())));
-    RETURN_IF_ERROR(Append(bytes));
-    return Append(std::string(Padding(bytes.size()), '\0'));
-  }
-
   // Writes blob `d` as the member `name`, checking its size and digest. On failure the archive
   // is cut back to where the blob began.
   Status WriteBlob(const Descriptor& d, const std::string& name, ImageSource& src) {
     if (d.size < 0) return DataLossError("negative size");
-    const uint64_t start = end_;
-    const uint64_t size = static_cast<uint64_t>(d.size);
-    Status s = [&]() -> Status {
-      RETURN_IF_ERROR(Append(TarHeader(name, size)));
-      const uint64_t data_start = end_;
-      ASSIGN_OR_RETURN(content::Digester digester, content::Digester::New(d.digest.algorithm()));
-      registry::BlobSink sink;
-      sink.restart = [&]() -> Status {
-        end_ = data_start;
-        ASSIGN_OR_RETURN(digester, content::Digester::New(d.digest.algorithm()));
-        return OkStatus();
-      };
-      sink.write = [&](const char* data, size_t n) -> Status {
-        if (end_ - data_start + n > size) {
-          return DataLossError("blob larger than its descriptor's " + std::to_string(size) +
-                               " bytes");
-        }
-        digester.Update(data, n);
-        return Append(std::string_view(data, n));
-      };
-      RETURN_IF_ERROR(src.Blob(d, sink));
-      if (end_ - data_start != size) {
-        return DataLossError("blob of " + std::to_string(end_ - data_start) +
-                             " bytes, its descriptor says " + std::to_string(size));
-      }
-      Digest got = digester.Finish();
-      if (got != d.digest) return DataLossError("digest mismatch: got " + got.String());
-      return Append(std::string(Padding(size), '\0'));
-    }();
-    if (!s.ok()) end_ = start;
+    Status s = tar_.BeginFile(name, static_cast<uint64_t>(d.size));
+    if (s.ok()) {
+      s = CopyVerified(
+          src, d, [&] { return tar_.RestartFile(); },
+          [&](const char* data, size_t n) { return tar_.Write(data, n); });
+    }
+    if (s.ok()) s = tar_.EndFile();
+    if (!s.ok()) {
+      Status cut = tar_.DiscardFile();
+      if (!cut.ok()) failed_ = cut;  // the archive is broken: the save fails
+    }
     return s;
   }
 
   Status CopyToStdout() {
     std::vector<char> buf(1 << 20);
-    for (uint64_t pos = 0; pos < end_;) {
-      ssize_t n = ::pread(fd_.get(), buf.data(), std::min<uint64_t>(buf.size(), end_ - pos),
+    for (uint64_t pos = 0; pos < tar_.size();) {
+      ssize_t n = ::pread(fd_.get(), buf.data(), std::min<uint64_t>(buf.size(), tar_.size() - pos),
                           static_cast<off_t>(pos));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return ErrnoError(n < 0 ? errno : EIO, "read the spooled archive");
@@ -418,8 +362,8 @@ class DockerArchiveDestination : public ImageDestination {
   UniqueFd fd_;
 
   std::mutex mu_;                          // guards everything below
+  TarWriter tar_;                          // writes fd_
   Status failed_;                          // the first failed PutBlob: the save fails
-  uint64_t end_ = 0;                       // bytes of the archive written
   std::map<Digest, std::string> written_;  // blob → its member name
   // Image manifest digest → (config, layers), from PutManifest.
   std::map<Digest, std::pair<Digest, std::vector<Digest>>> manifests_;
@@ -429,6 +373,16 @@ class DockerArchiveDestination : public ImageDestination {
 
 }  // namespace
 
+Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(std::unique_ptr<TarIndex> archive,
+                                                             const std::string& ref) {
+  auto mj = archive->Find("manifest.json");
+  if (!mj.ok()) return mj.status();
+  ASSIGN_OR_RETURN(std::string bytes, archive->ReadAll(**mj, manifest::kMaxManifestBytes));
+  ASSIGN_OR_RETURN(std::vector<ArchiveImage> images, ParseManifestJson(bytes));
+  ASSIGN_OR_RETURN(size_t i, SelectImage(images, ref));
+  return MakeSource(std::move(archive), images[i]);
+}
+
 Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(const std::string& path,
                                                              const std::string& ref,
                                                              const std::string& spool_dir,
@@ -436,14 +390,7 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(const std::string& 
   const std::string what = "docker-archive " + Quote(path);
   auto archive = TarIndex::Open(path, spool_dir, limits);
   if (!archive.ok()) return archive.status().WithContext(what);
-  Result<std::unique_ptr<ImageSource>> src = [&]() -> Result<std::unique_ptr<ImageSource>> {
-    auto mj = (*archive)->Find("manifest.json");
-    if (!mj.ok()) return mj.status();
-    ASSIGN_OR_RETURN(std::string bytes, (*archive)->ReadAll(**mj, manifest::kMaxManifestBytes));
-    ASSIGN_OR_RETURN(std::vector<ArchiveImage> images, ParseManifestJson(bytes));
-    ASSIGN_OR_RETURN(size_t i, SelectImage(images, ref));
-    return MakeSource(std::move(*archive), images[i]);
-  }();
+  auto src = OpenDockerArchiveSource(std::move(archive).value(), ref);
   if (!src.ok()) return src.status().WithContext(what);
   return src;
 }

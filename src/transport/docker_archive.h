@@ -40,6 +40,10 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(const std::string& 
                                                              const std::string& ref,
                                                              const std::string& spool_dir,
                                                              const TarIndexLimits& limits = {});
+// The same, for an archive already indexed (its errors without the "docker-archive PATH"
+// context).
+Result<std::unique_ptr<ImageSource>> OpenDockerArchiveSource(std::unique_ptr<TarIndex> archive,
+                                                             const std::string& ref);
 
 // A destination writing a docker-archive to `path` ("-": stdout) that docker load (20.10 and
 // later) and podman load read: config `<hex>.json`, layers `<hex>.tar` (each blob as the

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "manifest/media_types.h"
 #include "support/image_builder.h"
 #include "support/process.h"
+#include "transport/collecting_destination_test.h"
 
 namespace hoist::transport {
 namespace {
@@ -119,35 +121,6 @@ class DockerArchiveTest : public ::testing::Test {
     return OpenDockerArchiveSource(Write("in.tar", bytes), ref, dir_->path());
   }
   std::optional<TempDir> dir_;
-};
-
-// Collects what a copy puts: blob bytes, and the commit.
-class CollectingDestination : public ImageDestination {
- public:
-  Result<bool> Reuse(const BlobInfo&) override { return false; }
-  Status PutBlob(const BlobInfo& b, ImageSource& src) override {
-    std::string bytes;
-    RETURN_IF_ERROR(src.Blob(b.blob, registry::BlobSink{[&] {
-                                                          bytes.clear();
-                                                          return OkStatus();
-                                                        },
-                                                        [&](const char* d, size_t n) {
-                                                          bytes.append(d, n);
-                                                          return OkStatus();
-                                                        },
-                                                        0}));
-    std::lock_guard<std::mutex> lock(mu_);
-    blobs[b.blob.digest.String()] = bytes;
-    return OkStatus();
-  }
-  Status PutManifest(const ManifestBytes&) override { return OkStatus(); }
-  Status Commit(const ManifestBytes&, const std::vector<std::string>& n) override {
-    names = n;
-    return OkStatus();
-  }
-  std::mutex mu_;
-  std::map<std::string, std::string> blobs;
-  std::vector<std::string> names;
 };
 
 // Checks that `src` serves `img`: its config, its layers in order, each blob's bytes.
@@ -383,27 +356,81 @@ TEST_F(DockerArchiveTest, WritesToStdoutAtClose) {
   ExpectServes(**back, img);
 }
 
-// A source whose blob bytes differ from what its manifest says.
-class LyingSource : public ImageSource {
+// A source that serves the config of `real` as it is and each layer through `send`, given the
+// layer's real bytes.
+class LayerSendingSource : public ImageSource {
  public:
-  explicit LyingSource(ImageSource& real) : real_(real) {}
+  using Send = std::function<Status(const std::string& real, const registry::BlobSink& sink)>;
+  LayerSendingSource(ImageSource& real, Send send) : real_(real), send_(std::move(send)) {}
   Result<ManifestBytes> TopManifest() override { return real_.TopManifest(); }
   Result<ManifestBytes> Manifest(const Digest& d) override { return real_.Manifest(d); }
   Status Blob(const Descriptor& d, const registry::BlobSink& sink) override {
     if (d.media_type == manifest::kOciConfig) return real_.Blob(d, sink);
-    std::string bytes(static_cast<size_t>(d.size), 'x');
-    return sink.write(bytes.data(), bytes.size());
+    std::string bytes;
+    RETURN_IF_ERROR(real_.Blob(d, registry::BlobSink{[&] { return OkStatus(); },
+                                                     [&](const char* data, size_t n) {
+                                                       bytes.append(data, n);
+                                                       return OkStatus();
+                                                     },
+                                                     0}));
+    return send_(bytes, sink);
   }
 
  private:
   ImageSource& real_;
+  Send send_;
 };
+
+// The tar writer goes back to the start of a blob whose source starts again: the archive holds
+// the blob once, whole.
+TEST_F(DockerArchiveTest, ABlobStartedAgainIsWrittenOnce) {
+  BuiltImage img = PlainImage({"one", "two"});
+  auto src = Open(LegacyArchive(img, {"a:1"}));
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  // Half of every layer, then again from the start, all of it.
+  LayerSendingSource restarting(**src, [](const std::string& real, const registry::BlobSink& sink) {
+    RETURN_IF_ERROR(sink.write(real.data(), real.size() / 2));
+    RETURN_IF_ERROR(sink.restart());
+    return sink.write(real.data(), real.size());
+  });
+  const std::string out = dir_->path() + "/out.tar";
+  auto dst = OpenDockerArchiveDestination(out, dir_->path());
+  ASSERT_TRUE(dst.ok()) << dst.status().message();
+  ASSERT_TRUE(Copy(restarting, **dst, {"a:1"}, {}).ok());
+  ASSERT_TRUE((*dst)->Close().ok());
+  auto back = OpenDockerArchiveSource(out, "a:1", dir_->path());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ExpectServes(**back, img);
+}
+
+// An archive indexed once (as load does to tell its kind) is read as a docker-archive without
+// being read again: here from standard input, which can be read only once.
+TEST_F(DockerArchiveTest, ReadsAnArchiveAlreadyIndexed) {
+  BuiltImage img = PlainImage({"one"});
+  const std::string path = Write("in.tar", LegacyArchive(img, {"a:1"}));
+  int saved = ::dup(0);
+  ASSERT_EQ(::close(0), 0);
+  ASSERT_EQ(::open(path.c_str(), O_RDONLY), 0);
+  auto index = TarIndex::Open("-", dir_->path());
+  ::dup2(saved, 0);
+  ::close(saved);
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  EXPECT_TRUE((*index)->spooled());
+  auto src = OpenDockerArchiveSource(std::move(index).value(), "a:1");
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  EXPECT_EQ((*src)->Names(), std::vector<std::string>{"a:1"});
+  ExpectServes(**src, img);
+}
 
 TEST_F(DockerArchiveTest, AFailedSaveLeavesNoFile) {
   BuiltImage img = PlainImage({"one"});
   auto src = Open(LegacyArchive(img, {"a:1"}));
   ASSERT_TRUE(src.ok()) << src.status().message();
-  LyingSource lying(**src);
+  // Blob bytes that differ from what the manifest says.
+  LayerSendingSource lying(**src, [](const std::string& real, const registry::BlobSink& sink) {
+    std::string bytes(real.size(), 'x');
+    return sink.write(bytes.data(), bytes.size());
+  });
   const std::string out = dir_->path() + "/out.tar";
   {
     auto dst = OpenDockerArchiveDestination(out, dir_->path());

@@ -14,6 +14,7 @@
 #include "content/digester.h"
 #include "content/index_file.h"
 #include "manifest/manifest.h"
+#include "transport/tar_writer.h"
 
 namespace hoist::transport {
 
@@ -109,25 +110,36 @@ class DirectoryFiles : public OciLayoutSource::Files {
   UniqueFd dir_;
 };
 
-// A layout in a tar, by its members' exact names.
+// A layout in a tar, by its members' exact names. As in a directory, a link where the layout
+// has a file is FailedPrecondition.
 class ArchiveFiles : public OciLayoutSource::Files {
  public:
-  explicit ArchiveFiles(std::unique_ptr<ArchiveReader> archive) : archive_(std::move(archive)) {}
+  explicit ArchiveFiles(std::unique_ptr<TarIndex> archive) : archive_(std::move(archive)) {}
   Result<std::string> Read(const std::string& name, size_t max_bytes) override {
-    return archive_->ReadMember(name, max_bytes);
+    ASSIGN_OR_RETURN(const TarMember* m, Regular(name));
+    return archive_->ReadAll(*m, max_bytes);
   }
   Result<uint64_t> Size(const std::string& name) override {
-    const ArchiveReader::Member* m = archive_->Find(name);
-    if (m == nullptr) return NotFoundError("archive has no " + name);
+    ASSIGN_OR_RETURN(const TarMember* m, Regular(name));
     return m->size;
   }
   Status Stream(const std::string& name, uint64_t from,
                 const std::function<Status(const char*, size_t)>& write) override {
-    return archive_->StreamMember(name, from, write);
+    ASSIGN_OR_RETURN(const TarMember* m, Regular(name));
+    return archive_->Read(*m, from, write);
   }
 
  private:
-  std::unique_ptr<ArchiveReader> archive_;
+  Result<const TarMember*> Regular(const std::string& name) const {
+    const TarMember* m = archive_->Lookup(name);
+    if (m != nullptr && m->type != unpack::EntryType::kRegular) {
+      return FailedPreconditionError("archive member " + Quote(name) +
+                                     " is a link or special file: refused");
+    }
+    return archive_->Find(name);
+  }
+
+  std::unique_ptr<TarIndex> archive_;
 };
 
 std::string RefNameOf(const Descriptor& d) {
@@ -194,7 +206,7 @@ Result<std::unique_ptr<OciLayoutSource>> OciLayoutSource::OpenDirectory(const st
 }
 
 Result<std::unique_ptr<OciLayoutSource>> OciLayoutSource::OpenArchive(
-    std::unique_ptr<ArchiveReader> archive) {
+    std::unique_ptr<TarIndex> archive) {
   std::unique_ptr<OciLayoutSource> src(
       new OciLayoutSource(std::make_unique<ArchiveFiles>(std::move(archive))));
   RETURN_IF_ERROR(src->ReadIndex());

@@ -7,7 +7,7 @@
 // no name in the layout ever becomes a path; nothing it says reaches outside it. In a directory
 // each component is opened with O_NOFOLLOW relative to the layout's fd (a symlinked blob or
 // index.json is refused) and must be a regular file; in an archive, members are found by those
-// exact names (ArchiveReader) and links are refused. What is read is verified by the copy (every
+// exact names (TarIndex) and links are refused. What is read is verified by the copy (every
 // blob's size and digest, every manifest's digest).
 //
 // Writing. Blobs are written verified: to a temporary file, renamed to blobs/<alg>/<hex> once
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "hoist/descriptor.h"
-#include "transport/archive.h"
+#include "transport/tar_index.h"
 #include "transport/transport.h"
 
 namespace hoist::transport {
@@ -39,8 +39,7 @@ class OciLayoutSource : public ImageSource {
   // with Select or SelectEntry before the source is used).
   static Result<std::unique_ptr<OciLayoutSource>> OpenDirectory(const std::string& dir);
   // The layout in `archive`, likewise.
-  static Result<std::unique_ptr<OciLayoutSource>> OpenArchive(
-      std::unique_ptr<ArchiveReader> archive);
+  static Result<std::unique_ptr<OciLayoutSource>> OpenArchive(std::unique_ptr<TarIndex> archive);
 
   // index.json's entries, in its order.
   const std::vector<Descriptor>& entries() const { return entries_; }

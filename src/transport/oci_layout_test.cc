@@ -103,7 +103,6 @@ TEST(OciLayoutTest, DirectoryToDirectoryToArchiveAndBack) {
   ASSERT_TRUE((*tar_dst)->Close().ok());
 
   // The archive reads back the same, as it is and gzip-compressed (from a pipe, spooled).
-  UniqueFd spool(::open(tmp->path().c_str(), O_DIRECTORY | O_CLOEXEC));
   for (bool gzip : {false, true}) {
     std::string path = archive;
     if (gzip) {
@@ -112,7 +111,7 @@ TEST(OciLayoutTest, DirectoryToDirectoryToArchiveAndBack) {
               .ok());
       path = archive + ".gz";
     }
-    auto reader = ArchiveReader::Open(path, spool.get());
+    auto reader = TarIndex::Open(path, tmp->path());
     ASSERT_TRUE(reader.ok()) << reader.status().message();
     auto tar_src = OciLayoutSource::OpenArchive(std::move(reader).value());
     ASSERT_TRUE(tar_src.ok()) << tar_src.status().message();
@@ -265,7 +264,7 @@ TEST(OciLayoutTest, HostileLayoutsAreRefusedAndNothingIsRecorded) {
   }
 }
 
-TEST(ArchiveReaderTest, LinksAndDuplicatesAreRefused) {
+TEST(OciArchiveTest, LinksAndDuplicatesAreRefused) {
   auto tmp = TempDir::Create();
   ASSERT_TRUE(tmp.ok());
   const std::string dir = tmp->path() + "/layout";
@@ -274,8 +273,7 @@ TEST(ArchiveReaderTest, LinksAndDuplicatesAreRefused) {
   ASSERT_EQ(::rename((dir + "/index.json").c_str(), (dir + "/real.json").c_str()), 0);
   ASSERT_EQ(::symlink("real.json", (dir + "/index.json").c_str()), 0);
   ASSERT_TRUE(testing::RunCommand({"tar", "-C", dir, "-cf", tmp->path() + "/a.tar", "."}, 60).ok());
-  UniqueFd spool(::open(tmp->path().c_str(), O_DIRECTORY | O_CLOEXEC));
-  auto reader = ArchiveReader::Open(tmp->path() + "/a.tar", spool.get());
+  auto reader = TarIndex::Open(tmp->path() + "/a.tar", tmp->path());
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   auto src = OciLayoutSource::OpenArchive(std::move(reader).value());
   EXPECT_EQ(src.status().code(), StatusCode::kFailedPrecondition) << src.status().message();
@@ -285,12 +283,12 @@ TEST(ArchiveReaderTest, LinksAndDuplicatesAreRefused) {
   ASSERT_TRUE(
       testing::RunCommand({"tar", "-C", dir, "-rf", tmp->path() + "/a.tar", "oci-layout"}, 60)
           .ok());
-  auto twice = ArchiveReader::Open(tmp->path() + "/a.tar", spool.get());
+  auto twice = TarIndex::Open(tmp->path() + "/a.tar", tmp->path());
   EXPECT_EQ(twice.status().code(), StatusCode::kDataLoss) << twice.status().message();
 }
 
 // Input that is not a regular file (a pipe, as standard input often is) is spooled first.
-TEST(ArchiveReaderTest, APipeIsSpooledAndRead) {
+TEST(OciArchiveTest, APipeIsSpooledAndRead) {
   auto tmp = TempDir::Create();
   ASSERT_TRUE(tmp.ok());
   BuiltImage img = TwoLayers();
@@ -303,8 +301,7 @@ TEST(ArchiveReaderTest, APipeIsSpooledAndRead) {
   std::thread writer([&, fd = UniqueFd(fds[1])] {
     EXPECT_TRUE(WriteAll(fd.get(), tar->data(), tar->size()).ok());
   });
-  UniqueFd spool(::open(tmp->path().c_str(), O_DIRECTORY | O_CLOEXEC));
-  auto reader = ArchiveReader::Open("/dev/fd/" + std::to_string(read_end.get()), spool.get());
+  auto reader = TarIndex::Open("/dev/fd/" + std::to_string(read_end.get()), tmp->path());
   writer.join();
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   auto src = OciLayoutSource::OpenArchive(std::move(reader).value());

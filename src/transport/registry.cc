@@ -10,6 +10,7 @@
 #include "content/digester.h"
 #include "manifest/manifest.h"
 #include "manifest/media_types.h"
+#include "pull/resolver.h"
 
 namespace hoist::transport {
 namespace {
@@ -49,26 +50,11 @@ class ClientPool {
 };
 
 // A manifest as the registry sent it, with the digest that identifies it (of its canonical
-// bytes: signed schema1 differs) checked against `want`, when given, and against the digest
-// the registry claims, when it claims one.
+// bytes: signed schema1 differs), verified (pull::VerifyManifest).
 Result<ManifestBytes> CheckedManifest(const registry::ManifestResponse& m,
                                       const std::optional<Digest>& want) {
-  ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(m.content_type, m.body));
-  ASSIGN_OR_RETURN(std::string canonical, manifest::CanonicalBytes(decoded, m.body));
-  const std::string algorithm = want ? want->algorithm() : "sha256";
-  ASSIGN_OR_RETURN(Digest got, content::DigestOf(algorithm, canonical));
-  if (want && got != *want) {
-    return DataLossError("manifest digest mismatch: got " + got.String() + ", want " +
-                         want->String());
-  }
-  if (auto claimed = Digest::Parse(m.digest_header); claimed.ok()) {
-    ASSIGN_OR_RETURN(Digest check, content::DigestOf(claimed->algorithm(), canonical));
-    if (check != *claimed) {
-      return DataLossError("manifest digest mismatch: the registry claims " + claimed->String() +
-                           ", the document is " + check.String());
-    }
-  }
-  return ManifestBytes{decoded.media_type, m.body, got};
+  ASSIGN_OR_RETURN(pull::VerifiedManifest v, pull::VerifyManifest(m, want));
+  return ManifestBytes{v.decoded.media_type, m.body, v.digest};
 }
 
 class RegistrySource : public ImageSource {

@@ -62,22 +62,28 @@ class TarIndexer : public unpack::TarHandler {
     const bool inside = data >= chunk_ && data + n <= chunk_ + chunk_len_;
     const uint64_t at = chunk_offset_ + static_cast<uint64_t>(data - chunk_);
     if (!next_) cur_.offset = at;
-    if (!inside || (next_ && *next_ != at)) cur_.readable = false;
+    if (!inside || (next_ && *next_ != at)) {
+      return DataLossError(Quote(cur_.name) + " is not stored contiguously in the archive");
+    }
     next_ = at + n;
     if (head_.size() < 4) head_.append(data, std::min<size_t>(n, 4 - head_.size()));
     digester_->Update(data, n);
     return OkStatus();
   }
   Status OnHole(uint64_t) override {
-    cur_.readable = false;  // a sparse file's data is not one range of the archive
-    return OkStatus();
+    // A sparse file's data is not one range of the archive.
+    return DataLossError(Quote(cur_.name) + " is a sparse file in the archive");
   }
   Status OnEntryEnd() override {
     cur_.digest = digester_->Finish();
     cur_.compression = unpack::DetectCompression(head_);
     if (cur_.name.empty()) return OkStatus();  // absolute or "..": never looked up
     auto [it, inserted] = index_->members_.try_emplace(cur_.name, cur_);
-    if (!inserted) it->second.readable = false;  // a name given twice is ambiguous
+    const bool both_directories = it->second.type == unpack::EntryType::kDirectory &&
+                                  cur_.type == unpack::EntryType::kDirectory;
+    if (!inserted && !both_directories) {  // a name given twice is ambiguous
+      return DataLossError(Quote(cur_.name) + " appears more than once in the archive");
+    }
     return OkStatus();
   }
 
@@ -111,13 +117,18 @@ Result<std::unique_ptr<TarIndex>> TarIndex::Open(const std::string& path,
   UniqueFd input;
   int in_fd = STDIN_FILENO;
   if (path != "-") {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a fifo does not wait for a writer; reads block again below.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return ErrnoError(errno, "open " + Quote(path));
     input.reset(fd);
     in_fd = fd;
+    if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+      return ErrnoError(errno, "open " + Quote(path));
+    }
   }
   struct stat st;
   if (::fstat(in_fd, &st) != 0) return ErrnoError(errno, "stat " + Quote(path));
+  if (S_ISDIR(st.st_mode)) return InvalidArgumentError(Quote(path) + " is a directory");
   // Read in place only a regular file that is a plain tar.
   char magic[4];
   ssize_t got = S_ISREG(st.st_mode) ? ::pread(in_fd, magic, sizeof magic, 0) : -1;
@@ -159,21 +170,21 @@ Result<std::unique_ptr<TarIndex>> TarIndex::Open(const std::string& path,
   return index;
 }
 
+const TarMember* TarIndex::Lookup(std::string_view name) const {
+  auto it = members_.find(NormalizeMemberName(name));
+  return it == members_.end() ? nullptr : &it->second;
+}
+
 Result<const TarMember*> TarIndex::Find(std::string_view name) const {
-  std::string key = NormalizeMemberName(name);
-  if (key.empty()) {
+  if (NormalizeMemberName(name).empty()) {
     return InvalidArgumentError(Quote(name) + " is not a relative name inside the archive");
   }
-  auto it = members_.find(key);
-  if (it == members_.end()) return NotFoundError(Quote(name) + " is not in the archive");
-  const TarMember& m = it->second;
-  if (m.type != unpack::EntryType::kRegular) {
+  const TarMember* m = Lookup(name);
+  if (m == nullptr) return NotFoundError(Quote(name) + " is not in the archive");
+  if (m->type != unpack::EntryType::kRegular) {
     return DataLossError(Quote(name) + " is not a regular file in the archive");
   }
-  if (!m.readable) {
-    return DataLossError(Quote(name) + " appears more than once in the archive or is sparse");
-  }
-  return &m;
+  return m;
 }
 
 Status TarIndex::Read(const TarMember& m, uint64_t from,

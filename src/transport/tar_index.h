@@ -10,10 +10,13 @@
 // the readers of Read (a copy's destination) verify what they get.
 //
 // Member names are never used as host paths: they are only keys. Find takes the names an
-// archive's own documents give (manifest.json, index.json) and refuses absolute names and ".."
-// components, finds only regular files (a symlink or hardlink in the place of a file the
-// archive's documents point at is refused) and never a member whose name appears twice.
+// archive's own documents give (manifest.json, index.json, blobs/sha256/<hex>) and refuses
+// absolute names and ".." components, and finds only regular files (a symlink or hardlink in the
+// place of a file the archive's documents point at is refused). Open refuses an archive in which
+// a name other than a directory's appears twice, or that holds a sparse file: neither can be read
+// back as one range of the archive.
 //
+// Used by every archive transport: docker-archive, oci-archive and load.
 // Thread-safe after Open (Read uses pread only).
 #pragma once
 
@@ -40,19 +43,18 @@ struct TarMember {
   Digest digest;  // sha256 of its data (regular files)
   // What the data's first bytes announce (regular files).
   unpack::Compression compression = unpack::Compression::kNone;
-  // False for a sparse file or a name given twice: Find refuses it.
-  bool readable = true;
 };
 
 struct TarIndexLimits {
   uint64_t max_members = 100'000;
-  uint64_t max_bytes = uint64_t{1} << 40;  // the inflated archive
+  uint64_t max_bytes = uint64_t{128} << 30;  // the inflated archive
 };
 
 class TarIndex {
  public:
-  // Indexes the archive at `path` ("-": stdin). Errors: the archive's own (DataLoss: a corrupt
-  // tar or compressed stream, ResourceExhausted: a limit), the file system's (opening `path`,
+  // Indexes the archive at `path` ("-": stdin). Errors: InvalidArgument when `path` is a
+  // directory; the archive's own (DataLoss: a corrupt tar or compressed stream, a name given
+  // twice, a sparse file; ResourceExhausted: a limit); the file system's (opening `path`,
   // writing the spool file).
   static Result<std::unique_ptr<TarIndex>> Open(const std::string& path,
                                                 const std::string& spool_dir,
@@ -60,9 +62,11 @@ class TarIndex {
 
   // The regular file `name` (a relative name from the archive's documents; "./" prefixes are
   // ignored). InvalidArgument for an absolute name or one with a ".." component, NotFound when
-  // there is no such member, DataLoss for a member that is not a regular file, is sparse, or
-  // whose name appears more than once.
+  // there is no such member, DataLoss for a member that is not a regular file.
   Result<const TarMember*> Find(std::string_view name) const;
+  // The member `name` of any type (a directory, a link, ...) as Find normalizes it; nullptr when
+  // there is none.
+  const TarMember* Lookup(std::string_view name) const;
 
   // Passes the bytes of `m` from byte `from` on to `sink`, in chunks of at most 1 MiB. DataLoss
   // if the file ends early (it was changed under us).

@@ -78,5 +78,31 @@ TEST_F(TarIndexTest, RefusesACorruptArchive) {
       StatusCode::kDataLoss);
 }
 
+// Open refuses what cannot be read back as one range of the archive: a name given twice (the
+// same name spelled "./a" too) and a sparse file; a directory given twice is harmless.
+TEST_F(TarIndexTest, RefusesDuplicatesAndSparseFilesAtOpen) {
+  auto twice = TarIndex::Open(
+      Write(MakeTar({{.path = "a", .content = "1"}, {.path = "./a", .content = "2"}})),
+      dir_->path());
+  EXPECT_EQ(twice.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(twice.status().message().find("\"a\" appears more than once"), std::string::npos)
+      << twice.status().message();
+  auto dirs = TarIndex::Open(
+      Write(MakeTar({{.path = "d/", .type = '5'}, {.path = "./d/", .type = '5'}, {.path = "d/f"}})),
+      dir_->path());
+  EXPECT_TRUE(dirs.ok()) << dirs.status().message();
+  auto sparse = TarIndex::Open(
+      Write(MakeTar({hoist::testing::SparseEntry("big", 8193, {{0, "x"}, {8192, "y"}})})),
+      dir_->path());
+  EXPECT_EQ(sparse.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(sparse.status().message().find("sparse"), std::string::npos)
+      << sparse.status().message();
+}
+
+TEST_F(TarIndexTest, RefusesADirectoryAsTheArchive) {
+  EXPECT_EQ(TarIndex::Open(dir_->path(), dir_->path()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace hoist::transport

@@ -16,6 +16,7 @@
 #include "base/fs.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "unpack/whiteout.h"
 
 // Every change to the disk goes through fs_ (ExtractOptions::fs). A failed FileSystem call leaves
 // errno set to its cause (base/fs.h), so the extractor branches on errno as with the plain calls
@@ -23,11 +24,6 @@
 
 namespace hoist::unpack {
 namespace {
-
-constexpr char kWhiteoutPrefix[] = ".wh.";
-constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
-constexpr char kOpaqueMarker[] = ".wh..wh..opq";
-constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
 
 const char* TypeName(EntryType t) {
   switch (t) {
@@ -64,21 +60,6 @@ void EntryTimes(int64_t sec, int64_t nsec, struct timespec ts[2]) {
   ts[0].tv_sec = static_cast<time_t>(sec);
   ts[0].tv_nsec = (nsec >= 0 && nsec < 1000000000) ? static_cast<long>(nsec) : 0;
   ts[1] = ts[0];
-}
-
-// A whiteout's components with ".." applied lexically: each removes the component before it
-// (none at the top), as Go's path.Clean does for containerd. Resolving "dne/../.wh.etc" in the
-// root would stop at the missing "dne" and silently white out nothing.
-std::vector<std::string> CleanLexically(std::vector<std::string> components) {
-  std::vector<std::string> out;
-  for (std::string& c : components) {
-    if (c != "..") {
-      out.push_back(std::move(c));
-    } else if (!out.empty()) {
-      out.pop_back();
-    }
-  }
-  return out;
 }
 
 // The depth of a member name once ".." is taken into account (lexically; for ordering only).

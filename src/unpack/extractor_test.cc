@@ -1224,6 +1224,13 @@ TEST_P(ExtractTest, OverlayModeStaysInsideTheRoot) {
 
 // ---- Resolution -----------------------------------------------------------------------------
 
+// The whiteout names of the extractor and of the layer check, cleaned the same way.
+TEST(CleanLexicallyTest, DotDotRemovesTheComponentBefore) {
+  EXPECT_EQ(CleanLexically({"dne", "..", ".wh.etc"}), (std::vector<std::string>{".wh.etc"}));
+  EXPECT_EQ(CleanLexically({"..", "..", "a", "b", ".."}), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(CleanLexically({}), (std::vector<std::string>{}));
+}
+
 TEST(SplitMemberPathTest, CleansOnlyLexically) {
   struct Case {
     const char* in;

@@ -23,6 +23,7 @@
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "unpack/path.h"
+#include "unpack/whiteout.h"
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
@@ -31,10 +32,6 @@
 namespace hoist::unpack {
 namespace {
 
-constexpr char kWhiteoutPrefix[] = ".wh.";
-constexpr char kAufsPrefix[] = ".wh..wh.";
-constexpr char kOpaqueMarker[] = ".wh..wh..opq";
-constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
 constexpr uint32_t kNone = UINT32_MAX;
 // Directories made during an extraction are dated after it began, give or take a clock step.
 constexpr int64_t kClockSlackSec = 600;
@@ -393,7 +390,7 @@ Status Planner::PlanDir(uint32_t node, std::vector<Source>& chain, bool phantom,
       if (e.name.starts_with(kWhiteoutPrefix)) {
         if (!oci) return NotMergeable(path + " in an overlay-format layer");
         if (phantom) return NotMergeable(dir_path + " may exist only for its whiteouts");
-        if (e.name == kOpaqueMarker || e.name.starts_with(kAufsPrefix)) continue;
+        if (e.name == kOpaqueMarker || e.name.starts_with(kWhiteoutMetaPrefix)) continue;
         whiteouts.push_back(e.name.substr(sizeof(kWhiteoutPrefix) - 1));
         continue;
       }

@@ -259,21 +259,7 @@ TEST_F(MergeTest, HardlinksStayWithinTheOutputAndSurviveAPartialReplacement) {
 
 TEST_F(MergeTest, SparseFilesDevicesAndOwnersAsApplied) {
   constexpr uint64_t kSize = 64 << 20;
-  const std::string map = "0,4," + std::to_string(kSize - 4) + ",4";
-  TarEntry sparse{"GNUSparseFile.0/big",
-                  "headtail",
-                  '0',
-                  "",
-                  0644,
-                  0,
-                  0,
-                  -1,
-                  0,
-                  0,
-                  {{"GNU.sparse.size", std::to_string(kSize)},
-                   {"GNU.sparse.numblocks", "2"},
-                   {"GNU.sparse.map", map},
-                   {"GNU.sparse.name", "big"}}};
+  TarEntry sparse = testing::SparseEntry("big", kSize, {{0, "head"}, {kSize - 4, "tail"}});
   TarEntry owned{"home/user/.profile", "p\n", '0', "", 0640, 1000, 1000};
   TarEntry home = Dir("home/user/", 0750);
   home.uid = home.gid = 1000;

@@ -156,6 +156,18 @@ Result<std::vector<std::string>> SplitMemberPath(std::string_view name) {
   return out;
 }
 
+std::vector<std::string> CleanLexically(std::vector<std::string> components) {
+  std::vector<std::string> out;
+  for (std::string& c : components) {
+    if (c != "..") {
+      out.push_back(std::move(c));
+    } else if (!out.empty()) {
+      out.pop_back();
+    }
+  }
+  return out;
+}
+
 bool KernelResolvesInRoot() {
   static const bool available = [] {
     int fd = OpenAt2InRoot(AT_FDCWD, "/");

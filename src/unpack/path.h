@@ -33,6 +33,12 @@ enum class ResolveMethod {
 // A NUL byte in the name is DataLoss.
 Result<std::vector<std::string>> SplitMemberPath(std::string_view name);
 
+// `components` with ".." applied lexically: each removes the component before it (none at the
+// top), as Go's path.Clean does for containerd. For whiteouts (the extractor and the layer
+// check alike): resolving "dne/../.wh.etc" in the root would stop at the missing "dne" and
+// silently white out nothing.
+std::vector<std::string> CleanLexically(std::vector<std::string> components);
+
 // Opens the directory named by `components` (as from SplitMemberPath) relative to `root_fd`
 // (any fd of the root directory), resolved inside the root: every symlink met on the way is
 // followed, but resolved with the root as "/", and ".." never climbs above the root. Returns

@@ -26,14 +26,11 @@
 #include "unpack/decompress.h"
 #include "unpack/path.h"
 #include "unpack/tar_reader.h"
+#include "unpack/whiteout.h"
 
 namespace hoist::unpack {
 namespace {
 
-constexpr char kWhiteoutPrefix[] = ".wh.";
-constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
-constexpr char kOpaqueMarker[] = ".wh..wh..opq";
-constexpr char kOverlayOpaqueXattr[] = "trusted.overlay.opaque";
 constexpr int kMaxSymlinks = 40;  // as the kernel's MAXSYMLINKS, and path.cc's walk
 constexpr size_t kReadChunk = 1 << 20;
 
@@ -225,19 +222,6 @@ class Model : public TarHandler {
     file_->content = content::DigestOf("sha256", "").value();
     file_ = nullptr;
     return OkStatus();
-  }
-
-  // The extractor's CleanLexically: ".." removes the component before it.
-  static std::vector<std::string> CleanLexically(std::vector<std::string> components) {
-    std::vector<std::string> out;
-    for (std::string& c : components) {
-      if (c != "..") {
-        out.push_back(std::move(c));
-      } else if (!out.empty()) {
-        out.pop_back();
-      }
-    }
-    return out;
   }
 
   void SetDirectory(Node* dir, const TarEntry& e, std::span<const std::string> comps) {

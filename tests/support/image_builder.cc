@@ -142,6 +142,21 @@ Status WriteFile(const std::string& path, std::string_view data) {
 
 }  // namespace
 
+TarEntry SparseEntry(const std::string& name, uint64_t size,
+                     const std::vector<std::pair<uint64_t, std::string>>& segments) {
+  TarEntry e{.path = "GNUSparseFile.0/" + name};
+  std::string map;
+  for (const auto& [offset, bytes] : segments) {
+    map += (map.empty() ? "" : ",") + std::to_string(offset) + "," + std::to_string(bytes.size());
+    e.content += bytes;
+  }
+  e.pax = {{"GNU.sparse.size", std::to_string(size)},
+           {"GNU.sparse.numblocks", std::to_string(segments.size())},
+           {"GNU.sparse.map", map},
+           {"GNU.sparse.name", name}};
+  return e;
+}
+
 std::string MakeTar(const std::vector<TarEntry>& entries) {
   std::string out;
   for (const TarEntry& e : entries) {

@@ -2,6 +2,7 @@
 // them to a registry through its upload API, with no code shared with hoist. Test-only.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,10 @@ struct TarEntry {
 // PAX 'x' header (path=, linkpath=), which also carries the entry's extra `pax` records.
 // Deterministic: the same entries give the same bytes.
 std::string MakeTar(const std::vector<TarEntry>& entries);
+// A sparse file `name` of `size` bytes in PAX 0.1 form (GNUSparseFile.0/<name>, GNU.sparse.*
+// records): the data `segments` (offset, bytes) in order, holes everywhere else.
+TarEntry SparseEntry(const std::string& name, uint64_t size,
+                     const std::vector<std::pair<uint64_t, std::string>>& segments);
 // gzip (RFC 1952) of `data`, deterministic (mtime 0).
 std::string Gzip(std::string_view data);
 // One zstd frame of `data` (level 3), deterministic; empty on failure.
