@@ -88,6 +88,22 @@ class TransportTest : public ::testing::Test {
     EXPECT_TRUE(out.ok()) << out.status().message();
     return Snapshot(bundle + "/rootfs");
   }
+  // The tree `umoci unpack` makes of the registry's real/oci:1 (copied by skopeo to an OCI
+  // layout); nullopt without umoci or root.
+  std::optional<Tree> UmociTreeOfTheImage() {
+    const std::string layout = Tmp() + "/umoci-layout-" + std::to_string(++bundles_);
+    auto copied = Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
+                          "oci:" + layout + ":t"});
+    EXPECT_TRUE(copied.ok()) << copied.status().message();
+    return UmociRootfs(layout + ":t");
+  }
+  // Trees compared with their mtimes, but not the root directory's own metadata.
+  static CompareOptions Exact() {
+    CompareOptions o;
+    o.mtime = true;
+    o.root_metadata = false;
+    return o;
+  }
   // `hoist unpack REF` with the store `store`.
   Tree HoistRootfs(const std::string& store, const std::string& ref) {
     const std::string dest = Tmp() + "/hoist-" + std::to_string(++bundles_);
@@ -109,7 +125,7 @@ std::string* TransportTest::setup_error_ = nullptr;
 
 // skopeo copy registry → oci-archive; hoist load; hoist unpack gives umoci's tree.
 TEST_F(TransportTest, SkopeoOciArchiveLoadsAndUnpacksAsUmociDoes) {
-  const std::string archive = Tmp() + "/skopeo.tar", layout = Tmp() + "/skopeo-layout";
+  const std::string archive = Tmp() + "/skopeo.tar";
   ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
                       "oci-archive:" + archive + ":" + Ref("real/oci:1")})
                   .ok());
@@ -125,26 +141,17 @@ TEST_F(TransportTest, SkopeoOciArchiveLoadsAndUnpacksAsUmociDoes) {
                        *testing::RunCommand({"gzip", "-c", archive}, 60));
   ASSERT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_EQ(piped.out, "Loaded image: docker.io/piped/app:2\n");
-  CompareOptions exact;
-  exact.mtime = true;
-  exact.root_metadata = false;
-  EXPECT_EQ(JoinLines(CompareTrees(ours, HoistRootfs(store, "piped/app:2"), exact)), "");
+  EXPECT_EQ(JoinLines(CompareTrees(ours, HoistRootfs(store, "piped/app:2"), Exact())), "");
 
-  ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
-                      "oci:" + layout + ":t"})
-                  .ok());
-  auto umoci = UmociRootfs(layout + ":t");
+  auto umoci = UmociTreeOfTheImage();
   if (!umoci) GTEST_SKIP() << "umoci comparison needs root and " << kUmoci;
-  CompareOptions vs_umoci;
-  vs_umoci.mtime = true;
-  vs_umoci.root_metadata = false;
-  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, vs_umoci), 80), "");
+  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, Exact()), 80), "");
 }
 
 // skopeo copy registry → docker-archive; hoist load; hoist unpack gives umoci's tree of the same
 // image.
 TEST_F(TransportTest, SkopeoDockerArchiveLoadsAndUnpacksAsUmociDoes) {
-  const std::string archive = Tmp() + "/docker-archive.tar", layout = Tmp() + "/layout";
+  const std::string archive = Tmp() + "/docker-archive.tar";
   ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
                       "docker-archive:" + archive + ":" + Ref("real/oci:1")})
                   .ok());
@@ -156,15 +163,9 @@ TEST_F(TransportTest, SkopeoDockerArchiveLoadsAndUnpacksAsUmociDoes) {
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_EQ(inspect.out, image_->config.data);  // the same config, so the same diff_ids
   Tree ours = HoistRootfs(store, Ref("real/oci:1"));
-  ASSERT_TRUE(Skopeo({"copy", "--src-tls-verify=false", "docker://" + Ref("real/oci:1"),
-                      "oci:" + layout + ":t"})
-                  .ok());
-  auto umoci = UmociRootfs(layout + ":t");
+  auto umoci = UmociTreeOfTheImage();
   if (!umoci) GTEST_SKIP() << "umoci comparison needs root and " << kUmoci;
-  CompareOptions vs_umoci;
-  vs_umoci.mtime = true;
-  vs_umoci.root_metadata = false;
-  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, vs_umoci), 80), "");
+  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, Exact()), 80), "");
 }
 
 // The air-gapped round trip of the README: registry → hoist → docker-archive → another store →
@@ -191,11 +192,8 @@ TEST_F(TransportTest, RegistryToArchiveToAnotherStoreToAnotherRegistry) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   CliRun back = Hoist({"--store", Tmp() + "/back", "pull", "-q", there}, Tmp());
   ASSERT_EQ(back.exit_code, 0) << back.err;
-  CompareOptions exact;
-  exact.mtime = true;
-  exact.root_metadata = false;
   EXPECT_EQ(JoinLines(CompareTrees(HoistRootfs(Tmp() + "/here", Ref("real/oci:1")),
-                                   HoistRootfs(Tmp() + "/back", there), exact),
+                                   HoistRootfs(Tmp() + "/back", there), Exact()),
                       80),
             "");
 }
@@ -303,10 +301,7 @@ TEST_F(TransportTest, CopyToOciLayoutUnpacksWithUmoci) {
   Tree ours = HoistRootfs(store, Ref("real/oci:1"));
   auto umoci = UmociRootfs(layout + ":v1");
   if (!umoci) GTEST_SKIP() << "umoci comparison needs root and " << kUmoci;
-  CompareOptions vs_umoci;
-  vs_umoci.mtime = true;
-  vs_umoci.root_metadata = false;
-  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, vs_umoci), 80), "");
+  EXPECT_EQ(JoinLines(CompareTrees(ours, *umoci, Exact()), 80), "");
 }
 
 // A hostile archive: one error line naming the step and the cause, and nothing recorded.
