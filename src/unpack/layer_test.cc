@@ -341,19 +341,31 @@ TEST(LayerFaults, IoErrorAtAnyOperationFailsCleanly) {
   EXPECT_GT(failed, 50);
 }
 
+// `l` extracted and committed into a store of its own through a counting FileSystem: the tree to
+// compare with, and how many FileSystem calls that takes (the crash points the tests walk).
+struct ReferenceUnpack {
+  TempDir dir;
+  FaultInjectingFileSystem counting;
+  std::unique_ptr<content::Store> store;
+  int changes = 0;
+};
+void UnpackForReference(const Layer& l, ReferenceUnpack* ref) {
+  ASSERT_NE(MustOpen(ref->dir.store()), nullptr);  // the store's own creation is not counted
+  ref->store = MustOpen(ref->dir.store(), &ref->counting);
+  ASSERT_NE(ref->store, nullptr);
+  const int opening = ref->counting.total_calls();
+  ASSERT_TRUE(Unpack(*ref->store, l).ok());
+  ref->changes = ref->counting.total_calls() - opening;
+}
+
 // Stops the disk after every possible number of changes of a layer's extraction and commit,
 // then "restarts": layers/sha256/<id> is either absent or complete with its record and the
 // reference tree, and the layer can be extracted again.
 TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
   const Layer l = MakeRichLayer();
-  TempDir ref_dir;
-  ASSERT_NE(MustOpen(ref_dir.store()), nullptr);
-  FaultInjectingFileSystem counting;
-  auto reference = MustOpen(ref_dir.store(), &counting);
-  ASSERT_NE(reference, nullptr);
-  const int opening = counting.total_calls();
-  ASSERT_TRUE(Unpack(*reference, l).ok());
-  const int changes = counting.total_calls() - opening;
+  ReferenceUnpack ref;
+  ASSERT_NO_FATAL_FAILURE(UnpackForReference(l, &ref));
+  const int changes = ref.changes;
   bool finished = false;
   int n = 0;
   for (; !finished && n <= changes + 1; ++n) {
@@ -377,8 +389,8 @@ TEST(LayerCommit, CrashAtAnyPointLeavesNoPartialLayer) {
     if (stdfs::exists(stdfs::symlink_status(layer_dir))) {
       auto record = ReadLayerRecord(*store, l.diff_id);
       EXPECT_TRUE(record.ok()) << "partial layer visible: " << record.status().ToString();
-      EXPECT_TRUE(TreeDiffs(*store, *reference, l.diff_id).empty())
-          << testing::JoinLines(TreeDiffs(*store, *reference, l.diff_id));
+      EXPECT_TRUE(TreeDiffs(*store, *ref.store, l.diff_id).empty())
+          << testing::JoinLines(TreeDiffs(*store, *ref.store, l.diff_id));
     } else {
       EXPECT_FALSE(finished);
     }
@@ -427,14 +439,9 @@ TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
 // but has bytes missing. Fails if the sync before the rename is dropped or moved after it.
 TEST(LayerCommit, VisibleLayerIsDurableAtAnyCrashPoint) {
   const Layer l = MakeRichLayer();
-  TempDir ref_dir;
-  ASSERT_NE(MustOpen(ref_dir.store()), nullptr);
-  FaultInjectingFileSystem counting;
-  auto reference = MustOpen(ref_dir.store(), &counting);
-  ASSERT_NE(reference, nullptr);
-  const int opening = counting.total_calls();
-  ASSERT_TRUE(Unpack(*reference, l).ok());
-  const int changes = counting.total_calls() - opening;
+  ReferenceUnpack ref;
+  ASSERT_NO_FATAL_FAILURE(UnpackForReference(l, &ref));
+  const int changes = ref.changes;
   int visible = 0;
   for (int n = 0; n <= changes; ++n) {
     SCOPED_TRACE("power loss after " + std::to_string(n) + " changes");
