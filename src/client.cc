@@ -150,6 +150,7 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   unpack::ImageBudget budget(this->options.max_image_bytes);
   pull::FetchOptions fetch_options;
   fetch_options.limits.max_uncompressed = this->options.max_layer_bytes;
+  fetch_options.limits.max_zstd_window = this->options.max_zstd_window_bytes;
   fetch_options.limits.image_budget = &budget;
   fetch_options.notice = options.notice;
   fetch_options.cancel = outside;

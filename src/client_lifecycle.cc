@@ -359,6 +359,7 @@ Result<VerifyReport> Client::Verify(const std::vector<std::string>& references,
   for (const auto& [d, image] : refs.layers) layers[d] = image;
   unpack::VerifyLayerOptions check;
   check.max_uncompressed = impl_->options.max_layer_bytes;
+  check.max_zstd_window = impl_->options.max_zstd_window_bytes;
   for (const auto& [diff_id, image] : layers) {
     VerifyProblem p{"layer", diff_id, "", false};
     struct stat st;

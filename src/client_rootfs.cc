@@ -81,6 +81,7 @@ Status Client::Impl::ApplyLayers(const Image& image, int root_fd, bool from_blob
   extract.fs = store->fs();
   unpack::LayerLimits limits;
   limits.max_uncompressed = options.max_layer_bytes;
+  limits.max_zstd_window = options.max_zstd_window_bytes;
   extract.max_total_bytes = limits.max_uncompressed;
   unpack::ImageBudget budget(options.max_image_bytes);
   extract.image_budget = &budget;

@@ -98,6 +98,7 @@ Result<std::unique_ptr<transport::ImageDestination>> Client::Impl::OpenDestinati
     case Kind::kStore: {
       pull::FetchOptions fetch;
       fetch.limits.max_uncompressed = options.max_layer_bytes;
+      fetch.limits.max_zstd_window = options.max_zstd_window_bytes;
       fetch.notice = copy.notice;
       fetch.cancel = copy.cancel;
       return std::unique_ptr<transport::ImageDestination>(new transport::StoreDestination(
@@ -212,6 +213,7 @@ Result<std::vector<Image>> Client::Load(const std::string& input, const LoadOpti
         [&] {
           pull::FetchOptions fetch;
           fetch.limits.max_uncompressed = impl_->options.max_layer_bytes;
+          fetch.limits.max_zstd_window = impl_->options.max_zstd_window_bytes;
           fetch.notice = options.notice;
           fetch.cancel = options.cancel;
           return fetch;

@@ -62,6 +62,12 @@ struct ClientOptions {
   bool allow_foreign_urls = true;
   // A layer that inflates to more than this many bytes of tar is refused (ResourceExhausted).
   uint64_t max_layer_bytes = 64ULL << 30;
+  // A zstd layer whose frames ask for a larger window than this is refused
+  // (ResourceExhausted). Inflating a zstd stream holds its whole window in memory, per layer in
+  // flight: every zstd level up to 19 and the zstd encoders of buildkit, containerd and podman
+  // use at most 8 MiB; `zstd --long` and --ultra levels ask for up to 128 MiB (what containerd
+  // and docker accept). The default keeps a pull of two layers at once under 64 MiB.
+  uint64_t max_zstd_window_bytes = uint64_t{16} << 20;
   // An image whose layers together hold more than this many bytes of file data (logical
   // sizes: the holes of sparse files count) is refused (ResourceExhausted), by a pull as it
   // extracts and by unpack. A pull counts the layers it extracts; layers already in the store

@@ -21,8 +21,16 @@ constexpr size_t kMaxSinkChunk = size_t{1024} * 1024;
 static_assert(kOutputBufferSize <= kMaxSinkChunk);
 // isa-l counts input in uint32_t; larger Feed calls are cut into pieces of this size.
 constexpr size_t kMaxInflateInput = size_t{1} << 30;
-// A zstd frame may ask for a window of at most 2^27 bytes (128 MiB).
-constexpr int kZstdWindowLogMax = 27;
+// zstd's own bounds of a window's base-2 logarithm (ZSTD_WINDOWLOG_MIN / _MAX on 64 bits).
+constexpr int kZstdWindowLogMin = 10;
+constexpr int kZstdWindowLogMax = 31;
+
+// The largest window log whose window fits in `bytes`, within zstd's bounds.
+int WindowLogWithin(uint64_t bytes) {
+  int log = kZstdWindowLogMin;
+  while (log < kZstdWindowLogMax && (uint64_t{1} << (log + 1)) <= bytes) ++log;
+  return log;
+}
 // Reserved bits of the gzip FLG byte (RFC 1952: must be zero).
 constexpr int kGzipReservedFlags = 0xe0;
 
@@ -95,8 +103,12 @@ void Decompressor::InflateStateDeleter::operator()(inflate_state* state) const {
 
 void Decompressor::ZstdDeleter::operator()(ZSTD_DCtx_s* dctx) const { ZSTD_freeDStream(dctx); }
 
-Decompressor::Decompressor(Sink sink, uint64_t max_output, Compression declared)
-    : sink_(std::move(sink)), max_output_(max_output), declared_(declared) {}
+Decompressor::Decompressor(Sink sink, uint64_t max_output, Compression declared,
+                           uint64_t max_zstd_window)
+    : sink_(std::move(sink)),
+      max_output_(max_output),
+      declared_(declared),
+      zstd_window_log_(WindowLogWithin(max_zstd_window)) {}
 
 Decompressor::~Decompressor() = default;
 
@@ -186,7 +198,7 @@ Status Decompressor::Start(std::string_view first_bytes) {
       out_ = std::make_unique_for_overwrite<char[]>(kOutputBufferSize);
       zstd_.reset(ZSTD_createDStream());
       if (zstd_ == nullptr) return ResourceExhaustedError("cannot allocate a zstd decoder");
-      size_t rc = ZSTD_DCtx_setParameter(zstd_.get(), ZSTD_d_windowLogMax, kZstdWindowLogMax);
+      size_t rc = ZSTD_DCtx_setParameter(zstd_.get(), ZSTD_d_windowLogMax, zstd_window_log_);
       if (ZSTD_isError(rc)) {
         return InternalError(std::string("zstd: ") + ZSTD_getErrorName(rc));
       }
@@ -317,8 +329,10 @@ Status Decompressor::ProcessZstd(const char* data, size_t n) {
     size_t ret = ZSTD_decompressStream(zstd_.get(), &out, &in);
     if (ZSTD_isError(ret)) {
       if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge) {
-        return ResourceExhaustedError("zstd frame needs a window larger than " +
-                                      std::to_string(1u << kZstdWindowLogMax) + " bytes");
+        return ResourceExhaustedError(
+            "zstd frame needs a window larger than " +
+            std::to_string(uint64_t{1} << zstd_window_log_) +
+            " bytes, the memory one layer may take to inflate (--max-zstd-window)");
       }
       return DataLossError(std::string("zstd: ") + ZSTD_getErrorName(ret) + " (after " +
                            std::to_string(total_out_ + out.pos) + " decompressed bytes)");

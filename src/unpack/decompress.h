@@ -4,7 +4,8 @@
 // off the network, and passes the decompressed bytes on to a sink as they become available. It
 // never blocks and never pulls. Its memory is bounded whatever the size of the layer: one
 // 256 KiB output buffer plus the library's state (about 100 KiB for gzip; for zstd the frame's
-// window, which the frame header declares and which is capped at 128 MiB).
+// window, which the frame header declares and which is capped: 16 MiB unless the caller allows
+// more).
 #pragma once
 
 #include <cstddef>
@@ -50,18 +51,26 @@ Compression CompressionOfMediaType(std::string_view media_type);
 //   ResourceExhausted  more than max_output decompressed bytes ("layer exceeds N bytes
 //                      uncompressed"), checked before the sink sees them, so the sink never
 //                      receives more than max_output bytes; a zstd frame asking for a window
-//                      larger than 128 MiB.
+//                      larger than max_zstd_window (rounded down to a power of two).
 //   any sink error     returned as is; nothing more is decompressed.
 //
 // Multi-member gzip and multi-frame zstd streams are decompressed in full. Not thread-safe;
 // one stream per object.
+// 16 MiB: with two layers inflating at once, a pull stays well under 64 MiB of memory.
+inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{16} << 20;
+
 class Decompressor {
  public:
   // Receives decompressed bytes, at most 1 MiB per call, in order. The pointer is valid only
   // during the call. A non-OK status stops the decompressor and is returned by Feed/Finish.
   using Sink = std::function<Status(const char* data, size_t n)>;
 
-  Decompressor(Sink sink, uint64_t max_output, Compression declared = Compression::kNone);
+  // max_zstd_window: the largest window a zstd frame may ask for. The decoder holds the whole
+  // window in memory (a frame made with `zstd --long` asks for 128 MiB), so this is what one
+  // zstd stream may cost; every zstd level up to 19, and the encoders of buildkit, containerd
+  // and podman, use at most 8 MiB.
+  Decompressor(Sink sink, uint64_t max_output, Compression declared = Compression::kNone,
+               uint64_t max_zstd_window = kDefaultMaxZstdWindow);
   ~Decompressor();
   Decompressor(const Decompressor&) = delete;
   Decompressor& operator=(const Decompressor&) = delete;
@@ -108,6 +117,7 @@ class Decompressor {
   Sink sink_;
   const uint64_t max_output_;
   const Compression declared_;
+  const int zstd_window_log_;
   Compression detected_ = Compression::kNone;
   bool started_ = false;   // detection done, decoder set up
   bool finished_ = false;  // Finish was called

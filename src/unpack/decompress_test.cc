@@ -93,7 +93,8 @@ struct Outcome {
 
 // Feeds `input` in chunks of `chunk` bytes, then calls Finish; stops at the first error.
 Outcome Decompress(const std::string& input, size_t chunk, uint64_t max_output = kNoCap,
-                   Compression declared = Compression::kNone) {
+                   Compression declared = Compression::kNone,
+                   uint64_t max_zstd_window = kDefaultMaxZstdWindow) {
   Outcome outcome;
   Decompressor d(
       [&outcome](const char* data, size_t n) {
@@ -101,7 +102,7 @@ Outcome Decompress(const std::string& input, size_t chunk, uint64_t max_output =
         outcome.largest_chunk = std::max(outcome.largest_chunk, n);
         return OkStatus();
       },
-      max_output, declared);
+      max_output, declared, max_zstd_window);
   for (size_t pos = 0; pos < input.size() && outcome.status.ok(); pos += chunk) {
     outcome.status = d.Feed(input.data() + pos, std::min(chunk, input.size() - pos));
   }
@@ -502,17 +503,32 @@ TEST(DecompressorTest, ZstdHugeWindowRefused) {
   EXPECT_EQ(got.detected, Compression::kZstd);
   EXPECT_EQ(got.status.code(), StatusCode::kResourceExhausted) << got.status.ToString();
   EXPECT_THAT(got.status.message(), HasSubstr("window"));
-  // The same frame with a 2^27 window is fine: the limit is the one stated.
-  std::string ok_frame = frame;
-  ok_frame[5] = static_cast<char>(17 << 3);
-  Outcome ok = Decompress(ok_frame, 1);
+  // The window descriptor's exponent is the window's log2 minus 10.
+  auto with_window_log = [&](int log) {
+    std::string f = frame;
+    f[5] = static_cast<char>((log - 10) << 3);
+    return f;
+  };
+  // Up to the default limit (16 MiB) a frame is fine; one more power of two is refused, and
+  // accepted again where the caller allows more.
+  Outcome ok = Decompress(with_window_log(24), 1);
   EXPECT_TRUE(ok.status.ok()) << ok.status.ToString();
   EXPECT_EQ(ok.output, "A");
+  Outcome over = Decompress(with_window_log(25), 1);
+  EXPECT_EQ(over.status.code(), StatusCode::kResourceExhausted) << over.status.ToString();
+  EXPECT_THAT(over.status.message(), HasSubstr("16777216 bytes"));
+  Outcome raised = Decompress(with_window_log(27), 1, kNoCap, Compression::kNone, 128 << 20);
+  EXPECT_TRUE(raised.status.ok()) << raised.status.ToString();
+  // A limit that is no power of two stands for the power of two below it.
+  Outcome between = Decompress(with_window_log(25), 1, kNoCap, Compression::kNone, 50 << 20);
+  EXPECT_TRUE(between.status.ok()) << between.status.ToString();
+  EXPECT_FALSE(
+      Decompress(with_window_log(26), 1, kNoCap, Compression::kNone, 50 << 20).status.ok());
 }
 
 TEST(DecompressorTest, ZstdRealFrameWithLargeWindowRefused) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 29);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 25);
   std::string data = MakeData(100000, 16);
   std::string out(ZSTD_compressBound(data.size()) + 1024, '\0');
   ZSTD_inBuffer in{data.data(), data.size(), 0};
@@ -525,6 +541,9 @@ TEST(DecompressorTest, ZstdRealFrameWithLargeWindowRefused) {
   out.resize(o.pos);
   Outcome got = Decompress(out, 4096);
   EXPECT_EQ(got.status.code(), StatusCode::kResourceExhausted) << got.status.ToString();
+  Outcome raised = Decompress(out, 4096, kNoCap, Compression::kNone, 32 << 20);
+  EXPECT_TRUE(raised.status.ok()) << raised.status.ToString();
+  EXPECT_EQ(raised.output, data);
 }
 
 TEST(DecompressorTest, GarbageBehindMagicIsDataLoss) {

@@ -31,7 +31,7 @@ LayerStream::LayerStream(int root_fd, std::string_view media_type, ExtractOption
             diff_digester_.Update(data, n);
             return tar_->Feed(data, n);
           },
-          limits.max_uncompressed, CompressionOfMediaType(media_type))) {}
+          limits.max_uncompressed, CompressionOfMediaType(media_type), limits.max_zstd_window)) {}
 
 LayerStream::~LayerStream() = default;
 

@@ -39,8 +39,9 @@
 namespace hoist::unpack {
 
 struct LayerLimits {
-  uint64_t max_uncompressed = 64ULL << 30;  // bytes of tar one layer may inflate to
-  ImageBudget* image_budget = nullptr;      // the image-wide cap (not owned); null: none
+  uint64_t max_uncompressed = 64ULL << 30;           // bytes of tar one layer may inflate to
+  uint64_t max_zstd_window = kDefaultMaxZstdWindow;  // the memory a zstd frame may ask for
+  ImageBudget* image_budget = nullptr;               // the image-wide cap (not owned); null: none
 };
 
 class LayerStream {

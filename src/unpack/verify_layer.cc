@@ -645,7 +645,7 @@ Status VerifyLayerDir(const content::Store& store, const LayerRecord& record,
         diff_digester.Update(data, n);
         return tar.Feed(data, n);
       },
-      options.max_uncompressed);
+      options.max_uncompressed, Compression::kNone, options.max_zstd_window);
   Status read = FeedFile(layout.BlobFile(record.blob), [&](const char* data, size_t n) {
     blob_digester.Update(data, n);
     return decompressor.Feed(data, n);

@@ -39,6 +39,8 @@ namespace hoist::unpack {
 struct VerifyLayerOptions {
   // Bytes of tar the blob may inflate to (as for extraction: ClientOptions::max_layer_bytes).
   uint64_t max_uncompressed = 64ULL << 30;
+  // The largest zstd window a blob may ask for (ClientOptions::max_zstd_window_bytes).
+  uint64_t max_zstd_window = kDefaultMaxZstdWindow;
   // Differences listed in the message; the walk stops after this many.
   size_t max_reported = 5;
 };

@@ -76,11 +76,16 @@ struct Globals {
   std::string creds;
   std::string tls_verify;  // "", "true", "false"
   std::string cert_dir;
-  uint64_t max_layer_size = 0;  // 0: the library's default
-  uint64_t max_image_size = 0;  // 0: the library's default
-  int retries = -1;             // -1: the library's default
+  uint64_t max_layer_size = 0;   // 0: the library's default
+  uint64_t max_image_size = 0;   // 0: the library's default
+  uint64_t max_zstd_window = 0;  // 0: the library's default
+  int retries = -1;              // -1: the library's default
   int64_t retry_max_seconds = -1;
 };
+
+constexpr const char* kMaxZstdWindowHelp =
+    "Refuse a zstd layer whose frames need a larger window (the memory inflating it takes; "
+    "default 16MiB; `zstd --long` needs 128MiB)";
 
 hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   hoist::ClientOptions o;
@@ -89,6 +94,7 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   o.credentials = g.creds;
   if (g.max_layer_size != 0) o.max_layer_bytes = g.max_layer_size;
   if (g.max_image_size != 0) o.max_image_bytes = g.max_image_size;
+  if (g.max_zstd_window != 0) o.max_zstd_window_bytes = g.max_zstd_window;
   if (g.retries >= 0) o.retries = g.retries;
   if (g.retry_max_seconds >= 0) o.retry_max_seconds = g.retry_max_seconds;
   if (g.tls_verify == "true") o.tls_verify = hoist::ClientOptions::TlsVerify::kAlways;
@@ -633,6 +639,8 @@ static int Run(int argc, char** argv) {
   pull->add_option("--max-image-size", g.max_image_size,
                    "Refuse an image whose layers hold more file data than this (default 128GiB)")
       ->transform(CLI::AsSizeValue(false));
+  pull->add_option("--max-zstd-window", g.max_zstd_window, kMaxZstdWindowHelp)
+      ->transform(CLI::AsSizeValue(false));
   pull->add_option("--retries", g.retries,
                    "Retry a failed request (reset, timeout, 408, 429, 5xx) up to N times, "
                    "resuming interrupted blobs (default 5)")
@@ -696,6 +704,8 @@ static int Run(int argc, char** argv) {
   unpack
       ->add_option("--max-image-size", g.max_image_size,
                    "Refuse an image whose layers hold more file data than this (default 128GiB)")
+      ->transform(CLI::AsSizeValue(false));
+  unpack->add_option("--max-zstd-window", g.max_zstd_window, kMaxZstdWindowHelp)
       ->transform(CLI::AsSizeValue(false));
   unpack->add_option("REF", unpack_ref, "Image reference (pulled already)")->required();
   unpack->add_option("DEST", unpack_dest, "Destination: absent or an empty directory")->required();
@@ -819,6 +829,8 @@ static int Run(int argc, char** argv) {
       "verify", "Re-hash the store's blobs and check its layer directories; exit 1 on a problem");
   verify->add_flag("--repair", repair,
                    "Remove what is corrupt, so that the next pull fetches it again");
+  verify->add_option("--max-zstd-window", g.max_zstd_window, kMaxZstdWindowHelp)
+      ->transform(CLI::AsSizeValue(false));
   verify->add_option("REF", verify_refs, "Images to check (default: the whole store)");
 
   auto* df = app.add_subcommand("df", "Show the store's usage and what hoist gc would reclaim");

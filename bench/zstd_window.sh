@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# What a zstd layer's window costs: the peak RSS of `hoist pull` for one zstd layer (a tar of
+# BENCH_ZSTD_DIR, by default /usr/lib/x86_64-linux-gnu, about 1 GB) compressed with windows of
+# 2 MiB (zstd -3), 8 MiB (zstd -19's window), 16 MiB (hoist's default limit) and 128 MiB
+# (`zstd --long`), pulled with the default limit and with --max-zstd-window 128MiB.
+# Usage: sudo bench/zstd_window.sh   (after bench/install-deps.sh; builds hoist into build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${BENCH_ZSTD_DIR:-/usr/lib/x86_64-linux-gnu}
+if [ "${BENCH_BUILD:-1}" = 1 ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOIST_WERROR=ON >/dev/null
+  cmake --build build -j "$(nproc)" --target hoist_cli >/dev/null
+fi
+hoist_bin=$PWD/build/tools/hoist/hoist
+. scripts/registry.sh
+start_registry "${BENCH_DISK_DIR:-/var/tmp}/hoist-zstd-bench.XXXXXX"
+
+# One OCI layout per window, holding a one-layer image tagged w<log>, pushed with skopeo
+# (which keeps the blob as it is).
+tar -C "$(dirname "$src")" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+  -cf "$work/layer.tar" "$(basename "$src")"
+diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+blob() { # FILE -> moves it into $layout/blobs as its digest; prints "hex size"
+  local hex size
+  hex=$(sha256sum "$1" | cut -d' ' -f1)
+  size=$(stat -c %s "$1")
+  mv "$1" "$layout/blobs/sha256/$hex"
+  echo "$hex $size"
+}
+for log in 21 23 24 27; do
+  layout=$work/layout$log
+  mkdir -p "$layout/blobs/sha256"
+  zstd -q -T0 -3 --long=$log -f "$work/layer.tar" -o "$work/layer.zst"
+  read -r lhex lsize < <(blob "$work/layer.zst")
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$diff_id" >"$work/config"
+  read -r chex csize < <(blob "$work/config")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:%s","size":%s}]}' \
+    "$chex" "$csize" "$lhex" "$lsize" >"$work/manifest"
+  read -r mhex msize < <(blob "$work/manifest")
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' \
+    "$mhex" "$msize" >"$layout/index.json"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+  skopeo copy -q --dest-tls-verify=false "oci:$layout" "docker://127.0.0.1:$port/zstd:w$log"
+done
+rm -f "$work/layer.tar"
+
+printf '%-8s %-12s %-26s %8s %9s\n' window layer-bytes limit seconds 'RSS MiB'
+for log in 21 23 24 27; do
+  for limit in default 128MiB; do
+    store=$(mktemp -d "$work/store.XXXXXX")
+    flags=()
+    [ "$limit" = default ] || flags=(--max-zstd-window "$limit")
+    out=$work/time.out
+    if /usr/bin/time -f '%e %M' -o "$out" "$hoist_bin" --store "$store" pull -q "${flags[@]}" \
+      "127.0.0.1:$port/zstd:w$log" >/dev/null 2>"$work/err"; then
+      verdict=$limit
+    else
+      verdict="$limit: refused"
+    fi
+    read -r secs kib < <(tail -1 "$out")
+    printf '%-8s %-12s %-26s %8s %9d\n' "2^$log" "$(du -sb "$work/layout$log/blobs" | cut -f1)" \
+      "$verdict" "$secs" $((kib / 1024))
+    rm -rf "$store"
+  done
+done
