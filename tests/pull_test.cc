@@ -204,6 +204,49 @@ TEST_F(PullTest, RepullMakesOneManifestRequestAndFetchesNoBlob) {
   EXPECT_EQ((*reg)->CountRequests("GET", "/v2/again/blobs/"), blobs);
 }
 
+// One zstd frame holding `data` (under 128 KiB) as a raw block, whose header asks for a
+// window of 2^window_log bytes: what `zstd --long` writes, without the compression.
+std::string ZstdFrameWithWindow(std::string_view data, int window_log) {
+  std::string f("\x28\xb5\x2f\xfd", 4);
+  f += '\0';                                       // no checksum, no content size
+  f += static_cast<char>((window_log - 10) << 3);  // the window descriptor
+  const uint32_t block = static_cast<uint32_t>(data.size()) << 3 | 1;  // raw, last
+  f += static_cast<char>(block & 0xff);
+  f += static_cast<char>(block >> 8 & 0xff);
+  f += static_cast<char>(block >> 16 & 0xff);
+  return f.append(data);
+}
+
+// A zstd layer whose frame asks for a 32 MiB window is refused by default (the decoder would
+// hold all of it), naming the flag; a client that allows 32 MiB pulls it.
+TEST_F(PullTest, ZstdWindowOverTheLimitIsRefusedUnlessAllowed) {
+  REQUIRE_REGISTRY();
+  auto reg = testing::TestRegistry::Start();
+  ASSERT_TRUE(reg.ok()) << reg.status().message();
+  const std::string tar = testing::MakeTar({{"etc/", "", '5'}, {"etc/zstd", "long window\n"}});
+  const std::string z = ZstdFrameWithWindow(tar, 25);
+  BuiltImage img = testing::BuildImageFromBlobs(
+      Format::kOci, {{"application/vnd.oci.image.layer.v1.tar+zstd", testing::Sha256Digest(z), z}},
+      {testing::Sha256Digest(tar)});
+  ASSERT_TRUE(testing::PushImage((*reg)->host(), "zstd", "1", img).ok());
+
+  auto refused = NewClient()->Pull((*reg)->host() + "/zstd:1");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("window"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("--max-zstd-window"), std::string::npos)
+      << refused.status().message();
+
+  ClientOptions o;
+  o.store_dir = store_;
+  o.max_zstd_window_bytes = uint64_t{32} << 20;
+  auto client = Client::Open(o);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  auto pulled = (*client)->Pull((*reg)->host() + "/zstd:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  ExpectImage(*pulled, img, store_);
+}
+
 TEST_F(PullTest, CorruptBlobInRegistryIsRefusedAndLeavesNothing) {
   REQUIRE_REGISTRY();
   auto reg = testing::TestRegistry::Start();
