@@ -70,6 +70,13 @@ struct Client::Impl {
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
   Status ApplyLayers(const Image& image, int root_fd, bool from_blobs);
 
+  // The signature policy (client_trust.cc): OK when `ref`, whose image manifest pulled is
+  // `manifest` (in the store), satisfies the policy in force. Signatures are fetched (from the
+  // registries.d lookaside without credentials, and `repo`'s sigstore attachments) only when a
+  // requirement needs them; otherwise nothing is requested or read.
+  Status CheckSignaturePolicy(registry::HttpClient& http, registry::Repository& repo,
+                              const Reference& ref, const Digest& manifest);
+
   // The transports (client_transport.cc): a source or destination for a parsed location, one
   // case per Location::Kind. A store destination extracts layers with this client's limits and
   // reports them to `progress`; the caller holds gc's lock (store->LockAgainstGc()) while it
