@@ -3,6 +3,8 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "client_impl.h"
+#include "content/digester.h"
+#include "manifest/media_types.h"
 #include "trust/evaluate.h"
 #include "trust/lookaside.h"
 #include "trust/policy.h"
@@ -45,10 +47,60 @@ class PullSignatures : public trust::SignatureSource {
   std::optional<std::vector<trust::SigstoreSignature>> sigstore_;
 };
 
+// A docker:// source whose image manifests pass `check` (digest, bytes) before they are
+// handed out.
+class PolicyCheckedSource : public transport::ImageSource {
+ public:
+  using Check = std::function<Status(const Digest&, const std::string&)>;
+  PolicyCheckedSource(std::unique_ptr<transport::ImageSource> inner, Check check)
+      : inner_(std::move(inner)), check_(std::move(check)) {}
+
+  Result<transport::ManifestBytes> TopManifest() override {
+    ASSIGN_OR_RETURN(transport::ManifestBytes m, inner_->TopManifest());
+    RETURN_IF_ERROR(Checked(m));
+    return m;
+  }
+  Result<transport::ManifestBytes> Manifest(const Digest& digest) override {
+    ASSIGN_OR_RETURN(transport::ManifestBytes m, inner_->Manifest(digest));
+    RETURN_IF_ERROR(Checked(m));
+    return m;
+  }
+  Status Blob(const Descriptor& d, const registry::BlobSink& sink) override {
+    return inner_->Blob(d, sink);
+  }
+  std::vector<std::string> Names() override { return inner_->Names(); }
+
+ private:
+  // The digest is computed here from the bytes checked, whatever the source says.
+  Status Checked(const transport::ManifestBytes& m) {
+    if (manifest::IsIndexType(m.media_type)) return OkStatus();
+    ASSIGN_OR_RETURN(Digest digest, content::DigestOf("sha256", m.bytes));
+    return check_(digest, m.bytes);
+  }
+
+  std::unique_ptr<transport::ImageSource> inner_;
+  Check check_;
+};
+
 }  // namespace
 
+std::unique_ptr<transport::ImageSource> Client::Impl::WithSignaturePolicy(
+    std::unique_ptr<transport::ImageSource> source, const Reference& ref,
+    std::unique_ptr<registry::Repository> repo) {
+  auto http = std::make_shared<registry::HttpClient>(
+      nullptr, nullptr,
+      registry::TransferLimits{options.low_speed_bytes_per_second, options.low_speed_seconds,
+                               options.request_timeout_seconds});
+  std::shared_ptr<registry::Repository> shared_repo(std::move(repo));
+  return std::make_unique<PolicyCheckedSource>(
+      std::move(source), [this, http, shared_repo, ref](const Digest& d, const std::string& b) {
+        return CheckSignaturePolicy(*http, *shared_repo, ref, d, &b);
+      });
+}
+
 Status Client::Impl::CheckSignaturePolicy(registry::HttpClient& http, registry::Repository& repo,
-                                          const Reference& ref, const Digest& manifest) {
+                                          const Reference& ref, const Digest& manifest,
+                                          const std::string* bytes) {
   ASSIGN_OR_RETURN(std::optional<trust::Policy> policy,
                    trust::LoadPolicy(options.signature_policy));
   if (!policy) return OkStatus();
@@ -56,7 +108,11 @@ Status Client::Impl::CheckSignaturePolicy(registry::HttpClient& http, registry::
   std::string manifest_bytes;
   if (trust::NeedsSignatures(*policy, ref)) {
     ASSIGN_OR_RETURN(registries_d, trust::RegistriesD::Load(options.registries_d));
-    ASSIGN_OR_RETURN(manifest_bytes, store->ReadBlob(manifest, manifest::kMaxManifestBytes));
+    if (bytes != nullptr) {
+      manifest_bytes = *bytes;
+    } else {
+      ASSIGN_OR_RETURN(manifest_bytes, store->ReadBlob(manifest, manifest::kMaxManifestBytes));
+    }
   }
   PullSignatures signatures(http, repo, ref,
                             registries_d ? registries_d->For(ref) : trust::SignatureSources{});

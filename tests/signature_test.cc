@@ -215,6 +215,21 @@ class SignatureTest : public ::testing::Test {
     return {false, image.status().message()};
   }
 
+  // `hoist copy docker://REF oci:DIR:x`: the same policy, a source that is not the store.
+  Verdict HoistCopy(const std::string& ref) {
+    auto client = OpenClient(Dir() + "/policy.json");
+    if (!client.ok()) return {false, client.status().message()};
+    const std::string out = Dir() + "/copy-out";
+    fs::remove_all(out);
+    auto digest = (*client)->Copy("docker://" + ref, "oci:" + out + ":x");
+    if (!digest.ok()) {
+      EXPECT_FALSE(fs::exists(out + "/index.json") &&
+                   ReadFile(out + "/index.json").find("\"x\"") != std::string::npos)
+          << "a refused copy wrote its image";
+    }
+    return {digest.ok(), digest.ok() ? "" : digest.status().message()};
+  }
+
   Verdict SkopeoCopy(const std::string& ref) {
     const std::string out = Dir() + "/skopeo-out";
     fs::remove_all(out);
@@ -292,16 +307,22 @@ TEST_F(SignatureTest, HoistAndSkopeoAgreeOnEveryCase) {
       {"tag moved after signing", h + "/signed/moved:1", false, "no signature"},
       {"outside the signed scope", h + "/other/app:1", false, "reject: rejected by policy"},
   };
-  std::string table = "case | hoist | skopeo\n";
+  std::string table = "case | hoist pull | hoist copy | skopeo copy\n";
   for (const auto& c : cases) {
     Verdict hoist = HoistPull(c.ref);
     Verdict skopeo = SkopeoCopy(c.ref);
+    Verdict copy = HoistCopy(c.ref);
+    EXPECT_EQ(copy.accepted, c.accepted) << c.name << ": hoist copy: " << copy.message;
+    if (!c.accepted) {
+      EXPECT_THAT(copy.message, HasSubstr(c.reason)) << c.name;
+    }
     EXPECT_EQ(hoist.accepted, c.accepted) << c.name << ": " << hoist.message;
     if (!c.accepted) {
       EXPECT_THAT(hoist.message, HasSubstr(c.reason)) << c.name;
     }
     EXPECT_EQ(skopeo.accepted, hoist.accepted) << c.name << ": skopeo: " << skopeo.message;
     table += c.name + " | " + (hoist.accepted ? "accepted" : "refused (" + c.reason + ")") + " | " +
+             (copy.accepted ? "accepted" : "refused") + " | " +
              (skopeo.accepted ? "accepted" : "refused") + "\n";
   }
   std::cout << table;
