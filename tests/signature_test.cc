@@ -181,6 +181,21 @@ class SignatureTest : public ::testing::Test {
         << "skopeo stored no signature for " << repo_tag;
   }
 
+  // `skopeo standalone-sign`: a signature of `manifest` for `identity`, stored in the
+  // lookaside directory of `repo` at the manifest's digest.
+  static void StandaloneSign(const std::string& manifest, const std::string& digest,
+                             const std::string& repo, const std::string& identity) {
+    const std::string file = Dir() + "/manifest-" + digest.substr(7, 12) + ".json";
+    ASSERT_TRUE(WriteFile(file, manifest).ok());
+    const std::string sig = SignaturePath(repo, digest);
+    fs::create_directories(fs::path(sig).parent_path());
+    auto out =
+        testing::RunCommand({"env", "GNUPGHOME=" + signer_->home, "skopeo", "standalone-sign", file,
+                             identity, signer_->fingerprint, "-o", sig},
+                            60);
+    ASSERT_TRUE(out.ok()) << out.status().message();
+  }
+
   static std::string SignaturePath(const std::string& repo, const std::string& digest, int n = 1) {
     std::string alg_hex = digest;
     alg_hex[alg_hex.find(':')] = '=';
@@ -205,7 +220,9 @@ class SignatureTest : public ::testing::Test {
                     bool recorded_before = false) {
     auto client = OpenClient(policy.empty() ? Dir() + "/policy.json" : policy);
     if (!client.ok()) return {false, client.status().message()};
-    auto image = (*client)->Pull(ref);
+    PullOptions options;
+    options.platform = "linux/amd64";
+    auto image = (*client)->Pull(ref, options);
     if (image.ok()) return {true, ""};
     if (!recorded_before) {
       auto images = (*client)->Images();
@@ -326,6 +343,39 @@ TEST_F(SignatureTest, HoistAndSkopeoAgreeOnEveryCase) {
              (skopeo.accepted ? "accepted" : "refused") + "\n";
   }
   std::cout << table;
+}
+
+// As containers/image's copy: for an index, the manifest of the platform pulled is checked, at
+// its own digest and under the reference pulled; a signature of the index alone is not enough.
+TEST_F(SignatureTest, IndexIsCheckedAtThePlatformManifest) {
+  const std::string h = Host();
+  testing::BuiltIndex instance_signed =
+      testing::BuildIndex(testing::Format::kOci, {Image("multi-amd64")});
+  ASSERT_TRUE(testing::PushIndex(h, "signed/multi", "1", instance_signed).ok());
+  const testing::BuiltImage& instance = instance_signed.images[0];
+  StandaloneSign(instance.manifest, instance.manifest_digest, "signed/multi",
+                 h + "/signed/multi:1");
+
+  testing::BuiltIndex index_signed =
+      testing::BuildIndex(testing::Format::kOci, {Image("multi2-amd64")});
+  ASSERT_TRUE(testing::PushIndex(h, "signed/multi2", "1", index_signed).ok());
+  StandaloneSign(index_signed.manifest, index_signed.digest, "signed/multi2",
+                 h + "/signed/multi2:1");
+
+  Verdict hoist = HoistPull(h + "/signed/multi:1");
+  EXPECT_TRUE(hoist.accepted) << hoist.message;
+  Verdict skopeo = SkopeoCopy(h + "/signed/multi:1");
+  EXPECT_TRUE(skopeo.accepted) << skopeo.message;
+  // By the index's digest: the signature's identity matches by repository, its digest is the
+  // instance's.
+  hoist = HoistPull(h + "/signed/multi@" + instance_signed.digest);
+  EXPECT_TRUE(hoist.accepted) << hoist.message;
+
+  hoist = HoistPull(h + "/signed/multi2:1");
+  EXPECT_FALSE(hoist.accepted);
+  EXPECT_THAT(hoist.message, HasSubstr("no signature"));
+  skopeo = SkopeoCopy(h + "/signed/multi2:1");
+  EXPECT_FALSE(skopeo.accepted);
 }
 
 // A policy that needs no signature costs no request: the unchanged re-pull is one manifest
