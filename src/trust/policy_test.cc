@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+
 namespace hoist::trust {
 namespace {
 
@@ -206,6 +209,41 @@ TEST(DescribeRequirement, NamesKeysAndIdentity) {
   EXPECT_EQ(DescribeRequirement(p->default_requirements[0]),
             "signedBy keyType=GPGKeys keyPath=\"/a\" keyPath=\"/b\" "
             "signedIdentity=remapIdentity(\"m.local\" -> \"example.com\")");
+}
+
+}  // namespace
+}  // namespace hoist::trust
+
+namespace hoist::trust {
+namespace {
+
+TEST(LoadPolicy, GivenFileMustExistAndBeSmall) {
+  char dir[] = "/tmp/hoist-policy-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string d = dir;
+  auto missing = LoadPolicy(d + "/missing.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("missing.json"));
+
+  FILE* f = fopen((d + "/big.json").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::string big(kMaxPolicyBytes + 1, ' ');
+  fwrite(big.data(), 1, big.size(), f);
+  fclose(f);
+  auto too_big = LoadPolicy(d + "/big.json");
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_EQ(too_big.status().code(), StatusCode::kResourceExhausted);
+
+  f = fopen((d + "/ok.json").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs(R"({"default": [{"type": "reject"}]})", f);
+  fclose(f);
+  auto ok = LoadPolicy(d + "/ok.json");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  ASSERT_TRUE(ok->has_value());
+  EXPECT_EQ((*ok)->path, d + "/ok.json");
+  std::filesystem::remove_all(d);
 }
 
 }  // namespace
