@@ -165,7 +165,12 @@ TEST_F(CliTrustTest, RefusedPullIsOneLineAndRecordsNothing) {
                        "/reject.json\"): reject: rejected by policy\n");
   r = Hoist({"images", "--format", "/reference"});
   EXPECT_EQ(r.out, "");
-  // No layer was fetched: the blobs store holds at most the manifest.
+  // A copy from the registry is refused the same way.
+  r = Hoist({"copy", "--signature-policy", d_ + "/reject.json", "docker://" + host + "/app:1",
+             "oci:" + d_ + "/out:x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("reject: rejected by policy\n"));
+  // No config or layer was fetched.
   EXPECT_EQ((*reg)->CountRequests("GET", "/blobs/"), 0);
 }
 

@@ -744,16 +744,6 @@ static int Run(int argc, char** argv) {
   auto* trust_show = trust->add_subcommand(
       "show", "Print the policy scope, requirements, keys and signature sources for a reference");
   trust_show->add_option("REF", trust_ref, "Image reference")->required();
-  // As skopeo: --policy is global; --registries.d is global and on the commands that read it.
-  for (CLI::App* cmd : {&app, pull, config, trust, trust_show}) {
-    cmd->add_option("--signature-policy", g.signature_policy,
-                    "containers-policy.json(5) file (default: ~/.config/containers/policy.json, "
-                    "else /etc/containers/policy.json)");
-    cmd->add_option("--registries.d", g.registries_d,
-                    "Directory of registries.d YAML files saying where signatures are "
-                    "(default: ~/.config/containers/registries.d, else "
-                    "/etc/containers/registries.d)");
-  }
 
   std::string load_input;
   hoist::LoadOptions load_options;
@@ -809,6 +799,17 @@ static int Run(int argc, char** argv) {
   copy->add_option("SRC", copy_src, "Source, e.g. docker://alpine:3.20 or oci:DIR:TAG")->required();
   copy->add_option("DST", copy_dst, "Destination, e.g. oci-archive:alpine.tar or hoist:alpine")
       ->required();
+
+  // As skopeo: --policy is global; --registries.d is global and on the commands that read it.
+  for (CLI::App* cmd : {&app, pull, config, trust, trust_show, copy}) {
+    cmd->add_option("--signature-policy", g.signature_policy,
+                    "containers-policy.json(5) file (default: ~/.config/containers/policy.json, "
+                    "else /etc/containers/policy.json)");
+    cmd->add_option("--registries.d", g.registries_d,
+                    "Directory of registries.d YAML files saying where signatures are "
+                    "(default: ~/.config/containers/registries.d, else "
+                    "/etc/containers/registries.d)");
+  }
 
   std::string push_ref, push_dest;
   auto* push = app.add_subcommand("push", "Push an image of the store to a registry");
