@@ -142,6 +142,10 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   const manifest::Decoded& decoded = resolved.decoded;
   Descriptor manifest_desc = resolved.manifest;
   bool downloaded = resolver.fetched();
+  // The signature policy, before any blob is fetched and any record written. As in
+  // containers/image, the image manifest pulled is checked: for an index, the manifest of the
+  // platform chosen, not the index (see README "Signatures").
+  RETURN_IF_ERROR(CheckSignaturePolicy(http, repo, ref, manifest_desc.digest));
 
   // 2. The config first (its diff_ids name the layers), then every layer not yet in the store
   // and extracted, in parallel. Docker's lines: a layer already here is "Already exists", the

@@ -70,6 +70,22 @@ struct Client::Impl {
   registry::RetryPolicy RetryPolicyOf(bool last_source) const;
   Status ApplyLayers(const Image& image, int root_fd, bool from_blobs);
 
+  // The signature policy (client_trust.cc): OK when `ref`, whose image manifest pulled is
+  // `manifest` (in the store), satisfies the policy in force. Signatures are fetched (from the
+  // registries.d lookaside without credentials, and `repo`'s sigstore attachments) only when a
+  // requirement needs them; otherwise nothing is requested or read.
+  // `manifest_bytes`: the manifest's bytes when they are not in the store (null: read there).
+  Status CheckSignaturePolicy(registry::HttpClient& http, registry::Repository& repo,
+                              const Reference& ref, const Digest& manifest,
+                              const std::string* manifest_bytes = nullptr);
+  // `source` (a docker:// image, `ref` in `repo`) with the policy checked for every image
+  // manifest it gives (the top one, or each instance of an index that is read), before the
+  // manifest is returned and so before any blob of it is read. Indexes are not checked, as in
+  // a pull.
+  std::unique_ptr<transport::ImageSource> WithSignaturePolicy(
+      std::unique_ptr<transport::ImageSource> source, const Reference& ref,
+      std::unique_ptr<registry::Repository> repo);
+
   // The transports (client_transport.cc): a source or destination for a parsed location, one
   // case per Location::Kind. A store destination extracts layers with this client's limits and
   // reports them to `progress`; the caller holds gc's lock (store->LockAgainstGc()) while it

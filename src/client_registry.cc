@@ -3,6 +3,7 @@
 #include "base/status_macros.h"
 #include "client_impl.h"
 #include "config/endpoint.h"
+#include "trust/policy.h"
 
 namespace hoist {
 
@@ -83,7 +84,12 @@ Result<std::string> Client::DescribeConfig(std::string_view text) {
   out += "registries.conf files read:";
   if (impl_->registries_conf.files().empty()) out += " none";
   for (const auto& f : impl_->registries_conf.files()) out += " " + f;
-  return out + "\n";
+  out += "\n";
+  auto policy = trust::LoadPolicy(impl_->options.signature_policy);
+  if (!policy.ok()) return policy.status().WithContext(context);
+  if (!*policy) return out + "signature policy: no policy file: every image accepted\n";
+  return out + "signature policy: " + (*policy)->path + " (scope " +
+         trust::RequirementsFor(**policy, *ref).scope + "; see hoist trust show)\n";
 }
 
 }  // namespace hoist

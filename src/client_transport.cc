@@ -84,7 +84,11 @@ Result<std::unique_ptr<transport::ImageSource>> Client::Impl::OpenSource(
     }
     case Kind::kRegistry: {
       ASSIGN_OR_RETURN(auto repo, RegistryTransport(location, &ref));
-      return transport::OpenRegistrySource(std::move(repo.first), ref, std::move(repo.second));
+      // The policy's signature requests go to the same repository.
+      ASSIGN_OR_RETURN(auto policy_repo, RegistryTransport(location, &ref));
+      return WithSignaturePolicy(
+          transport::OpenRegistrySource(std::move(repo.first), ref, std::move(repo.second)), ref,
+          std::move(policy_repo.first));
     }
   }
   return InternalError("unknown transport");

@@ -53,6 +53,14 @@ struct ClientOptions {
   // ($HOIST_REGISTRIES_CONF, ${XDG_CONFIG_HOME:-~/.config}/containers/registries.conf,
   // /etc/containers/registries.conf).
   std::string registries_conf;
+  // The containers-policy.json(5) a pull must satisfy, instead of the usual lookup
+  // ($HOME/.config/containers/policy.json, else /etc/containers/policy.json; with neither,
+  // every image is accepted). See README "Signatures".
+  std::string signature_policy;
+  // The containers-registries.d(5) directory that says where signatures are published, instead
+  // of ~/.config/containers/registries.d or /etc/containers/registries.d (skopeo's
+  // --registries.d).
+  std::string registries_d;
   // Foreign (non-distributable) layers are fetched from their `urls` first (other layers'
   // `urls` are ignored): http(s) only, never with credentials, and never from a loopback,
   // private or link-local address unless the registry lives at that address too. A URL that
@@ -317,6 +325,10 @@ class Client {
   // The effective settings for a reference, one per line: endpoints in order (mirrors, then the
   // registry), TLS, where credentials come from (never the secret), and the files read.
   Result<std::string> DescribeConfig(std::string_view reference);
+  // `hoist trust show`: the signature policy file in force for a reference, the scope that
+  // matched it and why, its requirements and their keys, and where signatures would be read
+  // from (registries.d lookaside, sigstore attachments). Makes no request.
+  Result<std::string> DescribeTrust(std::string_view reference);
 
  private:
   struct Impl;

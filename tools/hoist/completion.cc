@@ -41,6 +41,8 @@ static std::vector<CompletionCommand> CompletionCommands(const CLI::App& app) {
       c.image_refs = o->get_expected_max() > 1 ? kAllRefs : c.image_refs + 1;
     }
     if (name == "completion") c.words = {"bash", "zsh", "fish"};
+    // A command of commands (`trust show`): their names are its words.
+    for (const CLI::App* sub : cmd.get_subcommands({})) c.words.push_back(sub->get_name());
     out.push_back(std::move(c));
   };
   add(app, "");

@@ -81,6 +81,8 @@ struct Globals {
   uint64_t max_zstd_window = 0;  // 0: the library's default
   int retries = -1;              // -1: the library's default
   int64_t retry_max_seconds = -1;
+  std::string signature_policy;
+  std::string registries_d;
 };
 
 constexpr const char* kMaxZstdWindowHelp =
@@ -100,6 +102,8 @@ hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   if (g.tls_verify == "true") o.tls_verify = hoist::ClientOptions::TlsVerify::kAlways;
   if (g.tls_verify == "false") o.tls_verify = hoist::ClientOptions::TlsVerify::kNever;
   o.cert_dir = g.cert_dir;
+  o.signature_policy = g.signature_policy;
+  o.registries_d = g.registries_d;
   if (o.credentials.empty()) {
     if (const char* env = std::getenv("HOIST_CREDS"); env != nullptr) o.credentials = env;
   }
@@ -744,6 +748,13 @@ static int Run(int argc, char** argv) {
   config->add_option("--cert-dir", g.cert_dir, "CA and client certificates for every registry");
   config->add_option("REF", config_ref, "Image reference")->required();
 
+  std::string trust_ref;
+  auto* trust = app.add_subcommand("trust", "Signature policy: what an image must satisfy");
+  trust->require_subcommand(1);
+  auto* trust_show = trust->add_subcommand(
+      "show", "Print the policy scope, requirements, keys and signature sources for a reference");
+  trust_show->add_option("REF", trust_ref, "Image reference")->required();
+
   std::string load_input;
   hoist::LoadOptions load_options;
   bool load_quiet = false;
@@ -798,6 +809,17 @@ static int Run(int argc, char** argv) {
   copy->add_option("SRC", copy_src, "Source, e.g. docker://alpine:3.20 or oci:DIR:TAG")->required();
   copy->add_option("DST", copy_dst, "Destination, e.g. oci-archive:alpine.tar or hoist:alpine")
       ->required();
+
+  // As skopeo: --policy is global; --registries.d is global and on the commands that read it.
+  for (CLI::App* cmd : {&app, pull, config, trust, trust_show, copy}) {
+    cmd->add_option("--signature-policy", g.signature_policy,
+                    "containers-policy.json(5) file (default: ~/.config/containers/policy.json, "
+                    "else /etc/containers/policy.json)");
+    cmd->add_option("--registries.d", g.registries_d,
+                    "Directory of registries.d YAML files saying where signatures are "
+                    "(default: ~/.config/containers/registries.d, else "
+                    "/etc/containers/registries.d)");
+  }
 
   std::string push_ref, push_dest;
   auto* push = app.add_subcommand("push", "Push an image of the store to a registry");
@@ -874,6 +896,14 @@ static int Run(int argc, char** argv) {
   if (*verify) return Verify(g, verify_refs, repair);
   if (*df) return DiskUsage(g, gc_options);
   if (*login) return Login(g, login_registry, login_user, login_password, password_stdin);
+  if (*trust) {
+    auto client = OpenClient(g);
+    if (!client.ok()) return Fail(client.status());
+    auto text = (*client)->DescribeTrust(trust_ref);
+    if (!text.ok()) return Fail(text.status());
+    std::printf("%s", TerminalSafeLines(*text).c_str());
+    return 0;
+  }
   if (*logout || *config) {
     auto client = OpenClient(g);
     if (!client.ok()) return Fail(client.status());
