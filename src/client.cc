@@ -105,6 +105,26 @@ Result<Image> Client::Impl::Pull(const Reference& ref, const PullOptions& option
   return InternalError("no endpoint to pull from");
 }
 
+Status Client::Impl::CheckTrust(registry::HttpClient& http, registry::Repository& repo,
+                                const Reference& ref, const Digest& top, const Digest& image) {
+  Status checked = CheckSignaturePolicy(http, repo, ref, image);
+  if (checked.ok() || top == image || checked.code() != StatusCode::kPermissionDenied) {
+    return checked;
+  }
+  Status index = CheckSignaturePolicy(http, repo, ref, top);
+  if (index.ok() || index.code() != StatusCode::kPermissionDenied) return index;
+  // Both refused, under the same scope: one line, the index's reason after the manifest's.
+  const std::string& a = checked.message();
+  const std::string& b = index.message();
+  size_t same = 0;
+  while (same < a.size() && same < b.size() && a[same] == b[same]) ++same;
+  size_t cut = same == b.size() ? b.size() : b.rfind(": ", same);
+  cut = cut == std::string::npos ? 0 : std::min(b.size(), cut + 2);
+  return PermissionDeniedError(a + " (platform manifest " + image.String() + "; index " +
+                               top.String() + ": " +
+                               (cut >= b.size() ? std::string("the same") : b.substr(cut)) + ")");
+}
+
 Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository& repo,
                                      const PullOptions& options, bool last_source,
                                      bool* remote_failure) {
@@ -142,10 +162,11 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
   const manifest::Decoded& decoded = resolved.decoded;
   Descriptor manifest_desc = resolved.manifest;
   bool downloaded = resolver.fetched();
-  // The signature policy, before any blob is fetched and any record written. As in
-  // containers/image, the image manifest pulled is checked: for an index, the manifest of the
-  // platform chosen, not the index (see README "Signatures").
-  RETURN_IF_ERROR(CheckSignaturePolicy(http, repo, ref, manifest_desc.digest));
+  // The signature policy, before any blob is fetched and any record written (README
+  // "Signatures"): the image manifest pulled, as containers/image checks a single-platform
+  // pull; when the reference names an index, a signature of the index passes too (its digest
+  // pins the platform manifest's).
+  RETURN_IF_ERROR(CheckTrust(http, repo, ref, top.digest, manifest_desc.digest));
 
   // 2. The config first (its diff_ids name the layers), then every layer not yet in the store
   // and extracted, in parallel. Docker's lines: a layer already here is "Already exists", the

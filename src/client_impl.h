@@ -75,6 +75,10 @@ struct Client::Impl {
   // registries.d lookaside without credentials, and `repo`'s sigstore attachments) only when a
   // requirement needs them; otherwise nothing is requested or read.
   // `manifest_bytes`: the manifest's bytes when they are not in the store (null: read there).
+  // The policy for a pull of `ref` that resolved to `top` and pulls the image manifest
+  // `image`: `image` passes, or (when top is an index) the index passes.
+  Status CheckTrust(registry::HttpClient& http, registry::Repository& repo, const Reference& ref,
+                    const Digest& top, const Digest& image);
   Status CheckSignaturePolicy(registry::HttpClient& http, registry::Repository& repo,
                               const Reference& ref, const Digest& manifest,
                               const std::string* manifest_bytes = nullptr);
