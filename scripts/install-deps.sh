@@ -10,7 +10,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
-  docker-registry apache2-utils skopeo umoci
+  docker-registry apache2-utils skopeo umoci openssl
   docker.io podman
   man-db groff-base zsh fish
   "$@"
