@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -228,6 +229,74 @@ TEST_F(SigstoreRegistryTest, AttachmentOfAnotherTypeIsAnError) {
   auto sigs = Fetch("signed/app", d);
   EXPECT_EQ(sigs.status().code(), StatusCode::kDataLoss) << sigs.status().message();
   EXPECT_THAT(sigs.status().message(), HasSubstr("not an OCI image manifest"));
+}
+
+// containers/image (skopeo) reads cosign attachments and writes its own when
+// use-sigstore-attachments is set, even where its sigstore signing and verification are
+// disabled (Debian's skopeo 1.9). A copy by skopeo carries the signature to another
+// repository in an attachment skopeo wrote itself, which hoist reads and verifies.
+TEST_F(SigstoreRegistryTest, ReadsTheAttachmentSkopeoWrites) {
+  if (!testing::SkopeoAvailable()) GTEST_SKIP() << "skopeo not installed";
+  Digest d = PushImage("signed/app", "1");
+  ASSERT_TRUE(testing::AttachCosignSignature(registry_->host(), "signed/app", d,
+                                             Reference("signed/app"), key_.private_key_path)
+                  .ok());
+  const std::string registries_d = dir_->path() + "/registries.d";
+  const std::string policy = dir_->path() + "/policy.json";
+  std::filesystem::create_directories(registries_d);
+  {
+    std::ofstream(registries_d + "/test.yaml")
+        << "docker:\n  " << registry_->host() << ":\n    use-sigstore-attachments: true\n";
+    std::ofstream(policy) << R"({"default":[{"type":"insecureAcceptAnything"}]})";
+  }
+  auto copied = testing::RunCommand(
+      {"skopeo", "copy", "--policy", policy, "--registries.d", registries_d,
+       "--src-tls-verify=false", "--dest-tls-verify=false",
+       "docker://" + Reference("signed/app") + ":1", "docker://" + Reference("copy/app") + ":1"},
+      120);
+  ASSERT_TRUE(copied.ok()) << copied.status().message();
+
+  auto sigs = Fetch("copy/app", d);
+  ASSERT_TRUE(sigs.ok()) << sigs.status().message();
+  ASSERT_EQ(sigs->size(), 1u);
+  // The payload still names the repository it was signed for: checking that identity against
+  // the reference pulled is the policy's job.
+  EXPECT_EQ((*sigs)[0].payload, testing::CosignPayload(Reference("signed/app"), d.String()));
+  auto payload = VerifySigstoreSignature((*sigs)[0], {key_.public_key_pem});
+  EXPECT_TRUE(payload.ok()) << payload.status().message();
+}
+
+// The attachment is read with the registry's own credentials, like the image itself.
+TEST_F(SigstoreRegistryTest, ReadsWithTheRegistrysCredentials) {
+  testing::RegistryOptions opts;
+  opts.auth = testing::RegistryOptions::Auth::kHtpasswd;
+  opts.user = "alice";
+  opts.password = "s3cret";
+  auto locked = TestRegistry::Start(opts);
+  ASSERT_TRUE(locked.ok()) << locked.status().message();
+  const std::string host = (*locked)->host();
+  testing::BuiltImage img =
+      testing::BuildImage(testing::Format::kOci, {{{"etc/data", testing::RandomBytes(100, 7)}}});
+  ASSERT_TRUE(testing::PushImage(host, "signed/app", "1", img, "alice:s3cret").ok());
+  Digest d = *Digest::Parse(img.manifest_digest);
+  Status attached = testing::AttachCosignSignature(host, "signed/app", d, host + "/signed/app",
+                                                   key_.private_key_path, "alice:s3cret");
+  ASSERT_TRUE(attached.ok()) << attached.message();
+
+  registry::StaticCredentials alice(registry::Credential{"alice", "s3cret", ""});
+  registry::Registry with_creds(host, host, registry::Endpoint{true, {}}, &authorizer_, &alice);
+  registry::Repository repo(&with_creds, "signed/app");
+  auto sigs = FetchSigstoreSignatures(http_, repo, d);
+  ASSERT_TRUE(sigs.ok()) << sigs.status().message();
+  ASSERT_EQ(sigs->size(), 1u);
+  EXPECT_TRUE(VerifySigstoreSignature((*sigs)[0], {key_.public_key_pem}).ok());
+
+  // Without them the registry's refusal is an error, not "no signatures".
+  registry::Registry no_creds(host, host, registry::Endpoint{true, {}}, &authorizer_,
+                              &no_credentials_);
+  registry::Repository refused(&no_creds, "signed/app");
+  sigs = FetchSigstoreSignatures(http_, refused, d);
+  EXPECT_EQ(sigs.status().code(), StatusCode::kUnauthenticated) << sigs.status().message();
 }
 
 }  // namespace

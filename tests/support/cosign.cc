@@ -160,13 +160,14 @@ Result<std::string> OpensslSign(const std::string& payload,
 }
 
 Status AttachCosignLayers(const std::string& registry_host, const std::string& repo,
-                          const Digest& manifest_digest, const std::vector<CosignLayer>& layers) {
+                          const Digest& manifest_digest, const std::vector<CosignLayer>& layers,
+                          const std::string& basic_creds) {
   const std::string tag = AttachmentTag(manifest_digest);
   const std::string what = "attach signatures to " + registry_host + "/" + repo + ":" + tag;
   json old_layers = json::array();
   ASSIGN_OR_RETURN(ClientResponse got,
                    HttpCall("GET", "http://" + registry_host + "/v2/" + repo + "/manifests/" + tag,
-                            {std::string("Accept: ") + kOciManifestType}));
+                            {std::string("Accept: ") + kOciManifestType}, "", basic_creds));
   if (got.status == 200) {
     json old = json::parse(got.body, nullptr, /*allow_exceptions=*/false);
     if (old.is_discarded() || !old.is_object() || !old.contains("layers") ||
@@ -182,7 +183,7 @@ Status AttachCosignLayers(const std::string& registry_host, const std::string& r
   json all_layers = old_layers;
   for (const CosignLayer& l : layers) {
     Blob blob{l.media_type, Sha256Digest(l.payload), l.payload};
-    RETURN_IF_ERROR(PushBlob(registry_host, repo, blob).WithContext(what));
+    RETURN_IF_ERROR(PushBlob(registry_host, repo, blob, basic_creds).WithContext(what));
     json desc = {{"mediaType", l.media_type}, {"size", l.payload.size()}, {"digest", blob.digest}};
     if (!l.annotations.empty()) desc["annotations"] = l.annotations;
     all_layers.push_back(desc);
@@ -197,7 +198,7 @@ Status AttachCosignLayers(const std::string& registry_host, const std::string& r
                  {"config", json::object()}};
   Blob config_blob{kOciConfigType, "", config.dump()};
   config_blob.digest = Sha256Digest(config_blob.data);
-  RETURN_IF_ERROR(PushBlob(registry_host, repo, config_blob).WithContext(what));
+  RETURN_IF_ERROR(PushBlob(registry_host, repo, config_blob, basic_creds).WithContext(what));
   json manifest = {{"schemaVersion", 2},
                    {"mediaType", kOciManifestType},
                    {"config",
@@ -205,16 +206,17 @@ Status AttachCosignLayers(const std::string& registry_host, const std::string& r
                      {"size", config_blob.data.size()},
                      {"digest", config_blob.digest}}},
                    {"layers", all_layers}};
-  return PushManifest(registry_host, repo, tag, manifest.dump(), kOciManifestType);
+  return PushManifest(registry_host, repo, tag, manifest.dump(), kOciManifestType, basic_creds);
 }
 
 Status AttachCosignSignature(const std::string& registry_host, const std::string& repo,
                              const Digest& manifest_digest, const std::string& docker_reference,
-                             const std::string& private_key_pem_path) {
+                             const std::string& private_key_pem_path,
+                             const std::string& basic_creds) {
   const std::string payload = CosignPayload(docker_reference, manifest_digest.String());
   ASSIGN_OR_RETURN(std::string signature, OpensslSign(payload, private_key_pem_path));
   return AttachCosignLayers(registry_host, repo, manifest_digest,
-                            {{payload, {{kCosignSignatureAnnotation, signature}}}});
+                            {{payload, {{kCosignSignatureAnnotation, signature}}}}, basic_creds);
 }
 
 }  // namespace hoist::testing

@@ -59,13 +59,16 @@ struct CosignLayer {
 // Appends `layers` to the attachment of `manifest_digest` in host/repo, as cosign does: reads
 // the "sha256-<hex>.sig" manifest when there is one, pushes each payload blob, a config listing
 // every layer, and the OCI image manifest with the old layers and the new ones under the tag.
+// `basic_creds` is "user:pass" (htpasswd registries) or empty.
 Status AttachCosignLayers(const std::string& registry_host, const std::string& repo,
-                          const Digest& manifest_digest, const std::vector<CosignLayer>& layers);
+                          const Digest& manifest_digest, const std::vector<CosignLayer>& layers,
+                          const std::string& basic_creds = "");
 
 // Signs CosignPayload(docker_reference, manifest_digest) with OpensslSign and appends it with
 // AttachCosignLayers: what `cosign sign --key` does for a key-based signature without Rekor.
 Status AttachCosignSignature(const std::string& registry_host, const std::string& repo,
                              const Digest& manifest_digest, const std::string& docker_reference,
-                             const std::string& private_key_pem_path);
+                             const std::string& private_key_pem_path,
+                             const std::string& basic_creds = "");
 
 }  // namespace hoist::testing
