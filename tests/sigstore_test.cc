@@ -206,6 +206,22 @@ TEST_F(SigstoreRegistryTest, OversizePayloadIsAnError) {
   EXPECT_EQ(registry_->CountRequests("GET", testing::Sha256Digest(big)), 0);
 }
 
+// Payloads that are each under the cap but together over the total are refused before the one
+// that crosses it is fetched.
+TEST_F(SigstoreRegistryTest, OversizePayloadsTogetherAreAnError) {
+  Digest d = PushImage("signed/app", "1");
+  std::vector<CosignLayer> layers;
+  for (char c : std::string("abcde")) {
+    layers.push_back(
+        {std::string(kMaxSigstorePayloadBytes, c), {{kCosignSignatureAnnotation, "AA=="}}});
+  }
+  ASSERT_TRUE(testing::AttachCosignLayers(registry_->host(), "signed/app", d, layers).ok());
+  auto sigs = Fetch("signed/app", d);
+  EXPECT_EQ(sigs.status().code(), StatusCode::kResourceExhausted) << sigs.status().message();
+  EXPECT_THAT(sigs.status().message(), HasSubstr("in all"));
+  EXPECT_EQ(registry_->CountRequests("GET", testing::Sha256Digest(layers[4].payload)), 0);
+}
+
 TEST_F(SigstoreRegistryTest, OversizeSignatureAnnotationIsAnError) {
   Digest d = PushImage("signed/app", "1");
   ASSERT_TRUE(

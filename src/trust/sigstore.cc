@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -132,6 +133,7 @@ Result<std::vector<SigstoreSignature>> FetchSigstoreSignatures(registry::HttpCli
   }
 
   std::vector<SigstoreSignature> out;
+  uint64_t total = 0;
   for (size_t i = 0; i < layers->size(); ++i) {
     const std::string name = "layers[" + std::to_string(i) + "]";
     Result<Descriptor> layer = manifest::internal::ParseDescriptor((*layers)[i], name);
@@ -147,6 +149,12 @@ Result<std::vector<SigstoreSignature>> FetchSigstoreSignatures(registry::HttpCli
       return ResourceExhaustedError(where + ": " + name + ": payload of " +
                                     std::to_string(layer->size) + " bytes, over " +
                                     std::to_string(kMaxSigstorePayloadBytes));
+    }
+    total += static_cast<uint64_t>(layer->size);
+    if (total > kMaxSigstoreTotalPayloadBytes) {
+      return ResourceExhaustedError(where + ": signature payloads over " +
+                                    std::to_string(kMaxSigstoreTotalPayloadBytes) +
+                                    " bytes in all");
     }
     Result<std::string> payload = FetchPayload(http, repo, *layer);
     if (!payload.ok()) {

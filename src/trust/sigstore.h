@@ -35,6 +35,7 @@ inline constexpr std::string_view kCosignSignatureAnnotation = "dev.cosignprojec
 inline constexpr size_t kMaxSigstoreManifestBytes = 4 << 20;
 inline constexpr size_t kMaxSigstoreLayers = 64;
 inline constexpr size_t kMaxSigstorePayloadBytes = 4 << 20;
+inline constexpr size_t kMaxSigstoreTotalPayloadBytes = 16 << 20;  // all layers of one tag
 inline constexpr size_t kMaxSigstoreSignatureBase64Bytes = 64 << 10;
 
 // One cosign-format signature found in an OCI attachment: the payload blob's bytes and the
@@ -54,8 +55,9 @@ std::string SigstoreAttachmentTag(const Digest& manifest_digest);
 //
 // Errors, each naming the attachment tag: the tag's manifest is not an OCI image manifest, is
 // malformed or over kMaxSigstoreManifestBytes (DataLoss / ResourceExhausted); it has more than
-// kMaxSigstoreLayers layers, a signature layer declares more than kMaxSigstorePayloadBytes, or
-// an annotation is over kMaxSigstoreSignatureBase64Bytes (ResourceExhausted); a payload blob
+// kMaxSigstoreLayers layers, a signature layer declares more than kMaxSigstorePayloadBytes, the
+// signature layers together more than kMaxSigstoreTotalPayloadBytes, or an annotation is over
+// kMaxSigstoreSignatureBase64Bytes (ResourceExhausted); a payload blob
 // does not match its descriptor's size or digest (DataLoss); the registry's own errors (as
 // Repository returns them) other than the tag's 404.
 Result<std::vector<SigstoreSignature>> FetchSigstoreSignatures(registry::HttpClient& http,
