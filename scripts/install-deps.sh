@@ -11,7 +11,7 @@ packages=(
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
   libgpgme-dev libyaml-cpp-dev gnupg
   libgtest-dev libgmock-dev
-  docker-registry apache2-utils skopeo umoci
+  docker-registry apache2-utils skopeo umoci openssl
   docker.io podman
   man-db groff-base zsh fish
   "$@"
