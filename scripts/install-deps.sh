@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything hoist needs to build, test and run its demo, from Debian 12 packages, and
 # the packages named as arguments (bench/install-deps.sh adds the benchmark's).
-# Packages that ship a service (docker-registry, docker.io, containerd, nginx) are installed without
-# starting it: hoist's demo, tests and benchmark run their own daemons, never the system's.
+# Packages that ship a service (docker-registry, docker.io, containerd, nginx) are installed
+# without starting it: hoist's demo, tests and benchmark run their own daemons, never the
+# system's.
 set -euo pipefail
 
 packages=(

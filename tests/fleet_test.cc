@@ -87,6 +87,16 @@ bool WaitFor(F done, int seconds) {
   return done();
 }
 
+// nginx's temp directories under `dir` (its compiled-in ones are system paths), as lines for
+// the http block.
+std::string TempPaths(const std::string& dir) {
+  std::string lines;
+  for (const char* kind : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
+    lines += "    " + std::string(kind) + "_temp_path " + dir + "/" + kind + ";\n";
+  }
+  return lines;
+}
+
 // nginx with the configuration of docs/fleet.md, proxying to `upstream_url`, as one process
 // of this test (master_process off) on a free loopback port, its cache, logs and pid file in a
 // temp dir. Stopped by its PID when destroyed.
@@ -105,11 +115,13 @@ class NginxFront {
       if (!port.ok()) return port.status();
       std::unique_ptr<NginxFront> front(new NginxFront(std::move(dir).value(), *port));
       const std::string d = front->dir_.path();
+      fs::create_directories(d + "/temp");
       WriteFile(d + "/nginx.conf",
                 Fill(conf, {{"https://registry.example.com", upstream_url},
                             {"listen 5000;", "listen 127.0.0.1:" + std::to_string(*port) + ";"},
                             {"/var/cache/nginx/registry-front", d + "/cache"},
-                            {"/var/log/nginx/registry-front.access.log", d + "/access.log"}}));
+                            {"/var/log/nginx/registry-front.access.log", d + "/access.log"},
+                            {"\nhttp {\n", "\nhttp {\n" + TempPaths(d + "/temp")}}));
       auto child = testing::ChildProcess::Spawn(
           {"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log", "-g",
            "daemon off; master_process off; pid " + d + "/nginx.pid;"},
@@ -299,7 +311,8 @@ TEST_F(FleetTest, NodesPullThroughNginxAndTheUpstreamServesEachBlobOnce) {
   FleetRun run = PullTogether(front_host);
   int total = 0;
   for (const auto& [digest, gets] : UpstreamBlobGets(&total)) {
-    EXPECT_EQ(gets, 1) << "the upstream served " << digest << " " << gets << " times";
+    EXPECT_EQ(gets, 1) << "the upstream served " << digest << " " << gets << " times\n"
+                       << (*front)->error_log();
   }
   for (const auto& p : run.pulls) EXPECT_EQ(p.err, "") << "no node passed the front over";
   Report("nginx", run, total);
