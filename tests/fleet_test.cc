@@ -157,6 +157,23 @@ class NginxFront {
   std::optional<testing::ChildProcess> child_;
 };
 
+// `r` sent on to the registry at `url`, and its answer with the headers a client of a registry
+// needs. A HEAD is sent as a GET: the fixture answers a HEAD with headers only, and with the
+// length of the body it is given.
+testing::HttpResponse Forward(const std::string& url, const testing::HttpRequest& r) {
+  std::vector<std::string> headers;
+  auto accept = r.headers.find("accept");
+  if (accept != r.headers.end()) headers.push_back("Accept: " + accept->second);
+  auto got = testing::HttpCall(r.method == "HEAD" ? "GET" : r.method, url + r.target, headers);
+  if (!got.ok()) return testing::HttpResponse{502, {}, got.status().message()};
+  testing::HttpResponse out{got->status, {}, got->body};
+  for (const char* name : {"content-type", "docker-content-digest", "www-authenticate"}) {
+    auto h = got->headers.find(name);
+    if (h != got->headers.end()) out.headers.emplace_back(name, h->second);
+  }
+  return out;
+}
+
 // One node: a directory with its own HOME, store and registries.conf.
 struct Node {
   std::string dir, home, store, conf;
@@ -362,18 +379,7 @@ TEST_F(FleetTest, NginxFollowsBlobRedirectsAndCachesWhatTheyPointTo) {
     if (r.target.find("/blobs/sha256:") != std::string::npos) {
       return testing::HttpResponse{307, {{"Location", up + r.target + "?signature=s1"}}, ""};
     }
-    // Everything else from the upstream (a HEAD as a GET: the fixture sends headers only).
-    std::vector<std::string> headers;
-    auto accept = r.headers.find("accept");
-    if (accept != r.headers.end()) headers.push_back("Accept: " + accept->second);
-    auto got = testing::HttpCall(r.method == "HEAD" ? "GET" : r.method, up + r.target, headers);
-    if (!got.ok()) return testing::HttpResponse{502, {}, got.status().message()};
-    testing::HttpResponse out{got->status, {}, got->body};
-    for (const char* name : {"content-type", "docker-content-digest", "www-authenticate"}) {
-      auto h = got->headers.find(name);
-      if (h != got->headers.end()) out.headers.emplace_back(name, h->second);
-    }
-    return out;
+    return Forward(up, r);
   });
   ASSERT_TRUE(redirecting.ok()) << redirecting.status().message();
   auto front = NginxFront::Start((*redirecting)->url());
@@ -392,6 +398,32 @@ TEST_F(FleetTest, NginxFollowsBlobRedirectsAndCachesWhatTheyPointTo) {
   std::cout << "fleet: redirecting registry answered " << redirects << " blob GETs\n";
   Report("nginx-redirect", run, total);
   (*front)->Stop();
+}
+
+// An upstream that takes longer to answer a blob than nginx's default proxy_cache_lock_timeout
+// and proxy_cache_lock_age (5 s): with the recipe's 10m the nodes that wait still get the one
+// fetch, and the upstream serves each blob once.
+TEST_F(FleetTest, NginxWaitsForASlowUpstreamInsteadOfFetchingAgain) {
+  if (!NginxFront::Available()) GTEST_SKIP() << "nginx not installed";
+  const std::string up = upstream_->url();
+  auto slow = testing::FixtureServer::Start([up](const testing::HttpRequest& r) {
+    if (r.target.find("/blobs/sha256:") != std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(6500));
+    }
+    return Forward(up, r);
+  });
+  ASSERT_TRUE(slow.ok()) << slow.status().message();
+  auto front = NginxFront::Start((*slow)->url());
+  ASSERT_TRUE(front.ok()) << front.status().message();
+
+  FleetRun run = PullTogether((*front)->host());
+  int total = 0;
+  for (const auto& [digest, gets] : UpstreamBlobGets(&total)) {
+    EXPECT_EQ(gets, 1) << "the upstream served " << digest << " " << gets << " times\n"
+                       << (*front)->error_log();
+  }
+  for (const auto& p : run.pulls) EXPECT_EQ(p.err, "") << "no node passed the front over";
+  Report("nginx-slow-upstream", run, total);
 }
 
 // The CNCF distribution registry in proxy mode as the front: every node gets the image, but
