@@ -116,12 +116,23 @@ class NginxFront {
       std::unique_ptr<NginxFront> front(new NginxFront(std::move(dir).value(), *port));
       const std::string d = front->dir_.path();
       fs::create_directories(d + "/temp");
-      WriteFile(d + "/nginx.conf",
-                Fill(conf, {{"https://registry.example.com", upstream_url},
-                            {"listen 5000;", "listen 127.0.0.1:" + std::to_string(*port) + ";"},
-                            {"/var/cache/nginx/registry-front", d + "/cache"},
-                            {"/var/log/nginx/registry-front.access.log", d + "/access.log"},
-                            {"\nhttp {\n", "\nhttp {\n" + TempPaths(d + "/temp")}}));
+      const std::string filled =
+          Fill(conf, {{"https://registry.example.com", upstream_url},
+                      {"listen 5000;", "listen 127.0.0.1:" + std::to_string(*port) + ";"},
+                      {"/var/cache/nginx/registry-front", d + "/cache"},
+                      {"/var/log/nginx/registry-front.access.log", d + "/access.log"},
+                      {"\nhttp {\n", "\nhttp {\n" + TempPaths(d + "/temp")}});
+      // Every name, port and path replaced, or the documented block no longer matches.
+      for (const char* left : {"example.com", "listen 5000", "/var/"}) {
+        if (filled.find(left) != std::string::npos) {
+          return FailedPreconditionError("the nginx block of " HOIST_FLEET_DOC " still has " +
+                                         std::string(left) + " after the test's replacements");
+        }
+      }
+      if (filled.find(d + "/temp/proxy") == std::string::npos) {
+        return FailedPreconditionError("no `http {` line in the nginx block of " HOIST_FLEET_DOC);
+      }
+      WriteFile(d + "/nginx.conf", filled);
       auto child = testing::ChildProcess::Spawn(
           {"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log", "-g",
            "daemon off; master_process off; pid " + d + "/nginx.pid;"},
@@ -222,6 +233,8 @@ class FleetTest : public ::testing::Test {
     if (!mirror_host.empty()) {
       conf = Fill(DocBlock("toml"), {{"front.example.lan:5000", mirror_host},
                                      {"registry.example.com", upstream_->host()}});
+      EXPECT_NE(conf.find("[[registry.mirror]]"), std::string::npos) << HOIST_FLEET_DOC;
+      EXPECT_EQ(conf.find("example"), std::string::npos) << conf;
     }
     WriteFile(n.conf, conf);
     return n;
@@ -324,6 +337,18 @@ TEST_F(FleetTest, NodesPullThroughNginxAndTheUpstreamServesEachBlobOnce) {
   EXPECT_NE(config.out.find(upstream_->host(), at_front + front_host.size()), std::string::npos)
       << "the upstream comes after the front:\n"
       << config.out;
+
+  // A HEAD for a blob not cached yet is sent upstream as a GET and fills the cache
+  // (proxy_cache_convert_head): it answers like the upstream, and the nodes' GETs are hits.
+  const std::string first = image_.layers[0].digest;
+  const int pushed_heads = upstream_->CountRequests("HEAD", "/blobs/");  // the push's
+  auto head = testing::HttpCall("HEAD", (*front)->url() + "/v2/" + kRepo + "/blobs/" + first);
+  ASSERT_TRUE(head.ok()) << head.status().message();
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->headers["docker-content-digest"], first);
+  EXPECT_EQ(head->headers["content-length"], std::to_string(image_.layers[0].data.size()));
+  EXPECT_EQ(upstream_->CountRequests("HEAD", "/blobs/"), pushed_heads);
+  EXPECT_EQ(upstream_->CountRequests("GET", "/blobs/" + first), 1);
 
   FleetRun run = PullTogether(front_host);
   int total = 0;
