@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -32,7 +33,12 @@ using testing::CliRun;
 using testing::RegistryOptions;
 using testing::TestRegistry;
 
-constexpr int kNodes = 8;
+// How many nodes pull at once: 8, or $HOIST_FLEET_NODES (1 to 64) for measuring.
+int Nodes() {
+  const char* env = std::getenv("HOIST_FLEET_NODES");
+  int n = env != nullptr ? std::atoi(env) : 0;
+  return n >= 1 && n <= 64 ? n : 8;
+}
 constexpr char kRepo[] = "fleet/app";
 
 std::string ReadFile(const std::string& path) {
@@ -254,11 +260,11 @@ class FleetTest : public ::testing::Test {
     return testing::RunCli("/usr/bin/env", argv, n.dir);
   }
 
-  // kNodes new nodes pull the image at the same moment, each through `mirror_host` (or
+  // Nodes() new nodes pull the image at the same moment, each through `mirror_host` (or
   // straight to the upstream when empty).
   FleetRun PullTogether(const std::string& mirror_host) {
     std::vector<Node> nodes;
-    for (int i = 0; i < kNodes; ++i) nodes.push_back(NewNode(mirror_host));
+    for (int i = 0; i < Nodes(); ++i) nodes.push_back(NewNode(mirror_host));
     FleetRun run;
     run.pulls.resize(nodes.size());
     std::latch start(static_cast<ptrdiff_t>(nodes.size()) + 1);
@@ -297,7 +303,7 @@ class FleetTest : public ::testing::Test {
   }
 
   void Report(const std::string& front, const FleetRun& run, int upstream_gets) {
-    std::cout << "fleet: front=" << front << " nodes=" << kNodes << " blobs=" << blobs_.size()
+    std::cout << "fleet: front=" << front << " nodes=" << Nodes() << " blobs=" << blobs_.size()
               << " upstream_blob_gets=" << upstream_gets << " wall_ms=" << run.wall_ms << "\n";
     RecordProperty("upstream_blob_gets", upstream_gets);
     RecordProperty("wall_ms", std::to_string(run.wall_ms));
@@ -317,7 +323,7 @@ TEST_F(FleetTest, NodesStraightToTheUpstreamFetchEveryBlobEach) {
   FleetRun run = PullTogether("");
   int total = 0;
   for (const auto& [digest, gets] : UpstreamBlobGets(&total)) {
-    EXPECT_EQ(gets, kNodes) << digest;
+    EXPECT_EQ(gets, Nodes()) << digest;
   }
   Report("none", run, total);
 }
@@ -463,7 +469,7 @@ TEST_F(FleetTest, NodesPullThroughTheDistributionProxy) {
   int total = 0;
   for (const auto& [digest, gets] : UpstreamBlobGets(&total)) {
     EXPECT_GE(gets, 1) << digest;
-    EXPECT_LE(gets, 2 * kNodes) << digest;
+    EXPECT_LE(gets, 2 * Nodes()) << digest;
   }
   for (const auto& p : run.pulls) EXPECT_EQ(p.err, "") << "no node passed the front over";
   Report("distribution-proxy", run, total);
