@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything hoist needs to build, test and run its demo, from Debian 12 packages, and
 # the packages named as arguments (bench/install-deps.sh adds the benchmark's).
-# Packages that ship a service (docker-registry, docker.io, containerd) are installed without
-# starting it: hoist's demo, tests and benchmark run their own daemons, never the system's.
+# Packages that ship a service (docker-registry, docker.io, containerd, nginx) are installed
+# without starting it: hoist's demo, tests and benchmark run their own daemons, never the
+# system's.
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,7 @@ packages=(
   docker-registry apache2-utils skopeo umoci openssl
   docker.io podman
   man-db groff-base zsh fish
+  nginx
   "$@"
 )
 
@@ -40,7 +42,7 @@ fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Leave the system's daemons stopped (a policy-rc.d of the system's own may have let them start).
-for unit in docker-registry docker docker.socket; do
+for unit in docker-registry docker docker.socket nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
     $sudo systemctl stop "$unit" || true
   fi
