@@ -20,6 +20,9 @@ constexpr char kRecordName[] = "layer.json";
 constexpr char kRecordTempName[] = "layer.json.tmp";
 constexpr char kRootfsName[] = "rootfs";
 constexpr char kPendingKey[] = "syncPendingBoot";
+// The bytes between the download and the extraction of a layer: kPipeBlocks of kPipeBlock.
+constexpr size_t kPipeBlock = 512 << 10;
+constexpr size_t kPipeBlocks = 4;
 
 // Writes the record into the layer directory dir_fd by a rename, without syncing (see
 // layer.h: a record that is not durable is either one the next boot refuses, or an older
@@ -218,6 +221,7 @@ LayerUnpacker::LayerUnpacker(const content::Store& store, Digest diff_id, Digest
       lock_(std::move(lock)) {}
 
 LayerUnpacker::~LayerUnpacker() {
+  pipe_.reset();  // the extraction stops before anything it uses goes
   // Files that are thrown away no longer count against the image's cap.
   if (stream_ != nullptr && !committed_) stream_->extractor().ReturnImageBudget();
   stream_.reset();
@@ -270,6 +274,12 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(
   options.defer_missing_hardlinks = true;  // links into lower layers: counted in layer.json
   options.image_budget = limits.image_budget;
   u->stream_ = std::make_unique<LayerStream>(u->rootfs_.get(), media_type, options, limits);
+  LayerUnpacker* raw = u.get();
+  u->pipe_ = std::make_unique<BytePipe>(
+      [raw](const char* data, size_t n) {
+        return raw->WhereDiskIsFull(raw->stream_->Feed(data, n));
+      },
+      kPipeBlock, kPipeBlocks);
   return u;
 }
 
@@ -285,11 +295,12 @@ Status LayerUnpacker::WhereDiskIsFull(Status s) const {
 
 Status LayerUnpacker::Feed(const char* data, size_t n) {
   if (already_exists_) return OkStatus();
-  return WhereDiskIsFull(stream_->Feed(data, n));
+  return pipe_->Write(data, n);
 }
 
 Status LayerUnpacker::Finish() {
   if (already_exists_) return OkStatus();
+  RETURN_IF_ERROR(pipe_->Close());
   auto finished = stream_->Finish();
   if (!finished.ok()) return WhereDiskIsFull(finished.status());
   Digest got = *finished;

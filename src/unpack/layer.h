@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/byte_pipe.h"
 #include "base/fs.h"
 #include "base/unique_fd.h"
 #include "content/digester.h"
@@ -123,9 +124,13 @@ class LayerUnpacker {
   bool already_exists() const { return already_exists_; }
   // Device nodes the layer holds that could not be created (not root), after Finish().
   uint64_t skipped_devices() const { return stream_ ? stream_->extractor().skipped_devices() : 0; }
-  // Compressed layer bytes, as they arrive.
+  // Compressed layer bytes, as they arrive. They are inflated, hashed and extracted on a
+  // thread of the unpacker's own (through a BytePipe of a few MiB at most), so that the
+  // caller's thread goes on with the download meanwhile. An extraction error comes back from a
+  // later Feed (which then drops its bytes without waiting) and from Finish.
   Status Feed(const char* data, size_t n);
-  // Ends the stream and checks the diff_id (DataLoss "diff_id mismatch: got X").
+  // Ends the stream (waiting for the extraction to catch up) and checks the diff_id (DataLoss
+  // "diff_id mismatch: got X"). Destroying the unpacker instead stops the extraction first.
   Status Finish();
   // Makes the layer visible: writes the record (layer.json) naming this boot, and renames
   // staging into place (the one step that makes it visible); nothing is synced (SyncLayers does
@@ -153,6 +158,7 @@ class LayerUnpacker {
   WhiteoutMode mode_ = WhiteoutMode::kOciFiles;
   UniqueFd rootfs_;
   std::unique_ptr<LayerStream> stream_;
+  std::unique_ptr<BytePipe> pipe_;  // Feed → stream_, on the pipe's thread
   uint64_t size_ = 0;
 };
 

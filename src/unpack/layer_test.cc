@@ -421,6 +421,7 @@ TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
     auto first = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer, limits);
     ASSERT_TRUE(first.ok()) << first.status().ToString();
     ASSERT_TRUE((*first)->Feed(l.blob.data(), l.blob.size()).ok());
+    ASSERT_TRUE((*first)->Finish().ok());  // extracted, never committed
     EXPECT_EQ(budget.used(), file_bytes);
   }
   EXPECT_EQ(budget.used(), 0u);
@@ -572,6 +573,95 @@ TEST(LayerCommit, UnsyncedLayerIsALayerOnlyInItsBoot) {
   // Nothing left to sync: no sync at all.
   ASSERT_TRUE(SyncLayers(*store, {l.diff_id}).ok());
   EXPECT_EQ(fs.calls(Op::kFsync), syncs + 2);
+}
+
+// A layer whose blob is larger than what the pipe between Feed and the extraction holds.
+Layer MakeLargeLayer() {
+  std::string noise(6 << 20, '\0');
+  uint64_t x = 88172645463325252ULL;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  Layer l;
+  l.tar = testing::MakeTar({{.path = "data/", .type = '5', .mode = 0755},
+                            {.path = "data/noise", .content = noise},
+                            {.path = "data/after", .content = "last\n"}});
+  l.blob = testing::Gzip(l.tar);
+  l.diff_id = *content::DigestOf("sha256", l.tar);
+  l.digest = *content::DigestOf("sha256", l.blob);
+  return l;
+}
+
+// Feed hands the bytes to the extraction's thread; in small pieces or large, the layer comes
+// out whole.
+TEST(LayerPipeline, ExtractsWhatIsFedInAnyPieces) {
+  const Layer l = MakeLargeLayer();
+  for (size_t piece : {size_t{1000}, size_t{16384}, size_t{3 << 20}}) {
+    SCOPED_TRACE("pieces of " + std::to_string(piece));
+    TempDir dir;
+    auto store = MustOpen(dir.store());
+    ASSERT_NE(store, nullptr);
+    auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    for (size_t at = 0; at < l.blob.size(); at += piece) {
+      ASSERT_TRUE((*u)->Feed(l.blob.data() + at, std::min(piece, l.blob.size() - at)).ok());
+    }
+    ASSERT_TRUE((*u)->Finish().ok());
+    ASSERT_TRUE((*u)->Commit().ok());
+    EXPECT_EQ(Slurp(store->layout().LayerRootfs(l.diff_id) + "/data/after"), "last\n");
+    EXPECT_EQ(stdfs::file_size(store->layout().LayerRootfs(l.diff_id) + "/data/noise"),
+              size_t{6 << 20});
+  }
+}
+
+// The download side gives up half-way (a source failed, the pull was cancelled): dropping the
+// unpacker stops the extraction and leaves nothing, while the pipe is full or empty.
+TEST(LayerPipeline, DroppedHalfWayStopsTheExtraction) {
+  const Layer l = MakeLargeLayer();
+  for (size_t fed : {size_t{0}, size_t{4096}, l.blob.size() / 2, l.blob.size() - 1}) {
+    SCOPED_TRACE("dropped after " + std::to_string(fed) + " bytes");
+    TempDir dir;
+    auto store = MustOpen(dir.store());
+    ASSERT_NE(store, nullptr);
+    {
+      auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+      ASSERT_TRUE(u.ok()) << u.status().ToString();
+      ASSERT_TRUE((*u)->Feed(l.blob.data(), fed).ok());
+    }
+    ExpectNoTrace(*store, l.diff_id);
+    ASSERT_TRUE(Unpack(*store, l).ok());  // the lock was released
+  }
+}
+
+// An extraction that fails (here: the disk fills up) reaches the download side: a later Feed
+// returns its error at once, whatever still comes (never waiting for the stopped extraction),
+// and so does Finish; nothing is left.
+TEST(LayerPipeline, ExtractionErrorReachesTheFeedWithoutBlockingIt) {
+  const Layer l = MakeLargeLayer();
+  TempDir dir;
+  ASSERT_NE(MustOpen(dir.store()), nullptr);
+  FaultInjectingFileSystem fs;
+  auto store = MustOpen(dir.store(), &fs);
+  ASSERT_NE(store, nullptr);
+  {
+    auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    fs.FailNth(Op::kWrite, 1, ENOSPC);
+    Status fed;
+    int feeds = 0;
+    // The blob again and again, 64 KiB at a time: far more than the pipe holds.
+    for (int round = 0; round < 20 && fed.ok(); ++round) {
+      for (size_t at = 0; at < l.blob.size() && fed.ok(); at += 65536, ++feeds) {
+        fed = (*u)->Feed(l.blob.data() + at, std::min<size_t>(65536, l.blob.size() - at));
+      }
+    }
+    EXPECT_EQ(fed.code(), StatusCode::kResourceExhausted) << fed.ToString();
+    EXPECT_NE(fed.message().find("staging"), std::string::npos) << fed.ToString();
+    for (int i = 0; i < 1000; ++i) EXPECT_FALSE((*u)->Feed(l.blob.data(), 65536).ok());
+    EXPECT_EQ((*u)->Finish().code(), StatusCode::kResourceExhausted);
+  }
+  ExpectNoTrace(*store, l.diff_id);
 }
 
 }  // namespace
