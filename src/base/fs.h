@@ -18,7 +18,8 @@
 // with O_CLOEXEC and owned by a UniqueFd. Errors are ErrnoError (ENOSPC → ResourceExhausted)
 // naming the call and the name it was given; callers add the context that says where. A failed
 // call also leaves errno set to its cause (an injected fault too), for callers that branch on
-// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart.
+// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart. BootId is here too, so
+// that a test can "reboot" (FaultInjectingFileSystem::SetBootId) after a crash.
 #pragma once
 
 #include <sys/stat.h>
