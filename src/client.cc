@@ -235,6 +235,8 @@ Result<Image> Client::Impl::PullFrom(const Reference& ref, registry::Repository&
       },
       limits);
   RETURN_IF_ERROR(status);
+  // One sync for the whole pull makes the layers durable (see unpack/layer.h).
+  RETURN_IF_ERROR(unpack::SyncLayers(*store, diff_ids).WithContext("sync the store"));
 
   // 3. The image record, last: nothing points at a blob that is not verified and in place.
   ASSIGN_OR_RETURN(Image image, image::Record(*store, ref, top.digest, manifest_desc, decoded));

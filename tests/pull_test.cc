@@ -124,6 +124,16 @@ TEST_F(PullTest, OciAndDockerImagesByTagAndDigest) {
   EXPECT_EQ(a->repo_digest.String(), oci.manifest_digest);
   EXPECT_TRUE(a->downloaded);
   EXPECT_EQ(a->platform.architecture, "amd64");
+  // The pull's one sync made every layer durable: no record still waits for it.
+  int records = 0;
+  for (auto& e : fs::directory_iterator(store_ + "/layers/sha256")) {
+    auto record =
+        nlohmann::json::parse(ReadFile(e.path().string() + "/layer.json"), nullptr, false);
+    ASSERT_TRUE(record.is_object()) << e.path();
+    EXPECT_FALSE(record.contains("syncPendingBoot")) << e.path() << ": " << record.dump();
+    ++records;
+  }
+  EXPECT_EQ(records, 2);
 
   auto b = client->Pull((*reg)->host() + "/app/docker:1");
   ASSERT_TRUE(b.ok()) << b.status().message();

@@ -220,6 +220,17 @@ Status MakeDir(FileSystem* fs, const std::string& path, mode_t mode) {
 
 }  // namespace
 
+std::string FileSystem::BootId() {
+  static const std::string id = [] {
+    auto text = ReadFileToString("/proc/sys/kernel/random/boot_id", 64);
+    if (!text.ok()) return std::string();
+    std::string t = *text;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+  }();
+  return id;
+}
+
 FileSystem* FileSystem::Default() {
   static FileSystem* const fs = new RealFileSystem();
   return fs;
@@ -669,6 +680,19 @@ Status FaultInjectingFileSystem::Fsync(int fd) {
     unsynced_.erase({st.st_dev, st.st_ino});
   }
   return s;
+}
+
+void FaultInjectingFileSystem::SetBootId(std::string id) {
+  std::lock_guard<std::mutex> l(mu_);
+  boot_id_ = std::move(id);
+}
+
+std::string FaultInjectingFileSystem::BootId() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (boot_id_) return *boot_id_;
+  }
+  return base_->BootId();
 }
 
 Status FaultInjectingFileSystem::Syncfs(int fd) {

@@ -18,7 +18,8 @@
 // with O_CLOEXEC and owned by a UniqueFd. Errors are ErrnoError (ENOSPC → ResourceExhausted)
 // naming the call and the name it was given; callers add the context that says where. A failed
 // call also leaves errno set to its cause (an injected fault too), for callers that branch on
-// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart.
+// it (EEXIST, ENOENT, ENOTSUP...), which Status codes do not tell apart. BootId is here too, so
+// that a test can "reboot" (FaultInjectingFileSystem::SetBootId) after a crash.
 #pragma once
 
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -98,6 +100,11 @@ class FileSystem {
                            int flags) = 0;
   // A missing attribute is NotFound (ENODATA).
   virtual Status Fremovexattr(int fd, const std::string& name) = 0;
+
+  // ---- the machine ----
+  // An id of the running boot (/proc/sys/kernel/random/boot_id, read once): what was written
+  // but not synced in one boot may be lost by the next. Empty if it cannot be read.
+  virtual std::string BootId();
 };
 
 // Creates the directory `name` in dir_fd (an existing directory is fine, and its mode is left as
@@ -232,6 +239,9 @@ class FaultInjectingFileSystem : public FileSystem {
   // entry. Fsync(fd) makes fd's own file or directory durable; Syncfs(fd) everything on fd's
   // file system. After a "crash" nothing changes any more, so this tells what was durable then.
   bool unsynced(dev_t dev, ino_t ino) const;
+  // BootId() from now on (the real one until set): SetBootId with a new id after a crash is a
+  // reboot for whatever checks the boot it wrote something in.
+  void SetBootId(std::string id);
 
   Result<UniqueFd> OpenAt(int dir_fd, const std::string& name, int flags, mode_t mode = 0) override;
   Status MkdirAt(int dir_fd, const std::string& name, mode_t mode) override;
@@ -258,6 +268,7 @@ class FaultInjectingFileSystem : public FileSystem {
   Status Fsetxattr(int fd, const std::string& name, const void* value, size_t n,
                    int flags) override;
   Status Fremovexattr(int fd, const std::string& name) override;
+  std::string BootId() override;
 
  private:
   // Counts the call; returns the injected error for it, or OK to go ahead.
@@ -277,6 +288,7 @@ class FaultInjectingFileSystem : public FileSystem {
   int total_ = 0;                               // guarded by mu_
   int crash_at_ = -1;                           // total_ after which everything fails; -1 never
   std::set<std::pair<dev_t, ino_t>> unsynced_;  // see unsynced(); guarded by mu_
+  std::optional<std::string> boot_id_;          // see SetBootId(); guarded by mu_
 };
 
 }  // namespace hoist

@@ -10,7 +10,8 @@
 //     rootfs/                       the layer's files (an overlayfs lowerdir when root)
 //     layer.json                    {"diffID", "blob", "files", "size", "whiteouts", ...}:
 //                                   the layer record, written by the commit; a directory
-//                                   without a matching one is not a layer (see layer.h)
+//                                   without a matching one is not a layer (see layer.h);
+//                                   "syncPendingBoot": not synced yet, a layer in that boot only
 //   layers/staging/<alg>-<hex>/   a layer being extracted (same shape), under its layer lock
 //   layers/empty/                 an empty directory: the bottom lowerdir of a one-layer mount
 //   mounts/<id>/                  one mount hoist made (<id>: a hash of the target's path):

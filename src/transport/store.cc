@@ -67,7 +67,11 @@ StoreDestination::StoreDestination(content::Store& store, pull::FetchOptions opt
 Result<bool> StoreDestination::Reuse(const BlobInfo& b) {
   if (!store_.Has(b.blob.digest, b.blob.size)) return false;
   if (b.diff_id && !unpack::LayerExists(store_, *b.diff_id)) return false;
-  if (b.diff_id) progress_.Report(b.blob, ProgressState::kAlreadyExists);
+  if (b.diff_id) {
+    progress_.Report(b.blob, ProgressState::kAlreadyExists);
+    std::lock_guard<std::mutex> lock(mu_);
+    layers_.push_back(*b.diff_id);
+  }
   return true;
 }
 
@@ -81,7 +85,13 @@ Status StoreDestination::PutBlob(const BlobInfo& b, ImageSource& src) {
   registry::HttpClient http(options_.cancel, options_.also_cancel);
   const bool layer = b.diff_id.has_value();
   if (layer) progress_.Report(b.blob, ProgressState::kWaiting);
-  return fetcher.FetchClaimed(http, {b.blob, b.diff_id, layer}, fetcher.ClaimOf(b.blob)).status();
+  RETURN_IF_ERROR(
+      fetcher.FetchClaimed(http, {b.blob, b.diff_id, layer}, fetcher.ClaimOf(b.blob)).status());
+  if (layer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    layers_.push_back(*b.diff_id);
+  }
+  return OkStatus();
 }
 
 Status StoreDestination::PutManifest(const ManifestBytes& m) {
@@ -93,6 +103,12 @@ Status StoreDestination::Commit(const ManifestBytes& top, const std::vector<std:
     return InvalidArgumentError("the image has no name to record it by (give one with --tag)");
   }
   RETURN_IF_ERROR(PutManifest(top));
+  std::vector<Digest> layers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    layers = layers_;
+  }
+  RETURN_IF_ERROR(unpack::SyncLayers(store_, layers).WithContext("sync the store"));
   ASSIGN_OR_RETURN(manifest::Decoded decoded, manifest::Decode(top.media_type, top.bytes));
   Descriptor desc{top.media_type, top.digest, static_cast<int64_t>(top.bytes.size()), {}, {}, {}};
   if (decoded.kind == manifest::Kind::kIndex) {

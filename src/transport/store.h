@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,8 @@ class StoreDestination : public ImageDestination {
   Result<bool> Reuse(const BlobInfo& b) override;
   Status PutBlob(const BlobInfo& b, ImageSource& src) override;
   Status PutManifest(const ManifestBytes& m) override;
-  // Records the image under names.front(), a reference (InvalidArgument when there is none or
+  // Syncs the layers put or reused so far (unpack::SyncLayers), then records the image under
+  // names.front(), a reference (InvalidArgument when there is none or
   // it does not parse). An index is recorded by its manifest for the host's platform, which
   // must have been copied (with the index's digest as the record's repo digest).
   Status Commit(const ManifestBytes& top, const std::vector<std::string>& names) override;
@@ -66,6 +68,8 @@ class StoreDestination : public ImageDestination {
   const ProgressCallback callback_;
   pull::Progress progress_;  // reports to callback_
   std::vector<Image> committed_;
+  std::mutex mu_;
+  std::vector<Digest> layers_;  // the diff_ids put or reused, for one sync in Commit; under mu_
 };
 
 }  // namespace hoist::transport

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,35 @@ constexpr size_t kMaxRecordBytes = 1 << 20;
 constexpr char kRecordName[] = "layer.json";
 constexpr char kRecordTempName[] = "layer.json.tmp";
 constexpr char kRootfsName[] = "rootfs";
+constexpr char kPendingKey[] = "syncPendingBoot";
+// The bytes between the download and the extraction of a layer: kPipeBlocks of kPipeBlock.
+constexpr size_t kPipeBlock = 512 << 10;
+constexpr size_t kPipeBlocks = 4;
+
+// Writes the record into the layer directory dir_fd by a rename, without syncing (see
+// layer.h: a record that is not durable is either one the next boot refuses, or an older
+// record of the same layer). A leftover temporary file (read-only) is removed first.
+Status WriteRecordAt(FileSystem* fs, int dir_fd, const nlohmann::json& record) {
+  struct stat st;
+  if (::fstatat(dir_fd, kRecordTempName, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    RETURN_IF_ERROR(fs->UnlinkAt(dir_fd, kRecordTempName, 0));
+  }
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(UniqueFd fd, fs->OpenAt(dir_fd, kRecordTempName,
+                                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    const std::string text = record.dump() + "\n";
+    RETURN_IF_ERROR(fs->Write(fd.get(), text.data(), text.size()).WithContext(kRecordTempName));
+    RETURN_IF_ERROR(fs->Fchmod(fd.get(), 0444).WithContext(kRecordTempName));
+    fd.reset();
+    return fs->RenameAt(dir_fd, kRecordTempName, dir_fd, kRecordName);
+  }();
+  if (!s.ok()) (void)fs->UnlinkAt(dir_fd, kRecordTempName, 0);
+  return s;
+}
+
+// ReadLayerRecord, also giving the record's JSON (when `json` is set).
+Result<LayerRecord> ReadRecord(const content::Store& store, const Digest& diff_id,
+                               nlohmann::json* json);
 
 }  // namespace
 
@@ -64,6 +94,13 @@ WhiteoutMode StoreWhiteoutMode() {
 }
 
 Result<LayerRecord> ReadLayerRecord(const content::Store& store, const Digest& diff_id) {
+  return ReadRecord(store, diff_id, nullptr);
+}
+
+namespace {
+
+Result<LayerRecord> ReadRecord(const content::Store& store, const Digest& diff_id,
+                               nlohmann::json* json) {
   const content::Layout& layout = store.layout();
   const std::string dir_path = layout.LayerDir(diff_id);
   const std::string record_path = layout.LayerInfoFile(diff_id);
@@ -111,12 +148,59 @@ Result<LayerRecord> ReadLayerRecord(const content::Store& store, const Digest& d
   if (format != "overlay" && format != "oci") return not_ours("record names no whiteout format");
   r.whiteouts = format == "overlay" ? WhiteoutMode::kOverlay : WhiteoutMode::kOciFiles;
   r.lower_hardlinks = j.contains("lowerHardlinks");
+  // Not synced yet: its files may have lost bytes in any boot but the one that wrote them.
+  if (const auto* boot = field(kPendingKey)) {
+    const std::string now = store.fs()->BootId();
+    if (!boot->is_string() || now.empty() || boot->get<std::string>() != now) {
+      return not_ours("committed in another boot and never synced");
+    }
+    r.synced = false;
+  }
   // rootfs/ must be the directory the commit recorded, not one put in its place.
+  r.rootfs_inode = inode->get<uint64_t>();
   if (::fstatat(dir.get(), kRootfsName, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-      st.st_ino != inode->get<uint64_t>()) {
+      st.st_ino != r.rootfs_inode) {
     return not_ours("rootfs is not the committed directory");
   }
+  if (json != nullptr) *json = j;
   return r;
+}
+
+}  // namespace
+
+Status SyncLayers(const content::Store& store, const std::vector<Digest>& diff_ids) {
+  const content::Layout& layout = store.layout();
+  FileSystem* fs = store.fs();
+  // Which layers wait for a sync, read before it: a layer committed after the sync began is
+  // not covered by it.
+  std::vector<LayerRecord> pending;
+  for (const Digest& id : diff_ids) {
+    auto r = ReadLayerRecord(store, id);
+    if (!r.ok() || r->synced) continue;
+    if (std::none_of(pending.begin(), pending.end(),
+                     [&](const LayerRecord& p) { return p.diff_id == id; })) {
+      pending.push_back(*r);
+    }
+  }
+  if (pending.empty()) return OkStatus();
+  ASSIGN_OR_RETURN(UniqueFd layers, store.OpenDir(layout.LayerAlgorithmDir("sha256"), false));
+  RETURN_IF_ERROR(fs->Syncfs(layers.get()).WithContext(layout.LayersDir()));
+  ASSIGN_OR_RETURN(UniqueFd locks, store.OpenDir(layout.LocksDir(), true));
+  for (const LayerRecord& p : pending) {
+    const std::string context = "layer " + p.diff_id.String();
+    auto lock = FileLock::TryAcquire(fs, locks.get(), BaseName(layout.LayerLockFile(p.diff_id)));
+    if (!lock.ok()) return lock.status().WithContext(context);
+    if (!lock->held()) continue;  // its holder syncs it
+    nlohmann::json j;
+    auto r = ReadRecord(store, p.diff_id, &j);
+    // Still the very directory that was committed before the sync, and still waiting.
+    if (!r.ok() || r->synced || r->rootfs_inode != p.rootfs_inode) continue;
+    j.erase(kPendingKey);
+    const std::string dir_path = layout.LayerDir(p.diff_id);
+    ASSIGN_OR_RETURN(UniqueFd dir, store.OpenDir(dir_path, false));
+    RETURN_IF_ERROR(WriteRecordAt(fs, dir.get(), j).WithContext(dir_path));
+  }
+  return OkStatus();
 }
 
 bool LayerExists(const content::Store& store, const Digest& diff_id) {
@@ -137,6 +221,7 @@ LayerUnpacker::LayerUnpacker(const content::Store& store, Digest diff_id, Digest
       lock_(std::move(lock)) {}
 
 LayerUnpacker::~LayerUnpacker() {
+  pipe_.reset();  // the extraction stops before anything it uses goes
   // Files that are thrown away no longer count against the image's cap.
   if (stream_ != nullptr && !committed_) stream_->extractor().ReturnImageBudget();
   stream_.reset();
@@ -189,6 +274,12 @@ Result<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Open(
   options.defer_missing_hardlinks = true;  // links into lower layers: counted in layer.json
   options.image_budget = limits.image_budget;
   u->stream_ = std::make_unique<LayerStream>(u->rootfs_.get(), media_type, options, limits);
+  LayerUnpacker* raw = u.get();
+  u->pipe_ = std::make_unique<BytePipe>(
+      [raw](const char* data, size_t n) {
+        return raw->WhereDiskIsFull(raw->stream_->Feed(data, n));
+      },
+      kPipeBlock, kPipeBlocks);
   return u;
 }
 
@@ -204,11 +295,12 @@ Status LayerUnpacker::WhereDiskIsFull(Status s) const {
 
 Status LayerUnpacker::Feed(const char* data, size_t n) {
   if (already_exists_) return OkStatus();
-  return WhereDiskIsFull(stream_->Feed(data, n));
+  return pipe_->Write(data, n);
 }
 
 Status LayerUnpacker::Finish() {
   if (already_exists_) return OkStatus();
+  RETURN_IF_ERROR(pipe_->Close());
   auto finished = stream_->Finish();
   if (!finished.ok()) return WhereDiskIsFull(finished.status());
   Digest got = *finished;
@@ -240,20 +332,21 @@ Status LayerUnpacker::Commit() {
   // blobs). Only their number is recorded, so that layer.json stays small.
   const size_t lower = stream_->extractor().lower_hardlinks().size();
   if (lower > 0) info["lowerHardlinks"] = lower;
+  const std::string boot = fs_->BootId();
+  if (!boot.empty()) info[kPendingKey] = boot;
   Status s = [&]() -> Status {
     ASSIGN_OR_RETURN(UniqueFd dir, fs_->OpenAt(staging_parent_.get(), BaseName(staging),
                                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    // The layer's files reach the disk before the rename makes them visible (one syncfs
-    // instead of an fsync per file).
-    RETURN_IF_ERROR(fs_->Syncfs(dir.get()));
-    RETURN_IF_ERROR(WriteFileAtomicallyAt(fs_, dir.get(), kRecordName, kRecordTempName,
-                                          info.dump() + "\n", 0444));
+    // Without a boot to name, the layer's files reach the disk before the rename makes them
+    // visible (one syncfs instead of an fsync per file).
+    if (boot.empty()) RETURN_IF_ERROR(fs_->Syncfs(dir.get()));
+    RETURN_IF_ERROR(WriteRecordAt(fs_, dir.get(), info));
     ASSIGN_OR_RETURN(UniqueFd layers,
                      store_.OpenDir(layout.LayerAlgorithmDir(diff_id_.algorithm()), true));
     RETURN_IF_ERROR(
         fs_->RenameAt(staging_parent_.get(), BaseName(staging), layers.get(), diff_id_.hex()));
     committed_ = true;  // visible now; the directory is complete
-    return fs_->Fsync(layers.get());
+    return boot.empty() ? fs_->Fsync(layers.get()) : OkStatus();
   }();
   return s.WithContext(staging);
 }

@@ -17,6 +17,15 @@
 // writable by others, the record names this diff_id, and rootfs/ is the very directory that
 // was committed. Anything else (a directory from an older hoist, or one that someone put
 // there) is not a layer: pull extracts the layer again and mount refuses it.
+//
+// Durability: one sync per pull, not one per layer. Commit makes a layer visible at once
+// without syncing its files; its record then names the boot it was written in
+// (syncPendingBoot), and ReadLayerRecord accepts such a layer only in that same boot: a process
+// that is killed loses nothing (the page cache keeps it), but after a power loss or a kernel
+// crash the layer may have lost bytes, so in another boot it is not a layer (pull extracts it
+// again). At the end of a pull, SyncLayers syncs the store's file system once and rewrites the
+// record of each layer that was waiting for it without the boot: from then on it is a layer in
+// any boot. The rewrite need not be durable itself: losing it costs one extraction.
 #pragma once
 
 #include <functional>
@@ -24,7 +33,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "base/byte_pipe.h"
 #include "base/fs.h"
 #include "base/unique_fd.h"
 #include "content/digester.h"
@@ -77,11 +88,20 @@ struct LayerRecord {
   uint64_t size = 0;                                 // bytes of file data
   WhiteoutMode whiteouts = WhiteoutMode::kOciFiles;  // kOverlay or kOciFiles
   bool lower_hardlinks = false;  // hardlinks files of lower layers (not a whole lowerdir)
+  bool synced = true;            // false: trusted only in the boot that wrote it (see above)
+  uint64_t rootfs_inode = 0;
 };
 
 // The record of the layer diff_id, checked as described above. NotFound if the layer is not
 // there; FailedPrecondition (naming the path) if a directory is there that hoist did not commit.
 Result<LayerRecord> ReadLayerRecord(const content::Store& store, const Digest& diff_id);
+
+// Makes the committed layers among `diff_ids` that wait for a sync durable (see above): one
+// syncfs of the store's file system, then their records are rewritten as synced. Only layers
+// committed before the sync are rewritten; a layer whose lock another holder has now is left
+// (that holder syncs it). Call after every layer and blob of an image is committed and before
+// its image record is written.
+Status SyncLayers(const content::Store& store, const std::vector<Digest>& diff_ids);
 
 // Reads a whole file (a stored blob) and passes it to `sink` in chunks of up to 1 MiB.
 Status FeedFile(const std::string& path, const std::function<Status(const char*, size_t)>& sink);
@@ -105,14 +125,21 @@ class LayerUnpacker {
   bool already_exists() const { return already_exists_; }
   // Device nodes the layer holds that could not be created (not root), after Finish().
   uint64_t skipped_devices() const { return stream_ ? stream_->extractor().skipped_devices() : 0; }
-  // Compressed layer bytes, as they arrive.
+  // Compressed layer bytes, as they arrive. They are inflated, hashed and extracted on a
+  // thread of the unpacker's own (through a BytePipe of a few MiB at most), so that the
+  // caller's thread goes on with the download meanwhile. An extraction error comes back from a
+  // later Feed (which then drops its bytes without waiting) and from Finish.
   Status Feed(const char* data, size_t n);
-  // Ends the stream and checks the diff_id (DataLoss "diff_id mismatch: got X").
+  // Ends the stream (waiting for the extraction to catch up) and checks the diff_id (DataLoss
+  // "diff_id mismatch: got X"). Destroying the unpacker instead stops the extraction first.
   Status Finish();
-  // Makes the layer visible: syncs the layer's files, writes the record (layer.json), renames
-  // staging into place (the one step that makes it visible), fsyncs layers/sha256/. Call only
-  // after Finish() succeeded (and, in a pull, after the blob itself was committed). A crash at
-  // any point leaves either no layers/sha256/<id> or a complete one with its record.
+  // Makes the layer visible: writes the record (layer.json) naming this boot, and renames
+  // staging into place (the one step that makes it visible); nothing is synced (SyncLayers does
+  // that, once for the pull). Where the boot cannot be known, the layer's files are synced
+  // first and the record is written as synced. Call only after Finish() succeeded (and, in a
+  // pull, after the blob itself was committed). A crash at any point leaves no
+  // layers/sha256/<id>, or a complete one with its record, or after a reboot one that
+  // ReadLayerRecord refuses.
   Status Commit();
 
  private:
@@ -132,6 +159,7 @@ class LayerUnpacker {
   WhiteoutMode mode_ = WhiteoutMode::kOciFiles;
   UniqueFd rootfs_;
   std::unique_ptr<LayerStream> stream_;
+  std::unique_ptr<BytePipe> pipe_;  // Feed → stream_, on the pipe's thread
   uint64_t size_ = 0;
 };
 

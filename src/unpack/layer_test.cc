@@ -421,6 +421,7 @@ TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
     auto first = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer, limits);
     ASSERT_TRUE(first.ok()) << first.status().ToString();
     ASSERT_TRUE((*first)->Feed(l.blob.data(), l.blob.size()).ok());
+    ASSERT_TRUE((*first)->Finish().ok());  // extracted, never committed
     EXPECT_EQ(budget.used(), file_bytes);
   }
   EXPECT_EQ(budget.used(), 0u);
@@ -433,40 +434,234 @@ TEST(LayerBudget, ThrownAwayExtractionGivesItsBytesBack) {
   EXPECT_EQ(budget.used(), file_bytes);  // a committed layer keeps its share
 }
 
-// A power loss after every possible number of changes of a layer's extraction and commit:
-// whenever layers/sha256/<id> is visible, everything in it (the record, rootfs/, every file and
-// directory below) is durable, so a power loss can never leave a layer that looks complete
-// but has bytes missing. Fails if the sync before the rename is dropped or moved after it.
-TEST(LayerCommit, VisibleLayerIsDurableAtAnyCrashPoint) {
+// Extracts and commits the layer, then makes it durable as a pull does at its end.
+Status UnpackAndSync(const content::Store& store, const Layer& l) {
+  RETURN_IF_ERROR(Unpack(store, l));
+  return SyncLayers(store, {l.diff_id});
+}
+
+// The paths under the layer's rootfs/ (rootfs/ included) that a power loss now could change.
+std::vector<std::string> UnsyncedFiles(const FaultInjectingFileSystem& fs,
+                                       const content::Store& store, const Digest& diff_id) {
+  const std::string rootfs = store.layout().LayerRootfs(diff_id);
+  std::vector<std::string> paths = {rootfs}, unsynced;
+  for (const auto& e : stdfs::recursive_directory_iterator(rootfs)) {
+    paths.push_back(e.path().string());
+  }
+  for (const std::string& path : paths) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || fs.unsynced(st.st_dev, st.st_ino)) {
+      unsynced.push_back(path);
+    }
+  }
+  return unsynced;
+}
+
+// A crash after every possible number of changes of a layer's extraction, commit and the
+// pull's one sync (SyncLayers). After a kill (same boot: the page cache keeps everything) a
+// committed layer stays usable. After a power loss (a new boot id) the layer is either refused
+// by ReadLayerRecord, or everything under its rootfs/ was durable: a power loss never leaves a
+// layer that looks complete but has bytes missing. Fails if the boot check is dropped, or if
+// the record is rewritten as synced without the sync or before it.
+TEST(LayerCommit, RebootAtAnyCrashPointLeavesNoLayerWithMissingBytes) {
   const Layer l = MakeRichLayer();
   ReferenceUnpack ref;
   ASSERT_NO_FATAL_FAILURE(UnpackForReference(l, &ref));
-  const int changes = ref.changes;
-  int visible = 0;
+  int changes = 0;
+  {
+    TempDir dir;
+    ASSERT_NE(MustOpen(dir.store()), nullptr);
+    FaultInjectingFileSystem counting;
+    auto store = MustOpen(dir.store(), &counting);
+    ASSERT_NE(store, nullptr);
+    const int opening = counting.total_calls();
+    ASSERT_TRUE(UnpackAndSync(*store, l).ok());
+    changes = counting.total_calls() - opening;
+    ASSERT_GT(changes, ref.changes);  // the sync and the record's rewrite
+  }
+  int refused_after_reboot = 0, kept_after_reboot = 0;
   for (int n = 0; n <= changes; ++n) {
-    SCOPED_TRACE("power loss after " + std::to_string(n) + " changes");
+    SCOPED_TRACE("crash after " + std::to_string(n) + " changes");
     TempDir dir;
     ASSERT_NE(MustOpen(dir.store()), nullptr);
     FaultInjectingFileSystem fs;
-    auto store = MustOpen(dir.store(), &fs);
-    ASSERT_NE(store, nullptr);
-    fs.CrashAfter(n);
-    (void)Unpack(*store, l);
-    const std::string layer_dir = store->layout().LayerDir(l.diff_id);
-    if (!stdfs::exists(stdfs::symlink_status(layer_dir))) continue;
-    ++visible;
-    std::vector<std::string> paths = {layer_dir};
-    for (const auto& e : stdfs::recursive_directory_iterator(layer_dir)) {
-      paths.push_back(e.path().string());
+    {
+      auto store = MustOpen(dir.store(), &fs);
+      ASSERT_NE(store, nullptr);
+      fs.CrashAfter(n);
+      Status s = UnpackAndSync(*store, l);
+      if (n == changes) {
+        EXPECT_TRUE(s.ok()) << s.ToString();
+      }
     }
-    EXPECT_GT(paths.size(), 10u);
-    for (const std::string& path : paths) {
-      struct stat st;
-      ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
-      EXPECT_FALSE(fs.unsynced(st.st_dev, st.st_ino)) << "visible but not durable: " << path;
+    FaultInjectingFileSystem same_boot;
+    auto killed = MustOpen(dir.store(), &same_boot);
+    ASSERT_NE(killed, nullptr);
+    if (!stdfs::exists(stdfs::symlink_status(killed->layout().LayerDir(l.diff_id)))) continue;
+    // A kill: the committed layer is whole and usable.
+    auto record = ReadLayerRecord(*killed, l.diff_id);
+    EXPECT_TRUE(record.ok()) << record.status().ToString();
+    EXPECT_TRUE(LayerExists(*killed, l.diff_id));
+    EXPECT_TRUE(TreeDiffs(*killed, *ref.store, l.diff_id).empty());
+
+    // A power loss: a new boot.
+    FaultInjectingFileSystem rebooted;
+    rebooted.SetBootId("boot-after-the-crash");
+    auto after = MustOpen(dir.store(), &rebooted);
+    ASSERT_NE(after, nullptr);
+    auto again = ReadLayerRecord(*after, l.diff_id);
+    if (again.ok()) {
+      ++kept_after_reboot;
+      EXPECT_TRUE(again->synced);
+      EXPECT_EQ(UnsyncedFiles(fs, *after, l.diff_id), std::vector<std::string>{})
+          << "a layer trusted after a power loss could have lost these";
+    } else {
+      ++refused_after_reboot;
+      EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+      EXPECT_FALSE(LayerExists(*after, l.diff_id));
+      // Pulled again, it is extracted again.
+      Status s = UnpackAndSync(*after, l);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_TRUE(LayerExists(*after, l.diff_id));
+      EXPECT_TRUE(ReadLayerRecord(*after, l.diff_id)->synced);
+      EXPECT_TRUE(TreeDiffs(*after, *ref.store, l.diff_id).empty());
     }
   }
-  EXPECT_GT(visible, 0);
+  EXPECT_GT(refused_after_reboot, 0);
+  EXPECT_GT(kept_after_reboot, 0);
+}
+
+// Committed without the sync, a layer is a layer in its own boot only; SyncLayers makes it one
+// in any boot, and leaves alone a layer whose lock someone else holds.
+TEST(LayerCommit, UnsyncedLayerIsALayerOnlyInItsBoot) {
+  TempDir dir;
+  ASSERT_NE(MustOpen(dir.store()), nullptr);
+  FaultInjectingFileSystem fs;
+  fs.SetBootId("first-boot");
+  auto store = MustOpen(dir.store(), &fs);
+  ASSERT_NE(store, nullptr);
+  const Layer l = MakeLayer();
+  ASSERT_TRUE(Unpack(*store, l).ok());
+  auto record = ReadLayerRecord(*store, l.diff_id);
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  EXPECT_FALSE(record->synced);
+  const int syncs = fs.calls(Op::kFsync);
+
+  fs.SetBootId("second-boot");
+  auto refused = ReadLayerRecord(*store, l.diff_id);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("another boot"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_FALSE(LayerExists(*store, l.diff_id));
+  fs.SetBootId("first-boot");
+
+  {
+    // Another holder of the layer's lock: not rewritten (the holder syncs it itself).
+    auto locks = store->OpenDir(store->layout().LocksDir(), true);
+    ASSERT_TRUE(locks.ok());
+    auto lock = FileLock::Acquire(FileSystem::Default(), locks->get(),
+                                  BaseName(store->layout().LayerLockFile(l.diff_id)));
+    ASSERT_TRUE(lock.ok());
+    ASSERT_TRUE(SyncLayers(*store, {l.diff_id}).ok());
+    EXPECT_FALSE(ReadLayerRecord(*store, l.diff_id)->synced);
+  }
+  ASSERT_TRUE(SyncLayers(*store, {l.diff_id, l.diff_id}).ok());
+  EXPECT_EQ(fs.calls(Op::kFsync), syncs + 2);  // one syncfs per call, whatever the layers
+  EXPECT_TRUE(ReadLayerRecord(*store, l.diff_id)->synced);
+  fs.SetBootId("second-boot");
+  EXPECT_TRUE(LayerExists(*store, l.diff_id));
+  // Nothing left to sync: no sync at all.
+  ASSERT_TRUE(SyncLayers(*store, {l.diff_id}).ok());
+  EXPECT_EQ(fs.calls(Op::kFsync), syncs + 2);
+}
+
+// A layer whose blob is larger than what the pipe between Feed and the extraction holds.
+Layer MakeLargeLayer() {
+  std::string noise(6 << 20, '\0');
+  uint64_t x = 88172645463325252ULL;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  Layer l;
+  l.tar = testing::MakeTar({{.path = "data/", .type = '5', .mode = 0755},
+                            {.path = "data/noise", .content = noise},
+                            {.path = "data/after", .content = "last\n"}});
+  l.blob = testing::Gzip(l.tar);
+  l.diff_id = *content::DigestOf("sha256", l.tar);
+  l.digest = *content::DigestOf("sha256", l.blob);
+  return l;
+}
+
+// Feed hands the bytes to the extraction's thread; in small pieces or large, the layer comes
+// out whole.
+TEST(LayerPipeline, ExtractsWhatIsFedInAnyPieces) {
+  const Layer l = MakeLargeLayer();
+  for (size_t piece : {size_t{1000}, size_t{16384}, size_t{3 << 20}}) {
+    SCOPED_TRACE("pieces of " + std::to_string(piece));
+    TempDir dir;
+    auto store = MustOpen(dir.store());
+    ASSERT_NE(store, nullptr);
+    auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    for (size_t at = 0; at < l.blob.size(); at += piece) {
+      ASSERT_TRUE((*u)->Feed(l.blob.data() + at, std::min(piece, l.blob.size() - at)).ok());
+    }
+    ASSERT_TRUE((*u)->Finish().ok());
+    ASSERT_TRUE((*u)->Commit().ok());
+    EXPECT_EQ(Slurp(store->layout().LayerRootfs(l.diff_id) + "/data/after"), "last\n");
+    EXPECT_EQ(stdfs::file_size(store->layout().LayerRootfs(l.diff_id) + "/data/noise"),
+              size_t{6 << 20});
+  }
+}
+
+// The download side gives up half-way (a source failed, the pull was cancelled): dropping the
+// unpacker stops the extraction and leaves nothing, while the pipe is full or empty.
+TEST(LayerPipeline, DroppedHalfWayStopsTheExtraction) {
+  const Layer l = MakeLargeLayer();
+  for (size_t fed : {size_t{0}, size_t{4096}, l.blob.size() / 2, l.blob.size() - 1}) {
+    SCOPED_TRACE("dropped after " + std::to_string(fed) + " bytes");
+    TempDir dir;
+    auto store = MustOpen(dir.store());
+    ASSERT_NE(store, nullptr);
+    {
+      auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+      ASSERT_TRUE(u.ok()) << u.status().ToString();
+      ASSERT_TRUE((*u)->Feed(l.blob.data(), fed).ok());
+    }
+    ExpectNoTrace(*store, l.diff_id);
+    ASSERT_TRUE(Unpack(*store, l).ok());  // the lock was released
+  }
+}
+
+// An extraction that fails (here: the disk fills up) reaches the download side: a later Feed
+// returns its error at once, whatever still comes (never waiting for the stopped extraction),
+// and so does Finish; nothing is left.
+TEST(LayerPipeline, ExtractionErrorReachesTheFeedWithoutBlockingIt) {
+  const Layer l = MakeLargeLayer();
+  TempDir dir;
+  ASSERT_NE(MustOpen(dir.store()), nullptr);
+  FaultInjectingFileSystem fs;
+  auto store = MustOpen(dir.store(), &fs);
+  ASSERT_NE(store, nullptr);
+  {
+    auto u = LayerUnpacker::Open(*store, l.diff_id, l.digest, kGzipLayer);
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    fs.FailNth(Op::kWrite, 1, ENOSPC);
+    Status fed;
+    int feeds = 0;
+    // The blob again and again, 64 KiB at a time: far more than the pipe holds.
+    for (int round = 0; round < 20 && fed.ok(); ++round) {
+      for (size_t at = 0; at < l.blob.size() && fed.ok(); at += 65536, ++feeds) {
+        fed = (*u)->Feed(l.blob.data() + at, std::min<size_t>(65536, l.blob.size() - at));
+      }
+    }
+    EXPECT_EQ(fed.code(), StatusCode::kResourceExhausted) << fed.ToString();
+    EXPECT_NE(fed.message().find("staging"), std::string::npos) << fed.ToString();
+    for (int i = 0; i < 1000; ++i) EXPECT_FALSE((*u)->Feed(l.blob.data(), 65536).ok());
+    EXPECT_EQ((*u)->Finish().code(), StatusCode::kResourceExhausted);
+  }
+  ExpectNoTrace(*store, l.diff_id);
 }
 
 }  // namespace
