@@ -82,6 +82,12 @@ static const std::map<std::string, std::vector<Example>>& Examples() {
       {"df",
        {{"hoist df", "usage, and what gc would reclaim"},
         {"hoist df --ingest-max-age 0", "count every partial download as reclaimable"}}},
+      {"serve",
+       {{"hoist serve", "the store on 127.0.0.1:5000, for nodes that list it as a mirror"},
+        {"hoist serve --listen 10.0.0.5:5000 --htpasswd /etc/hoist/htpasswd --tls-cert c.pem "
+         "--tls-key k.pem",
+         "beyond this host: Basic auth over TLS"},
+        {"hoist serve --access-log - --listen 127.0.0.1:0", "a free port; requests on stderr"}}},
       {"load",
        {{"hoist load -i alpine.tar", "a docker save or oci-archive tarball (gzip/zstd too)"},
         {"zcat app.tar.gz | hoist load", "from standard input"},
