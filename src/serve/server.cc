@@ -338,6 +338,24 @@ struct Server::State {
     return r;
   }
 
+  // The tags of the records of `name` (of registry `ns` when given), sorted; no pagination.
+  Reply Tags(const std::string& name, const char* ns) {
+    auto snap = Current();
+    if (!snap.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
+    std::set<std::string> tags;
+    for (const Descriptor& record : (*snap)->records) {
+      auto r = Reference::Parse(image::NameOf(record));
+      if (!r.ok() || r->path() != name || r->tag().empty()) continue;
+      if (ns != nullptr && r->domain() != ns) continue;
+      tags.insert(r->tag());
+    }
+    if (tags.empty()) return ErrorReply(404, "NAME_UNKNOWN", "repository name not known", name);
+    Reply r;
+    r.body = nlohmann::json{{"name", name}, {"tags", tags}}.dump();
+    r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+    return r;
+  }
+
   Reply Blob(const std::string& text, const char* range) {
     auto d = Digest::Parse(text);
     if (!d.ok()) return ErrorReply(400, "DIGEST_INVALID", "invalid digest", text);
@@ -409,6 +427,13 @@ struct Server::State {
     std::string name(rest.substr(0, kind_at));
     std::string_view kind = rest.substr(kind_at + 1, last - kind_at - 1);
     std::string ref(rest.substr(last + 1));
+    if (kind == "tags" && ref == "list") {
+      if (!IsValidName(std::string(rest.substr(0, kind_at)))) {
+        return ErrorReply(400, "NAME_INVALID", "invalid repository name");
+      }
+      return Tags(std::string(rest.substr(0, kind_at)),
+                  MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "ns"));
+    }
     if (kind != "manifests" && kind != "blobs") {
       return ErrorReply(404, "UNSUPPORTED", "not a distribution API path");
     }
@@ -472,7 +497,10 @@ MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, con
     *upload_data_size = 0;
     return MHD_YES;
   }
-  Reply r = state->Route(connection, url, method);
+  // The path reaches us percent-decoded as a C string: a %00 would cut it short unseen.
+  Reply r = ToLower(req->uri).find("%00") != std::string::npos
+                ? ErrorReply(400, "UNSUPPORTED", "NUL in the request path")
+                : state->Route(connection, url, method);
   const bool head = std::string_view(method) == MHD_HTTP_METHOD_HEAD;
   MHD_Response* response = nullptr;
   if (r.fd.valid()) {
