@@ -20,6 +20,7 @@
 #include "support/image_builder.h"
 #include "support/process.h"
 #include "support/registry.h"
+#include "support/tls.h"
 
 namespace hoist {
 namespace {
@@ -67,6 +68,16 @@ std::string RawRequest(int port, const std::string& request) {
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
+}
+
+// True when 127.0.0.1:port accepts a connection (the server listens once it is started).
+bool CanConnect(int port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return fd.valid() && connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
 }
 
 // The status code of a raw answer ("HTTP/1.1 404 Not Found" → 404); 0 if none.
@@ -140,7 +151,7 @@ class ServeTest : public ::testing::Test {
       ASSERT_TRUE(child.ok()) << child.status().message();
       s->child.emplace(std::move(child).value());
       for (int i = 0; i < 100 && s->child->Running(); ++i) {
-        if (StatusOf(RawRequest(s->port, Get("/v2/"))) != 0) return;
+        if (CanConnect(s->port)) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       s->child->Stop();
@@ -410,6 +421,24 @@ TEST_F(ServeTest, BasicAuthFromHtpasswd) {
                                        60);
     EXPECT_TRUE(inspect.ok()) << inspect.status().message();
   }
+}
+
+TEST_F(ServeTest, ServesHttpsWithTheGivenCertificate) {
+  if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
+  auto ca = testing::TestCa::Create();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  auto cert = ca->IssueServerCert({"127.0.0.1"});
+  ASSERT_TRUE(cert.ok()) << cert.status().message();
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--tls-cert", cert->cert_path, "--tls-key", cert->key_path}));
+  const std::string certs = dir_->path() + "/certs";
+  WriteFile(certs + "/ca.crt", ReadFile(ca->ca_cert_path()));
+  auto inspect = testing::RunCommand(
+      {"skopeo", "inspect", "--cert-dir", certs, "docker://" + s.host() + "/" + kRepo + ":1"}, 60);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+  // Plain http on the TLS port gets no answer of the registry's.
+  EXPECT_NE(StatusOf(RawRequest(s.port, Get("/v2/"))), 200);
 }
 
 TEST_F(ServeTest, RefusesAnonymousServingBeyondLoopback) {
