@@ -441,6 +441,35 @@ TEST_F(ServeTest, ServesHttpsWithTheGivenCertificate) {
   EXPECT_NE(StatusOf(RawRequest(s.port, Get("/v2/"))), 200);
 }
 
+TEST_F(ServeTest, RequiresAClientCertificateOfTheClientCa) {
+  if (!testing::FindExecutable("curl")) GTEST_SKIP() << "curl not installed";
+  auto ca = testing::TestCa::Create();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  auto other_ca = testing::TestCa::Create("another CA");
+  ASSERT_TRUE(other_ca.ok()) << other_ca.status().message();
+  auto server = ca->IssueServerCert({"127.0.0.1"});
+  auto client = ca->IssueClientCert("node2");
+  auto stranger = other_ca->IssueClientCert("node3");
+  ASSERT_TRUE(server.ok() && client.ok() && stranger.ok());
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--tls-cert", server->cert_path, "--tls-key", server->key_path,
+                                     "--tls-client-ca", ca->ca_cert_path()}));
+  const std::string url = "https://" + s.host() + "/v2/" + kRepo + "/manifests/1";
+  auto status = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"curl", "-s",           "-o",       "/dev/null",
+                                     "-w",   "%{http_code}", "--cacert", ca->ca_cert_path()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(url);
+    auto r = testing::RunCommand(argv, 30);
+    return r.ok() ? *r : "error: " + r.status().message();
+  };
+  EXPECT_EQ(status({"--cert", client->cert_path, "--key", client->key_path}), "200");
+  EXPECT_EQ(status({}), "403");
+  // A certificate of another CA is refused at the handshake or by the check.
+  std::string other = status({"--cert", stranger->cert_path, "--key", stranger->key_path});
+  EXPECT_NE(other, "200") << other;
+}
+
 TEST_F(ServeTest, RefusesAnonymousServingBeyondLoopback) {
   CliRun r = Hoist(store_, dir_->path(), {"serve", "--listen", "0.0.0.0:0"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -230,9 +231,9 @@ std::string PeerOf(MHD_Connection* connection) {
 struct Server::State {
   const content::Store* store = nullptr;
   ServeOptions options;
-  std::map<std::string, std::string> users;  // htpasswd; empty: no auth
-  std::string tls_cert, tls_key;             // PEM text, alive as long as the daemon
-  FILE* log = nullptr;                       // access log; stderr is not closed
+  std::map<std::string, std::string> users;      // htpasswd; empty: no auth
+  std::string tls_cert, tls_key, tls_client_ca;  // PEM text, alive as long as the daemon
+  FILE* log = nullptr;                           // access log; stderr is not closed
   bool close_log = false;
   std::mutex log_mu;
   MHD_Daemon* daemon = nullptr;
@@ -396,7 +397,25 @@ struct Server::State {
     return r;
   }
 
+  // With --tls-client-ca: the client presented a certificate that verifies against it (MHD
+  // asks for one, and loads the CA as the session's trust, but leaves the verdict to us).
+  bool ClientCertified(MHD_Connection* connection) {
+    if (tls_client_ca.empty()) return true;
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == nullptr || info->tls_session == nullptr) return false;
+    auto session = static_cast<gnutls_session_t>(info->tls_session);
+    unsigned count = 0;
+    if (gnutls_certificate_get_peers(session, &count) == nullptr || count == 0) return false;
+    unsigned status = 0;
+    return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
+  }
+
   Reply Route(MHD_Connection* connection, std::string_view url, std::string_view method) {
+    if (!ClientCertified(connection)) {
+      return ErrorReply(403, "DENIED",
+                        "a client certificate issued by the server's CA is required");
+    }
     if (!Authorized(connection)) {
       Reply r = ErrorReply(401, "UNAUTHORIZED", "authentication required");
       r.auth_challenge = true;
@@ -537,9 +556,11 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return InvalidArgumentError("serve: --tls-cert and --tls-key go together");
   }
-  if (!loopback && options.htpasswd.empty() && !options.allow_anonymous_remote) {
+  if (!loopback && options.htpasswd.empty() && options.tls_client_ca.empty() &&
+      !options.allow_anonymous_remote) {
     return InvalidArgumentError(
-        "serve: refusing to serve the store beyond this host without --htpasswd "
+        "serve: refusing to serve the store beyond this host without --htpasswd or "
+        "--tls-client-ca "
         "(or give --anonymous to serve it to anyone who can reach " +
         Quote(options.listen) + ")");
   }
@@ -554,6 +575,11 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
     }
     ASSIGN_OR_RETURN(state->tls_cert, ReadSmallFile(options.tls_cert, kMaxPemBytes, "TLS cert"));
     ASSIGN_OR_RETURN(state->tls_key, ReadSmallFile(options.tls_key, kMaxPemBytes, "TLS key"));
+  }
+  if (!options.tls_client_ca.empty()) {
+    if (!tls) return InvalidArgumentError("serve: --tls-client-ca needs --tls-cert and --tls-key");
+    ASSIGN_OR_RETURN(state->tls_client_ca,
+                     ReadSmallFile(options.tls_client_ca, kMaxPemBytes, "TLS client CA"));
   }
   if (options.access_log == "-") {
     state->log = stderr;
@@ -586,6 +612,9 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
   if (tls) {
     items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, state->tls_cert.data()});
     items.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, state->tls_key.data()});
+    if (!state->tls_client_ca.empty()) {
+      items.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0, state->tls_client_ca.data()});
+    }
   }
   items.push_back({MHD_OPTION_END, 0, nullptr});
   state->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &OnRequest, state.get(),

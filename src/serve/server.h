@@ -42,10 +42,13 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:5000";
   // PEM files: serve https with this certificate and key.
   std::string tls_cert, tls_key;
+  // A PEM CA (with TLS): every request needs a client certificate it issued (else 403 DENIED).
+  std::string tls_client_ca;
   // An htpasswd file of bcrypt ($2y$) entries (htpasswd -B): every request needs Basic auth
   // with one of its accounts. Read once at Start (at most 1 MiB, 10000 entries).
   std::string htpasswd;
-  // Without TLS or htpasswd, Start refuses an address that is not loopback unless this is set.
+  // Without htpasswd or tls_client_ca, Start refuses an address that is not loopback unless
+  // this is set.
   bool allow_anonymous_remote = false;
   // "": no access log; "-": standard error; else a file appended to (created 0600).
   std::string access_log;
@@ -59,9 +62,10 @@ struct ServeOptions {
 class Server {
  public:
   // Starts serving `store` in threads of its own, and returns once the socket listens.
-  // InvalidArgument for a bad address or a refused combination (non-loopback without TLS,
-  // htpasswd or allow_anonymous_remote); the file's error for an unreadable cert, key or
-  // htpasswd; Unavailable when the address cannot be bound. `store` must outlive the Server.
+  // InvalidArgument for a bad address or a refused combination (non-loopback without htpasswd,
+  // tls_client_ca or allow_anonymous_remote; a client CA without TLS); the file's error for an
+  // unreadable cert, key or htpasswd; Unavailable when the address cannot be bound. `store` must
+  // outlive the Server.
   static Result<std::unique_ptr<Server>> Start(const content::Store& store, ServeOptions options);
   // Stops listening and waits for the connections' threads to end.
   ~Server();

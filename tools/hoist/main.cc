@@ -889,11 +889,15 @@ static int Run(int argc, char** argv) {
   serve->add_option("--tls-key", serve_options.tls_key, "The certificate's PEM private key")
       ->check(CLI::ExistingFile);
   serve
+      ->add_option("--tls-client-ca", serve_options.tls_client_ca,
+                   "Require a client certificate issued by this PEM CA (mTLS; needs --tls-cert)")
+      ->check(CLI::ExistingFile);
+  serve
       ->add_option("--htpasswd", serve_options.htpasswd,
                    "Require Basic auth with an account of this file (bcrypt: htpasswd -B)")
       ->check(CLI::ExistingFile);
   serve->add_flag("--anonymous", serve_options.allow_anonymous_remote,
-                  "Allow a non-loopback --listen without --htpasswd");
+                  "Allow a non-loopback --listen without --htpasswd or --tls-client-ca");
   serve->add_option("--access-log", serve_options.access_log,
                     "Append a line per request to this file (-: standard error)");
   serve
