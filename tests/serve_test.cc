@@ -173,6 +173,11 @@ TEST_F(ServeTest, AnswersTheDistributionApi) {
   EXPECT_EQ(base->status, 200);
   EXPECT_EQ(base->headers["docker-distribution-api-version"], "registry/2.0");
 
+  // One connection carries several requests (clients keep it open between blobs).
+  std::string two = RawRequest(s.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n" + Get("/v2/"));
+  EXPECT_EQ(StatusOf(two), 200);
+  EXPECT_NE(two.find("HTTP/1.1 200", 1), std::string::npos) << two;
+
   // By tag: the record's manifest, as the registry served it.
   for (const char* method : {"GET", "HEAD"}) {
     auto m = testing::HttpCall(method, s.url() + "/v2/" + kRepo + "/manifests/1");

@@ -61,6 +61,7 @@ struct Request {
   std::string method;
   unsigned status = 0;
   uint64_t bytes = 0;  // the body length of the response (0 for HEAD)
+  bool seen = false;   // the handler was called for it once
 };
 
 // A response to queue: either bytes or a blob's fd range.
@@ -513,6 +514,18 @@ MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, con
   }
   req->method = method;
   if (req->status != 0) {  // answered already; drop any upload
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  // A GET or HEAD is answered on the second call, once the whole request is read, so that the
+  // connection stays open for the next request; anything else at once (the connection is then
+  // closed without reading a body).
+  const std::string_view m(method);
+  if (!req->seen && (m == MHD_HTTP_METHOD_GET || m == MHD_HTTP_METHOD_HEAD)) {
+    req->seen = true;
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {  // a GET with a body: drop it
     *upload_data_size = 0;
     return MHD_YES;
   }

@@ -84,8 +84,7 @@ static const std::map<std::string, std::vector<Example>>& Examples() {
         {"hoist df --ingest-max-age 0", "count every partial download as reclaimable"}}},
       {"serve",
        {{"hoist serve", "the store on 127.0.0.1:5000, for nodes that list it as a mirror"},
-        {"hoist serve --listen 10.0.0.5:5000 --htpasswd /etc/hoist/htpasswd --tls-cert c.pem "
-         "--tls-key k.pem",
+        {"hoist serve --listen 10.0.0.5:5000 --htpasswd FILE --tls-cert C --tls-key K",
          "beyond this host: Basic auth over TLS"},
         {"hoist serve --access-log - --listen 127.0.0.1:0", "a free port; requests on stderr"}}},
       {"load",
