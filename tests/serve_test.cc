@@ -382,6 +382,60 @@ TEST_F(ServeTest, SecondNodePullsThroughTheFirstAsMirror) {
   }
 }
 
+// A multi-platform Docker image: the tag is answered with the manifest list the registry gave
+// (so the second node records the same digests), the pulled platform's Docker manifest by
+// digest, and the platform not pulled not at all.
+TEST_F(ServeTest, ServesTheIndexATagResolvedTo) {
+  std::vector<testing::BuiltImage> images;
+  for (const char* arch : {"amd64", "arm64"}) {
+    images.push_back(testing::BuildImage(
+        testing::Format::kDocker,
+        {{{"data/", "", '5'}, {std::string("data/") + arch, testing::RandomBytes(100 << 10, 3)}}},
+        "linux", arch));
+  }
+  testing::BuiltIndex index = testing::BuildIndex(testing::Format::kDocker, images);
+  ASSERT_TRUE(testing::PushIndex(upstream_->host(), "serve/multi", "2", index).ok());
+  const std::string ref = upstream_->host() + "/serve/multi:2";
+  CliRun first = Hoist(store_, dir_->path(), {"pull", "-q", "--platform", "linux/amd64", ref});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+
+  auto tag = testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/2");
+  ASSERT_TRUE(tag.ok());
+  EXPECT_EQ(tag->status, 200);
+  EXPECT_EQ(tag->headers["docker-content-digest"], index.digest);
+  EXPECT_EQ(tag->headers["content-type"], index.media_type);
+  EXPECT_EQ(tag->body, index.manifest);
+  auto amd64 =
+      testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/" + images[0].manifest_digest);
+  ASSERT_TRUE(amd64.ok());
+  EXPECT_EQ(amd64->status, 200);
+  EXPECT_EQ(amd64->headers["content-type"], images[0].manifest_media_type);
+  EXPECT_EQ(amd64->body, images[0].manifest);
+  auto arm64 =
+      testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/" + images[1].manifest_digest);
+  ASSERT_TRUE(arm64.ok());
+  EXPECT_EQ(arm64->status, 404);
+
+  const std::string node = dir_->path() + "/node3";
+  fs::create_directories(node + "/home");
+  WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
+                                           "\"\nlocation = \"" + upstream_->host() +
+                                           "\"\n\n[[registry.mirror]]\nlocation = \"" + s.host() +
+                                           "\"\ninsecure = true\n");
+  const int before = upstream_->CountRequests("GET", "/blobs/");
+  CliRun second = Hoist(node + "/store", node, {"pull", "-q", "--platform", "linux/amd64", ref});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(second.out, first.out);
+  EXPECT_EQ(upstream_->CountRequests("GET", "/blobs/"), before);
+  CliRun a = Hoist(store_, dir_->path(), {"images", "--digests", ref});
+  CliRun b = Hoist(node + "/store", node, {"images", "--digests", ref});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_NE(a.out.find(ref.substr(0, ref.size() - 2)), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+}
+
 TEST_F(ServeTest, PodmanPulls) {
   if (!testing::FindExecutable("podman")) GTEST_SKIP() << "podman not installed";
   Served s;
