@@ -459,7 +459,8 @@ TEST_F(FleetTest, NginxWaitsForASlowUpstreamInsteadOfFetchingAgain) {
 
 // Peer serving (docs/fleet.md#peer-serving): a seed node pulls from the upstream and serves its
 // store with `hoist serve`; the other nodes list it as their mirror, and the upstream serves
-// each blob once, to the seed.
+// each blob once, to the seed. All nodes connect from 127.0.0.1 here, so the seed allows more
+// connections from one address than its default (64).
 TEST_F(FleetTest, NodesPullFromASeedNodeServingItsStore) {
   Node seed = NewNode("");
   CliRun pull = Hoist(seed, {"pull", "-q", ref_});
@@ -467,9 +468,10 @@ TEST_F(FleetTest, NodesPullFromASeedNodeServingItsStore) {
   auto port = testing::PickFreePort();
   ASSERT_TRUE(port.ok());
   const std::string seed_host = "127.0.0.1:" + std::to_string(*port);
-  auto serve = testing::ChildProcess::Spawn({HOIST_CLI, "--store", seed.store, "serve", "--listen",
-                                             seed_host, "--access-log", seed.dir + "/access.log"},
-                                            seed.dir + "/serve.out");
+  auto serve = testing::ChildProcess::Spawn(
+      {HOIST_CLI, "--store", seed.store, "serve", "--listen", seed_host, "--access-log",
+       seed.dir + "/access.log", "--max-connections-per-ip", "1024", "--max-connections", "1024"},
+      seed.dir + "/serve.out");
   ASSERT_TRUE(serve.ok()) << serve.status().message();
   ASSERT_TRUE(WaitFor(
       [&] {

@@ -904,6 +904,10 @@ static int Run(int argc, char** argv) {
       ->add_option("--max-connections", serve_options.max_connections,
                    "Connections at once (default 256)")
       ->check(CLI::Range(1, 65536));
+  serve
+      ->add_option("--max-connections-per-ip", serve_options.max_connections_per_ip,
+                   "Connections at once from one client address (default 64)")
+      ->check(CLI::Range(1, 65536));
 
   std::string completion_shell;
   auto* completion = app.add_subcommand(
