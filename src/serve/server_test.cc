@@ -79,6 +79,12 @@ TEST_F(ServerTest, ServesOnlyWhatRecordsReference) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(after->body, img.layers[0].data);
+  auto head = testing::HttpCall("HEAD", base + "/v2/app/blobs/" + img.layers[0].digest);
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->headers["content-length"], std::to_string(img.layers[0].data.size()));
+  EXPECT_EQ(head->headers["docker-content-digest"], img.layers[0].digest);
+  EXPECT_EQ(head->body, "");
   auto tag = testing::HttpCall("GET", base + "/v2/app/manifests/1");
   ASSERT_TRUE(tag.ok());
   EXPECT_EQ(tag->status, 200);
