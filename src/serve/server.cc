@@ -274,13 +274,14 @@ struct Server::State {
     char* user = MHD_basic_auth_get_username_password(connection, &password);
     bool ok = false;
     if (user != nullptr && password != nullptr) {
+      // An unknown user costs a bcrypt too (against the first entry), so that the time taken
+      // does not tell which users exist.
       auto it = users.find(user);
-      if (it != users.end()) {
-        auto data = std::make_unique<crypt_data>();
-        const char* hash = crypt_r(password, it->second.c_str(), data.get());
-        ok = hash != nullptr && std::strlen(hash) == it->second.size() &&
-             CRYPTO_memcmp(hash, it->second.data(), it->second.size()) == 0;
-      }
+      const std::string& want = it != users.end() ? it->second : users.begin()->second;
+      auto data = std::make_unique<crypt_data>();
+      const char* hash = crypt_r(password, want.c_str(), data.get());
+      ok = it != users.end() && hash != nullptr && std::strlen(hash) == want.size() &&
+           CRYPTO_memcmp(hash, want.data(), want.size()) == 0;
     }
     if (user != nullptr) MHD_free(user);
     if (password != nullptr) MHD_free(password);
