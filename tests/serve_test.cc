@@ -474,6 +474,13 @@ TEST_F(ServeTest, BasicAuthFromHtpasswd) {
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->status, 200);
   EXPECT_EQ(ok->body, image_.manifest);
+  // Accepted credentials are remembered; others still are not.
+  auto again = testing::HttpCall("GET", manifest, {}, "", "node:s3cret");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200);
+  auto wrong = testing::HttpCall("GET", manifest, {}, "", "node:s3cre");
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401);
   if (testing::FindExecutable("skopeo")) {
     auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", "--creds",
                                         "node:s3cret", "docker://" + s.host() + "/" + kRepo + ":1"},

@@ -27,6 +27,7 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
+#include "content/digester.h"
 #include "hoist/digest.h"
 #include "hoist/reference.h"
 #include "image/records.h"
@@ -39,6 +40,7 @@ namespace {
 constexpr size_t kMaxHtpasswdBytes = 1 << 20;
 constexpr size_t kMaxHtpasswdEntries = 10000;
 constexpr size_t kMaxPemBytes = 1 << 20;
+constexpr size_t kMaxAcceptedCredentials = 4096;
 
 // What the records reference, computed again only when index.json changes.
 struct Snapshot {
@@ -240,6 +242,11 @@ struct Server::State {
   MHD_Daemon* daemon = nullptr;
   int port = 0;
 
+  // Credentials that passed the bcrypt check (SHA-256 of user, NUL, password), so that a client
+  // making many requests costs one bcrypt; forgotten all at once past kMaxAcceptedCredentials.
+  std::mutex accepted_mu;
+  std::set<Digest> accepted;
+
   std::mutex snapshot_mu;
   IndexStamp stamp;
   std::shared_ptr<const Snapshot> snapshot;
@@ -273,7 +280,18 @@ struct Server::State {
     char* password = nullptr;
     char* user = MHD_basic_auth_get_username_password(connection, &password);
     bool ok = false;
+    std::optional<Digest> key;  // of user and password, for the cache of accepted ones
     if (user != nullptr && password != nullptr) {
+      if (auto d = content::Digester::New("sha256"); d.ok()) {
+        d->Update(std::string_view(user));
+        d->Update(std::string_view("\0", 1));
+        d->Update(std::string_view(password));
+        key = d->Finish();
+        std::lock_guard<std::mutex> lock(accepted_mu);
+        if (accepted.contains(*key)) ok = true;
+      }
+    }
+    if (!ok && user != nullptr && password != nullptr) {
       // An unknown user costs a bcrypt too (against the first entry), so that the time taken
       // does not tell which users exist.
       auto it = users.find(user);
@@ -282,6 +300,11 @@ struct Server::State {
       const char* hash = crypt_r(password, want.c_str(), data.get());
       ok = it != users.end() && hash != nullptr && std::strlen(hash) == want.size() &&
            CRYPTO_memcmp(hash, want.data(), want.size()) == 0;
+    }
+    if (ok && key) {
+      std::lock_guard<std::mutex> lock(accepted_mu);
+      if (accepted.size() >= kMaxAcceptedCredentials) accepted.clear();
+      accepted.insert(*key);
     }
     if (user != nullptr) MHD_free(user);
     if (password != nullptr) MHD_free(password);
