@@ -10,7 +10,7 @@ packages=(
   build-essential cmake pkg-config ca-certificates python3 curl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libzstd-dev libisal-dev zlib1g-dev libsqlite3-dev libtomlplusplus-dev
-  libgpgme-dev libyaml-cpp-dev gnupg
+  libgpgme-dev libyaml-cpp-dev gnupg libmicrohttpd-dev libcrypt-dev libgnutls28-dev
   libgtest-dev libgmock-dev
   docker-registry apache2-utils skopeo umoci openssl
   docker.io podman

@@ -457,6 +457,40 @@ TEST_F(FleetTest, NginxWaitsForASlowUpstreamInsteadOfFetchingAgain) {
   Report("nginx-slow-upstream", run, total);
 }
 
+// Peer serving (docs/fleet.md#peer-serving): a seed node pulls from the upstream and serves its
+// store with `hoist serve`; the other nodes list it as their mirror, and the upstream serves
+// each blob once, to the seed. All nodes connect from 127.0.0.1 here, so the seed allows more
+// connections from one address than its default (64).
+TEST_F(FleetTest, NodesPullFromASeedNodeServingItsStore) {
+  Node seed = NewNode("");
+  CliRun pull = Hoist(seed, {"pull", "-q", ref_});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  auto port = testing::PickFreePort();
+  ASSERT_TRUE(port.ok());
+  const std::string seed_host = "127.0.0.1:" + std::to_string(*port);
+  auto serve = testing::ChildProcess::Spawn(
+      {HOIST_CLI, "--store", seed.store, "serve", "--listen", seed_host, "--access-log",
+       seed.dir + "/access.log", "--max-connections-per-ip", "1024", "--max-connections", "1024"},
+      seed.dir + "/serve.out");
+  ASSERT_TRUE(serve.ok()) << serve.status().message();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = testing::HttpCall("GET", "http://" + seed_host + "/v2/", {}, "", "", 2);
+        return r.ok() && r->status == 200;
+      },
+      15))
+      << ReadFile(seed.dir + "/serve.out");
+
+  FleetRun run = PullTogether(seed_host);
+  int total = 0;
+  for (const auto& [digest, gets] : UpstreamBlobGets(&total)) {
+    EXPECT_EQ(gets, 1) << "the upstream served " << digest << " " << gets << " times";
+  }
+  for (const auto& p : run.pulls) EXPECT_EQ(p.err, "") << "no node passed the seed over";
+  Report("hoist-serve-peer", run, total);
+  serve->Stop();
+}
+
 // The CNCF distribution registry in proxy mode as the front: every node gets the image, but
 // concurrent misses are not coalesced, so the upstream sees more GETs than blobs (measured
 // and printed; how many depends on timing).

@@ -22,11 +22,13 @@
 
 #include "base/json.h"
 #include "base/strings.h"
+#include "content/store.h"
 #include "help.h"
 #include "hoist/client.h"
 #include "hoist/reference.h"
 #include "hoist/version.h"
 #include "progress_view.h"
+#include "serve/server.h"
 
 namespace {
 
@@ -518,6 +520,24 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
   return 0;
 }
 
+// Serves the store until SIGINT or SIGTERM.
+int Serve(const Globals& g, const hoist::serve::ServeOptions& options) {
+  auto store = hoist::content::Store::Open(g.store.empty() ? hoist::DefaultStoreDir() : g.store);
+  if (!store.ok()) return Fail(store.status().WithContext("serve"));
+  auto server = hoist::serve::Server::Start(**store, options);
+  if (!server.ok()) return Fail(server.status());
+  std::string listen = options.listen.substr(0, options.listen.rfind(':'));
+  std::fprintf(stderr, "hoist: serving %s read-only on %s:%d\n",
+               TerminalSafe((*store)->layout().root()).c_str(), TerminalSafe(listen).c_str(),
+               (*server)->port());
+  while (!g_cancel.load()) {
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+  }
+  server->reset();
+  return 0;
+}
+
 // ---- load, save, copy, push ----
 
 // The progress of layers put into the store, a line per state change as a pull logs it, when
@@ -858,6 +878,37 @@ static int Run(int argc, char** argv) {
   auto* df = app.add_subcommand("df", "Show the store's usage and what hoist gc would reclaim");
   add_gc_flags(df);
 
+  hoist::serve::ServeOptions serve_options;
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Serve the store read-only over the OCI distribution API (a mirror for other nodes)");
+  serve->add_option("--listen", serve_options.listen,
+                    "ADDR:PORT to listen on (default 127.0.0.1:5000; port 0: a free one)");
+  serve->add_option("--tls-cert", serve_options.tls_cert, "Serve https with this PEM certificate")
+      ->check(CLI::ExistingFile);
+  serve->add_option("--tls-key", serve_options.tls_key, "The certificate's PEM private key")
+      ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--tls-client-ca", serve_options.tls_client_ca,
+                   "Require a client certificate issued by this PEM CA (mTLS; needs --tls-cert)")
+      ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--htpasswd", serve_options.htpasswd,
+                   "Require Basic auth with an account of this file (bcrypt: htpasswd -B)")
+      ->check(CLI::ExistingFile);
+  serve->add_flag("--anonymous", serve_options.allow_anonymous_remote,
+                  "Allow a non-loopback --listen without --htpasswd or --tls-client-ca");
+  serve->add_option("--access-log", serve_options.access_log,
+                    "Append a line per request to this file (-: standard error)");
+  serve
+      ->add_option("--max-connections", serve_options.max_connections,
+                   "Connections at once (default 256)")
+      ->check(CLI::Range(1, 65536));
+  serve
+      ->add_option("--max-connections-per-ip", serve_options.max_connections_per_ip,
+                   "Connections at once from one client address (default 64)")
+      ->check(CLI::Range(1, 65536));
+
   std::string completion_shell;
   auto* completion = app.add_subcommand(
       "completion", "Print a shell completion script (commands, flags, images in the store)");
@@ -895,6 +946,7 @@ static int Run(int argc, char** argv) {
   if (*gc) return GarbageCollect(g, gc_options);
   if (*verify) return Verify(g, verify_refs, repair);
   if (*df) return DiskUsage(g, gc_options);
+  if (*serve) return Serve(g, serve_options);
   if (*login) return Login(g, login_registry, login_user, login_password, password_stdin);
   if (*trust) {
     auto client = OpenClient(g);

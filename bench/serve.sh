@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# hoist serve against docker-registry on one 1 GiB blob over loopback: the download speed curl
+# reports (three runs each) and each server's peak RSS (VmHWM, read before it is stopped).
+# The blob is a gzip layer of random data (skopeo compresses the tar of a 1 GiB random file as it
+# pushes), pulled into a fresh store that `hoist serve` then serves.
+# Usage: bench/serve.sh   (after scripts/install-deps.sh; builds hoist into build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${BENCH_BUILD:-1}" = 1 ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOIST_WERROR=ON >/dev/null
+  cmake --build build -j 2 --target hoist_cli >/dev/null
+fi
+hoist_bin=$PWD/build/tools/hoist/hoist
+. scripts/registry.sh
+start_registry "${BENCH_DISK_DIR:-/var/tmp}/hoist-serve-bench.XXXXXX"
+serve_pid=""
+cleanup() {
+  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
+  stop_registry
+}
+trap cleanup EXIT
+
+layout=$work/layout
+mkdir -p "$layout/blobs/sha256"
+blob() { # FILE -> moves it into $layout/blobs as its digest; prints "hex size"
+  local hex size
+  hex=$(sha256sum "$1" | cut -d' ' -f1)
+  size=$(stat -c %s "$1")
+  mv "$1" "$layout/blobs/sha256/$hex"
+  echo "$hex $size"
+}
+head -c 1073741824 /dev/urandom >"$work/big"
+tar -C "$work" -cf "$work/layer.tar" big
+rm "$work/big"
+read -r lhex lsize < <(blob "$work/layer.tar")
+printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$lhex" >"$work/config"
+read -r chex csize < <(blob "$work/config")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+  "$chex" "$csize" "$lhex" "$lsize" >"$work/manifest"
+read -r mhex msize < <(blob "$work/manifest")
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' \
+  "$mhex" "$msize" >"$layout/index.json"
+echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+skopeo copy -q --dest-tls-verify=false "oci:$layout" "docker://127.0.0.1:$port/big:1"
+rm -rf "$layout"
+
+store=$work/store
+: >"$work/registries.conf"
+HOIST_REGISTRIES_CONF=$work/registries.conf "$hoist_bin" --store "$store" pull -q "127.0.0.1:$port/big:1" >/dev/null
+serve_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$hoist_bin" --store "$store" serve --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$serve_port/v2/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+layer=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://127.0.0.1:$serve_port/v2/big/manifests/1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+
+printf '%-16s %12s %10s\n' server bytes MB/s
+for _ in 1 2 3; do
+  for server in docker-registry:$port hoist-serve:$serve_port; do
+    read -r size speed < <(curl -fsS -L -o /dev/null -w '%{size_download} %{speed_download}\n' \
+      "http://127.0.0.1:${server#*:}/v2/big/blobs/$layer")
+    printf '%-16s %12s %10d\n' "${server%%:*}" "$size" $((${speed%.*} / 1000000))
+  done
+done
+hwm() { awk '/VmHWM/ {print int($2 / 1024) " MiB"}' "/proc/$1/status"; }
+echo "peak RSS: hoist serve $(hwm "$serve_pid"); docker-registry $(hwm "$registry_pid") (push included)"

@@ -1,0 +1,546 @@
+// `hoist serve` end to end: a node pulls an image from the real registry into its store and
+// serves it on a free loopback port; skopeo, a second hoist node (the first one as its
+// registries.conf mirror) and podman read it back; hostile requests are refused with the
+// distribution spec's error JSON. Every server is a `hoist serve` process stopped by its PID.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "base/unique_fd.h"
+#include "support/http_client.h"
+#include "support/image_builder.h"
+#include "support/process.h"
+#include "support/registry.h"
+#include "support/tls.h"
+
+namespace hoist {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CliRun;
+using testing::TestRegistry;
+
+constexpr char kRepo[] = "serve/app";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
+}
+
+// Sends `request` as is (no URL normalization, unlike curl) to 127.0.0.1:port and returns
+// everything the server answered before closing (≤ 4 MiB, ≤ 10 s).
+std::string RawRequest(int port, const std::string& request) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return "";
+  timeval tv{10, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer and close before reading everything
+    sent += static_cast<size_t>(n);
+  }
+  std::string out;
+  char buf[65536];
+  while (out.size() < (4u << 20)) {
+    ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// True when 127.0.0.1:port accepts a connection (the server listens once it is started).
+bool CanConnect(int port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return fd.valid() && connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+// The status code of a raw answer ("HTTP/1.1 404 Not Found" → 404); 0 if none.
+int StatusOf(const std::string& answer) {
+  if (answer.rfind("HTTP/1.", 0) != 0 || answer.size() < 12) return 0;
+  return std::atoi(answer.substr(9, 3).c_str());
+}
+
+std::string Get(const std::string& path) {
+  return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+}
+
+// A running `hoist serve`: its port and access log; stopped by its PID on destruction.
+struct Served {
+  int port = 0;
+  std::string log;
+  std::optional<testing::ChildProcess> child;
+  std::string host() const { return "127.0.0.1:" + std::to_string(port); }
+  std::string url() const { return "http://" + host(); }
+};
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!TestRegistry::Available()) GTEST_SKIP() << "docker-registry not installed";
+    auto dir = testing::TempDir::Create("hoist-serve-");
+    ASSERT_TRUE(dir.ok());
+    dir_.emplace(std::move(dir).value());
+    auto up = TestRegistry::Start();
+    ASSERT_TRUE(up.ok()) << up.status().message();
+    upstream_ = std::move(up).value();
+    std::vector<std::vector<testing::TarEntry>> layers;
+    for (int i = 0; i < 3; ++i) {
+      layers.push_back({{"data/", "", '5'},
+                        {"data/part" + std::to_string(i), testing::RandomBytes(300 << 10, i + 7)}});
+    }
+    image_ = testing::BuildImage(testing::Format::kOci, layers);
+    ASSERT_TRUE(testing::PushImage(upstream_->host(), kRepo, "1", image_).ok());
+    ref_ = upstream_->host() + "/" + kRepo + ":1";
+    store_ = dir_->path() + "/store";
+    fs::create_directories(dir_->path() + "/home");
+    WriteFile(dir_->path() + "/registries.conf", "");
+    CliRun pull = Hoist(store_, dir_->path(), {"pull", "-q", ref_});
+    ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  }
+
+  // `hoist --store STORE ARGS` with HOME and registries.conf of `dir`.
+  CliRun Hoist(const std::string& store, const std::string& dir, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"-i",
+                                     "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                                     "HOME=" + dir + "/home",
+                                     "HOIST_REGISTRIES_CONF=" + dir + "/registries.conf",
+                                     HOIST_CLI,
+                                     "--store",
+                                     store};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::RunCli("/usr/bin/env", argv, dir);
+  }
+
+  // Starts `hoist serve` on a free port with `flags`, and waits until /v2/ answers.
+  void Serve(Served* s, const std::vector<std::string>& flags = {}) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto port = testing::PickFreePort();
+      ASSERT_TRUE(port.ok());
+      s->port = *port;
+      s->log = dir_->path() + "/access-" + std::to_string(*port) + ".log";
+      std::vector<std::string> argv = {HOIST_CLI,  "--store", store_,         "serve",
+                                       "--listen", s->host(), "--access-log", s->log};
+      argv.insert(argv.end(), flags.begin(), flags.end());
+      auto child = testing::ChildProcess::Spawn(argv, dir_->path() + "/serve.out");
+      ASSERT_TRUE(child.ok()) << child.status().message();
+      s->child.emplace(std::move(child).value());
+      for (int i = 0; i < 100 && s->child->Running(); ++i) {
+        if (CanConnect(s->port)) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      s->child->Stop();
+    }
+    FAIL() << "hoist serve did not start: " << ReadFile(dir_->path() + "/serve.out");
+  }
+
+  std::optional<testing::TempDir> dir_;
+  std::unique_ptr<TestRegistry> upstream_;
+  testing::BuiltImage image_;
+  std::string ref_, store_;
+};
+
+TEST_F(ServeTest, AnswersTheDistributionApi) {
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+  auto base = testing::HttpCall("GET", s.url() + "/v2/");
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(base->status, 200);
+  EXPECT_EQ(base->headers["docker-distribution-api-version"], "registry/2.0");
+
+  // One connection carries several requests (clients keep it open between blobs).
+  std::string two = RawRequest(s.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n" + Get("/v2/"));
+  EXPECT_EQ(StatusOf(two), 200);
+  EXPECT_NE(two.find("HTTP/1.1 200", 1), std::string::npos) << two;
+
+  // By tag: the record's manifest, as the registry served it.
+  for (const char* method : {"GET", "HEAD"}) {
+    auto m = testing::HttpCall(method, s.url() + "/v2/" + kRepo + "/manifests/1");
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->status, 200) << method;
+    EXPECT_EQ(m->headers["docker-content-digest"], image_.manifest_digest);
+    EXPECT_EQ(m->headers["content-type"], image_.manifest_media_type);
+    EXPECT_EQ(m->headers["content-length"], std::to_string(image_.manifest.size()));
+    if (std::string(method) == "GET") {
+      EXPECT_EQ(m->body, image_.manifest);
+    }
+  }
+  auto by_digest =
+      testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/manifests/" + image_.manifest_digest);
+  ASSERT_TRUE(by_digest.ok());
+  EXPECT_EQ(by_digest->status, 200);
+  EXPECT_EQ(by_digest->body, image_.manifest);
+
+  // A config is a blob, not a manifest; an unknown tag or name is MANIFEST_UNKNOWN.
+  for (const std::string& path :
+       {std::string("/v2/") + kRepo + "/manifests/" + image_.config.digest,
+        std::string("/v2/") + kRepo + "/manifests/2", std::string("/v2/other/manifests/1")}) {
+    auto r = testing::HttpCall("GET", s.url() + path);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_NE(r->body.find("\"MANIFEST_UNKNOWN\""), std::string::npos) << path << r->body;
+  }
+  // The record's registry may be named (containerd's ?ns=), and must then be the one.
+  auto ns =
+      testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/manifests/1?ns=" + upstream_->host());
+  ASSERT_TRUE(ns.ok());
+  EXPECT_EQ(ns->status, 200);
+  auto other_ns = testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/manifests/1?ns=docker.io");
+  ASSERT_TRUE(other_ns.ok());
+  EXPECT_EQ(other_ns->status, 404);
+
+  auto tags = testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/tags/list");
+  ASSERT_TRUE(tags.ok());
+  EXPECT_EQ(tags->status, 200);
+  EXPECT_EQ(tags->body, "{\"name\":\"serve/app\",\"tags\":[\"1\"]}");
+
+  // Blobs, whole and in ranges.
+  const testing::Blob& layer = image_.layers[1];
+  const std::string blob_url = s.url() + "/v2/" + kRepo + "/blobs/" + layer.digest;
+  auto whole = testing::HttpCall("GET", blob_url);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->status, 200);
+  EXPECT_EQ(whole->body, layer.data);
+  EXPECT_EQ(whole->headers["docker-content-digest"], layer.digest);
+  const size_t size = layer.data.size();
+  struct RangeCase {
+    std::string header;
+    size_t first, last;
+  };
+  for (const RangeCase& c : std::vector<RangeCase>{{"bytes=5-9", 5, 9},
+                                                   {"bytes=100-", 100, size - 1},
+                                                   {"bytes=-3", size - 3, size - 1},
+                                                   {"bytes=10-99999999999", 10, size - 1}}) {
+    auto r = testing::HttpCall("GET", blob_url, {"Range: " + c.header});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 206) << c.header;
+    EXPECT_EQ(r->body, layer.data.substr(c.first, c.last - c.first + 1)) << c.header;
+    EXPECT_EQ(r->headers["content-range"], "bytes " + std::to_string(c.first) + "-" +
+                                               std::to_string(c.last) + "/" + std::to_string(size))
+        << c.header;
+  }
+  for (const std::string& bad :
+       {std::string("bytes=5-1"), std::string("bytes=0-1,3-4"), std::to_string(size),
+        "bytes=" + std::to_string(size) + "-", std::string("bytes=-0"), std::string("bytes=a-b"),
+        std::string("items=0-1"), std::string("bytes=0-1,") + std::string(2000, '1')}) {
+    auto r = testing::HttpCall("GET", blob_url, {"Range: " + bad});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 416) << bad;
+    EXPECT_EQ(r->headers["content-range"], "bytes */" + std::to_string(size)) << bad;
+  }
+  // Every request is in the access log, with its status and bytes.
+  const std::string log = ReadFile(s.log);
+  EXPECT_NE(log.find(" GET /v2/" + std::string(kRepo) + "/blobs/" + layer.digest + " 200 " +
+                     std::to_string(size) + " "),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find(" 127.0.0.1:"), std::string::npos) << log;
+}
+
+TEST_F(ServeTest, RefusesHostileRequests) {
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+  // A blob in blobs/ that no record references (put there by hand) is not served.
+  const std::string stray = "not referenced by any record";
+  const std::string stray_digest = testing::Sha256Digest(stray);
+  const std::string stray_path = store_ + "/blobs/sha256/" + stray_digest.substr(7);
+  WriteFile(stray_path, stray);
+  const std::string layer = image_.layers[0].digest;
+  struct Case {
+    std::string path;
+    int status;
+    std::string code;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/v2/../../etc/passwd", 404, "UNSUPPORTED"},
+           {"/v2/../" + std::string(kRepo) + "/manifests/1", 400, "NAME_INVALID"},
+           {"/v2/%2e%2e/%2e%2e/manifests/1", 400, "NAME_INVALID"},
+           {"/v2/serve/%2e%2e/app/manifests/1", 400, "NAME_INVALID"},
+           {"/v2/serve%2fapp/manifests/1", 200, ""},  // decoded: the same name
+           {"/v2/Serve/App/manifests/1", 400, "NAME_INVALID"},
+           {"/v2/serve/app/blobs/sha256:..%2f..%2fetc%2fpasswd", 404, "UNSUPPORTED"},
+           {"/v2/serve/app/blobs/sha256%3a..%2f..%2findex.json", 404, "UNSUPPORTED"},
+           {"/v2/serve/app/blobs/sha256:..", 400, "DIGEST_INVALID"},
+           {"/v2/serve/app/blobs/..%5c..%5cindex.json", 400, "DIGEST_INVALID"},
+           {"/v2/serve/app/blobs/sha256:" + std::string(64, 'A'), 400, "DIGEST_INVALID"},
+           {"/v2/serve/app/blobs/" + layer + "%2f..", 404, "UNSUPPORTED"},
+           {"/v2/serve/app/blobs/" + layer + "%00", 400, "UNSUPPORTED"},
+           {"/v2/serve/app/manifests/1%00.json", 400, "UNSUPPORTED"},
+           {"/v2/serve/app/manifests/sha256:../../index.json", 404, "UNSUPPORTED"},
+           {"/v2/serve/app/manifests/sha256:..", 400, "DIGEST_INVALID"},
+           {"/v2/serve/app/manifests/..", 400, "TAG_INVALID"},
+           {"/v2/serve/other/tags/list", 404, "NAME_UNKNOWN"},
+           {"/v2/serve/../tags/list", 400, "NAME_INVALID"},
+           {"/v2/serve/app/blobs/sha256:" + std::string(64, '0'), 404, "BLOB_UNKNOWN"},
+           {"/v2/serve/app/blobs/" + stray_digest, 404, "BLOB_UNKNOWN"},
+           {"/v2/serve/app/manifests/" + stray_digest, 404, "MANIFEST_UNKNOWN"},
+           {"/v2/_catalog", 404, "UNSUPPORTED"},
+           {"/index.json", 404, "UNSUPPORTED"},
+       }) {
+    std::string answer = RawRequest(s.port, Get(c.path));
+    EXPECT_EQ(StatusOf(answer), c.status) << c.path << "\n" << answer.substr(0, 300);
+    if (!c.code.empty()) {
+      EXPECT_NE(answer.find("{\"errors\":[{\"code\":\"" + c.code + "\""), std::string::npos)
+          << c.path << "\n"
+          << answer.substr(0, 300);
+    }
+  }
+  // Read-only whatever the request.
+  for (const char* method : {"PUT", "POST", "DELETE", "PATCH", "OPTIONS"}) {
+    std::string answer =
+        RawRequest(s.port, std::string(method) + " /v2/" + kRepo + "/blobs/" + layer +
+                               " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                               "Connection: close\r\n\r\nhello");
+    EXPECT_EQ(StatusOf(answer), 405) << method << "\n" << answer.substr(0, 300);
+    EXPECT_NE(answer.find("\"UNSUPPORTED\""), std::string::npos) << method;
+    EXPECT_NE(answer.find("Allow: GET, HEAD"), std::string::npos) << method;
+  }
+  EXPECT_TRUE(fs::exists(store_ + "/blobs/sha256/" + layer.substr(7)));
+  // Headers over the limit are refused, and the server keeps serving.
+  std::string huge = "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(256 << 10, 'a') +
+                     "\r\nConnection: close\r\n\r\n";
+  int huge_status = StatusOf(RawRequest(s.port, huge));
+  EXPECT_TRUE(huge_status == 0 || huge_status == 413 || huge_status == 414 || huge_status == 431)
+      << huge_status;
+  std::string long_url = Get("/v2/" + std::string(100 << 10, 'a') + "/manifests/1");
+  int long_status = StatusOf(RawRequest(s.port, long_url));
+  EXPECT_TRUE(long_status == 0 || long_status == 413 || long_status == 414 || long_status == 431)
+      << long_status;
+  EXPECT_EQ(StatusOf(RawRequest(s.port, Get("/v2/"))), 200);
+  EXPECT_TRUE(s.child->Running());
+}
+
+TEST_F(ServeTest, SkopeoInspectsAndCopies) {
+  if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+  const std::string src = "docker://" + s.host() + "/" + kRepo + ":1";
+  auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", src}, 60);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+  const std::string out = dir_->path() + "/copied";
+  auto copy =
+      testing::RunCommand({"skopeo", "copy", "--src-tls-verify=false", src, "dir:" + out}, 120);
+  ASSERT_TRUE(copy.ok()) << copy.status().message();
+  EXPECT_EQ(ReadFile(out + "/manifest.json"), image_.manifest);
+  for (const auto& l : image_.layers) {
+    EXPECT_EQ(ReadFile(out + "/" + l.digest.substr(7)), l.data) << l.digest;
+  }
+}
+
+TEST_F(ServeTest, SecondNodePullsThroughTheFirstAsMirror) {
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+  std::vector<std::string> blobs = {image_.config.digest};
+  for (const auto& l : image_.layers) blobs.push_back(l.digest);
+  auto upstream_gets = [&] {
+    int n = 0;
+    for (const auto& d : blobs) n += upstream_->CountRequests("GET", "/blobs/" + d);
+    return n;
+  };
+  const int before = upstream_gets();
+  const std::string node = dir_->path() + "/node2";
+  fs::create_directories(node + "/home");
+  WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
+                                           "\"\nlocation = \"" + upstream_->host() +
+                                           "\"\n\n[[registry.mirror]]\nlocation = \"" + s.host() +
+                                           "\"\ninsecure = true\n");
+  CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
+  CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
+  const std::string log = ReadFile(s.log);
+  for (const auto& d : blobs) {
+    EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
+  }
+}
+
+// A multi-platform Docker image: the tag is answered with the manifest list the registry gave
+// (so the second node records the same digests), the pulled platform's Docker manifest by
+// digest, and the platform not pulled not at all.
+TEST_F(ServeTest, ServesTheIndexATagResolvedTo) {
+  std::vector<testing::BuiltImage> images;
+  for (const char* arch : {"amd64", "arm64"}) {
+    images.push_back(testing::BuildImage(
+        testing::Format::kDocker,
+        {{{"data/", "", '5'}, {std::string("data/") + arch, testing::RandomBytes(100 << 10, 3)}}},
+        "linux", arch));
+  }
+  testing::BuiltIndex index = testing::BuildIndex(testing::Format::kDocker, images);
+  ASSERT_TRUE(testing::PushIndex(upstream_->host(), "serve/multi", "2", index).ok());
+  const std::string ref = upstream_->host() + "/serve/multi:2";
+  CliRun first = Hoist(store_, dir_->path(), {"pull", "-q", "--platform", "linux/amd64", ref});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+
+  auto tag = testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/2");
+  ASSERT_TRUE(tag.ok());
+  EXPECT_EQ(tag->status, 200);
+  EXPECT_EQ(tag->headers["docker-content-digest"], index.digest);
+  EXPECT_EQ(tag->headers["content-type"], index.media_type);
+  EXPECT_EQ(tag->body, index.manifest);
+  auto amd64 =
+      testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/" + images[0].manifest_digest);
+  ASSERT_TRUE(amd64.ok());
+  EXPECT_EQ(amd64->status, 200);
+  EXPECT_EQ(amd64->headers["content-type"], images[0].manifest_media_type);
+  EXPECT_EQ(amd64->body, images[0].manifest);
+  auto arm64 =
+      testing::HttpCall("GET", s.url() + "/v2/serve/multi/manifests/" + images[1].manifest_digest);
+  ASSERT_TRUE(arm64.ok());
+  EXPECT_EQ(arm64->status, 404);
+
+  const std::string node = dir_->path() + "/node3";
+  fs::create_directories(node + "/home");
+  WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
+                                           "\"\nlocation = \"" + upstream_->host() +
+                                           "\"\n\n[[registry.mirror]]\nlocation = \"" + s.host() +
+                                           "\"\ninsecure = true\n");
+  const int before = upstream_->CountRequests("GET", "/blobs/");
+  CliRun second = Hoist(node + "/store", node, {"pull", "-q", "--platform", "linux/amd64", ref});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(second.out, first.out);
+  EXPECT_EQ(upstream_->CountRequests("GET", "/blobs/"), before);
+  CliRun a = Hoist(store_, dir_->path(), {"images", "--digests", ref});
+  CliRun b = Hoist(node + "/store", node, {"images", "--digests", ref});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_NE(a.out.find(ref.substr(0, ref.size() - 2)), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(ServeTest, PodmanPulls) {
+  if (!testing::FindExecutable("podman")) GTEST_SKIP() << "podman not installed";
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s));
+  const std::string root = dir_->path() + "/podman";
+  auto pulled = testing::RunCommand(
+      {"podman", "--root", root + "/root", "--runroot", root + "/run", "--storage-driver", "vfs",
+       "pull", "--tls-verify=false", s.host() + "/" + kRepo + ":1"},
+      120);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  auto images = testing::RunCommand({"podman", "--root", root + "/root", "--runroot", root + "/run",
+                                     "--storage-driver", "vfs", "images", "--digests"},
+                                    60);
+  ASSERT_TRUE(images.ok()) << images.status().message();
+  EXPECT_NE(images->find(image_.manifest_digest), std::string::npos) << *images;
+}
+
+TEST_F(ServeTest, BasicAuthFromHtpasswd) {
+  if (!testing::FindExecutable("htpasswd")) GTEST_SKIP() << "htpasswd not installed";
+  auto line = testing::RunCommand({"htpasswd", "-Bbn", "node", "s3cret"}, 30);
+  ASSERT_TRUE(line.ok()) << line.status().message();
+  const std::string file = dir_->path() + "/htpasswd";
+  WriteFile(file, *line);
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--htpasswd", file}));
+  const std::string manifest = s.url() + "/v2/" + kRepo + "/manifests/1";
+  for (const std::string& creds : {std::string(), std::string("node:wrong"),
+                                   std::string("other:s3cret"), std::string("node:s3cret2")}) {
+    auto r = testing::HttpCall("GET", manifest, {}, "", creds);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 401) << creds;
+    EXPECT_EQ(r->headers["www-authenticate"], "Basic realm=\"hoist\"") << creds;
+    EXPECT_NE(r->body.find("\"UNAUTHORIZED\""), std::string::npos) << creds;
+  }
+  auto ok = testing::HttpCall("GET", manifest, {}, "", "node:s3cret");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, image_.manifest);
+  // Accepted credentials are remembered; others still are not.
+  auto again = testing::HttpCall("GET", manifest, {}, "", "node:s3cret");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200);
+  auto wrong = testing::HttpCall("GET", manifest, {}, "", "node:s3cre");
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401);
+  if (testing::FindExecutable("skopeo")) {
+    auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", "--creds",
+                                        "node:s3cret", "docker://" + s.host() + "/" + kRepo + ":1"},
+                                       60);
+    EXPECT_TRUE(inspect.ok()) << inspect.status().message();
+  }
+}
+
+TEST_F(ServeTest, ServesHttpsWithTheGivenCertificate) {
+  if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
+  auto ca = testing::TestCa::Create();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  auto cert = ca->IssueServerCert({"127.0.0.1"});
+  ASSERT_TRUE(cert.ok()) << cert.status().message();
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--tls-cert", cert->cert_path, "--tls-key", cert->key_path}));
+  const std::string certs = dir_->path() + "/certs";
+  WriteFile(certs + "/ca.crt", ReadFile(ca->ca_cert_path()));
+  auto inspect = testing::RunCommand(
+      {"skopeo", "inspect", "--cert-dir", certs, "docker://" + s.host() + "/" + kRepo + ":1"}, 60);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+  // Plain http on the TLS port gets no answer of the registry's.
+  EXPECT_NE(StatusOf(RawRequest(s.port, Get("/v2/"))), 200);
+}
+
+TEST_F(ServeTest, RequiresAClientCertificateOfTheClientCa) {
+  if (!testing::FindExecutable("curl")) GTEST_SKIP() << "curl not installed";
+  auto ca = testing::TestCa::Create();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  auto other_ca = testing::TestCa::Create("another CA");
+  ASSERT_TRUE(other_ca.ok()) << other_ca.status().message();
+  auto server = ca->IssueServerCert({"127.0.0.1"});
+  auto client = ca->IssueClientCert("node2");
+  auto stranger = other_ca->IssueClientCert("node3");
+  ASSERT_TRUE(server.ok() && client.ok() && stranger.ok());
+  Served s;
+  ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--tls-cert", server->cert_path, "--tls-key", server->key_path,
+                                     "--tls-client-ca", ca->ca_cert_path()}));
+  const std::string url = "https://" + s.host() + "/v2/" + kRepo + "/manifests/1";
+  auto status = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"curl", "-s",           "-o",       "/dev/null",
+                                     "-w",   "%{http_code}", "--cacert", ca->ca_cert_path()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(url);
+    auto r = testing::RunCommand(argv, 30);
+    return r.ok() ? *r : "error: " + r.status().message();
+  };
+  EXPECT_EQ(status({"--cert", client->cert_path, "--key", client->key_path}), "200");
+  EXPECT_EQ(status({}), "403");
+  // A certificate of another CA is refused at the handshake or by the check.
+  std::string other = status({"--cert", stranger->cert_path, "--key", stranger->key_path});
+  EXPECT_NE(other, "200") << other;
+}
+
+TEST_F(ServeTest, RefusesAnonymousServingBeyondLoopback) {
+  CliRun r = Hoist(store_, dir_->path(), {"serve", "--listen", "0.0.0.0:0"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("--htpasswd"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace hoist
