@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a zstd layer's window costs: the peak RSS of `hoist pull` for one zstd layer (a tar of
 # BENCH_ZSTD_DIR, by default /usr/lib/x86_64-linux-gnu, about 1 GB) compressed with windows of
-# 2 MiB (zstd -3), 8 MiB (zstd -19's window), 16 MiB (hoist's default limit) and 128 MiB
+# 2 MiB (zstd -3), 8 MiB (zstd -19's window), 16 MiB, 32 MiB (hoist's default limit) and 128 MiB
 # (`zstd --long`), pulled with the default limit and with --max-zstd-window 128MiB.
 # Usage: sudo bench/zstd_window.sh   (after bench/install-deps.sh; builds hoist into build/)
 set -euo pipefail
@@ -27,7 +27,7 @@ blob() { # FILE -> moves it into $layout/blobs as its digest; prints "hex size"
   mv "$1" "$layout/blobs/sha256/$hex"
   echo "$hex $size"
 }
-for log in 21 23 24 27; do
+for log in 21 23 24 25 27; do
   layout=$work/layout$log
   mkdir -p "$layout/blobs/sha256"
   zstd -q -T0 -3 --long=$log -f "$work/layer.tar" -o "$work/layer.zst"
@@ -46,7 +46,7 @@ done
 rm -f "$work/layer.tar"
 
 printf '%-8s %-12s %-26s %8s %9s\n' window layer-bytes limit seconds 'RSS MiB'
-for log in 21 23 24 27; do
+for log in 21 23 24 25 27; do
   for limit in default 128MiB; do
     store=$(mktemp -d "$work/store.XXXXXX")
     flags=()

@@ -227,14 +227,14 @@ std::string ZstdFrameWithWindow(std::string_view data, int window_log) {
   return f.append(data);
 }
 
-// A zstd layer whose frame asks for a 32 MiB window is refused by default (the decoder would
-// hold all of it), naming the flag; a client that allows 32 MiB pulls it.
+// A zstd layer whose frame asks for a 64 MiB window is refused by default (the decoder would
+// hold all of it), naming the flag; a client that allows 64 MiB pulls it.
 TEST_F(PullTest, ZstdWindowOverTheLimitIsRefusedUnlessAllowed) {
   REQUIRE_REGISTRY();
   auto reg = testing::TestRegistry::Start();
   ASSERT_TRUE(reg.ok()) << reg.status().message();
   const std::string tar = testing::MakeTar({{"etc/", "", '5'}, {"etc/zstd", "long window\n"}});
-  const std::string z = ZstdFrameWithWindow(tar, 25);
+  const std::string z = ZstdFrameWithWindow(tar, 26);
   BuiltImage img = testing::BuildImageFromBlobs(
       Format::kOci, {{"application/vnd.oci.image.layer.v1.tar+zstd", testing::Sha256Digest(z), z}},
       {testing::Sha256Digest(tar)});
@@ -249,7 +249,7 @@ TEST_F(PullTest, ZstdWindowOverTheLimitIsRefusedUnlessAllowed) {
 
   ClientOptions o;
   o.store_dir = store_;
-  o.max_zstd_window_bytes = uint64_t{32} << 20;
+  o.max_zstd_window_bytes = uint64_t{64} << 20;
   auto client = Client::Open(o);
   ASSERT_TRUE(client.ok()) << client.status().message();
   auto pulled = (*client)->Pull((*reg)->host() + "/zstd:1");

@@ -72,10 +72,11 @@ struct ClientOptions {
   uint64_t max_layer_bytes = 64ULL << 30;
   // A zstd layer whose frames ask for a larger window than this is refused
   // (ResourceExhausted). Inflating a zstd stream holds its whole window in memory, per layer in
-  // flight: every zstd level up to 19 and the zstd encoders of buildkit, containerd and podman
-  // use at most 8 MiB; `zstd --long` and --ultra levels ask for up to 128 MiB (what containerd
-  // and docker accept). The default keeps a pull of two layers at once under 64 MiB.
-  uint64_t max_zstd_window_bytes = uint64_t{16} << 20;
+  // flight: zstd levels up to 19 and the Go encoder (containers/image, buildkit, containerd) at
+  // its default level use at most 8 MiB, its better and best levels 16 and 32 MiB; `zstd
+  // --long` and the --ultra levels above 20 ask for up to 128 MiB (what containerd and docker
+  // accept). Two 32 MiB windows in flight put a pull near 100 MiB; 8 MiB keeps it under 64.
+  uint64_t max_zstd_window_bytes = uint64_t{32} << 20;
   // An image whose layers together hold more than this many bytes of file data (logical
   // sizes: the holes of sparse files count) is refused (ResourceExhausted), by a pull as it
   // extracts and by unpack. A pull counts the layers it extracts; layers already in the store

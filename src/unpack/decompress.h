@@ -4,7 +4,7 @@
 // off the network, and passes the decompressed bytes on to a sink as they become available. It
 // never blocks and never pulls. Its memory is bounded whatever the size of the layer: one
 // 256 KiB output buffer plus the library's state (about 100 KiB for gzip; for zstd the frame's
-// window, which the frame header declares and which is capped: 16 MiB unless the caller allows
+// window, which the frame header declares and which is capped: 32 MiB unless the caller allows
 // more).
 #pragma once
 
@@ -56,8 +56,10 @@ Compression CompressionOfMediaType(std::string_view media_type);
 //
 // Multi-member gzip and multi-frame zstd streams are decompressed in full. Not thread-safe;
 // one stream per object.
-// 16 MiB: with two layers inflating at once, a pull stays well under 64 MiB of memory.
-inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{16} << 20;
+
+// 32 MiB: the largest window of the zstd encoder in containers/image, buildkit and containerd
+// (at their best compression level) and of `zstd -20`.
+inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{32} << 20;
 
 class Decompressor {
  public:
@@ -66,9 +68,9 @@ class Decompressor {
   using Sink = std::function<Status(const char* data, size_t n)>;
 
   // max_zstd_window: the largest window a zstd frame may ask for. The decoder holds the whole
-  // window in memory (a frame made with `zstd --long` asks for 128 MiB), so this is what one
-  // zstd stream may cost; every zstd level up to 19, and the encoders of buildkit, containerd
-  // and podman, use at most 8 MiB.
+  // window in memory, so this is what one zstd stream may cost: zstd levels up to 19 and the
+  // Go encoder's default level use at most 8 MiB, its better and best levels 16 and 32 MiB,
+  // `zstd --long` 128 MiB.
   Decompressor(Sink sink, uint64_t max_output, Compression declared = Compression::kNone,
                uint64_t max_zstd_window = kDefaultMaxZstdWindow);
   ~Decompressor();

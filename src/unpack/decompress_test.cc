@@ -509,26 +509,26 @@ TEST(DecompressorTest, ZstdHugeWindowRefused) {
     f[5] = static_cast<char>((log - 10) << 3);
     return f;
   };
-  // Up to the default limit (16 MiB) a frame is fine; one more power of two is refused, and
+  // Up to the default limit (32 MiB) a frame is fine; one more power of two is refused, and
   // accepted again where the caller allows more.
-  Outcome ok = Decompress(with_window_log(24), 1);
+  Outcome ok = Decompress(with_window_log(25), 1);
   EXPECT_TRUE(ok.status.ok()) << ok.status.ToString();
   EXPECT_EQ(ok.output, "A");
-  Outcome over = Decompress(with_window_log(25), 1);
+  Outcome over = Decompress(with_window_log(26), 1);
   EXPECT_EQ(over.status.code(), StatusCode::kResourceExhausted) << over.status.ToString();
-  EXPECT_THAT(over.status.message(), HasSubstr("16777216 bytes"));
+  EXPECT_THAT(over.status.message(), HasSubstr("33554432 bytes"));
   Outcome raised = Decompress(with_window_log(27), 1, kNoCap, Compression::kNone, 128 << 20);
   EXPECT_TRUE(raised.status.ok()) << raised.status.ToString();
   // A limit that is no power of two stands for the power of two below it.
-  Outcome between = Decompress(with_window_log(25), 1, kNoCap, Compression::kNone, 50 << 20);
+  Outcome between = Decompress(with_window_log(26), 1, kNoCap, Compression::kNone, 100 << 20);
   EXPECT_TRUE(between.status.ok()) << between.status.ToString();
   EXPECT_FALSE(
-      Decompress(with_window_log(26), 1, kNoCap, Compression::kNone, 50 << 20).status.ok());
+      Decompress(with_window_log(27), 1, kNoCap, Compression::kNone, 100 << 20).status.ok());
 }
 
 TEST(DecompressorTest, ZstdRealFrameWithLargeWindowRefused) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 25);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 26);
   std::string data = MakeData(100000, 16);
   std::string out(ZSTD_compressBound(data.size()) + 1024, '\0');
   ZSTD_inBuffer in{data.data(), data.size(), 0};
@@ -541,7 +541,7 @@ TEST(DecompressorTest, ZstdRealFrameWithLargeWindowRefused) {
   out.resize(o.pos);
   Outcome got = Decompress(out, 4096);
   EXPECT_EQ(got.status.code(), StatusCode::kResourceExhausted) << got.status.ToString();
-  Outcome raised = Decompress(out, 4096, kNoCap, Compression::kNone, 32 << 20);
+  Outcome raised = Decompress(out, 4096, kNoCap, Compression::kNone, 64 << 20);
   EXPECT_TRUE(raised.status.ok()) << raised.status.ToString();
   EXPECT_EQ(raised.output, data);
 }

@@ -89,7 +89,7 @@ struct Globals {
 
 constexpr const char* kMaxZstdWindowHelp =
     "Refuse a zstd layer whose frames need a larger window (the memory inflating it takes; "
-    "default 16MiB; `zstd --long` needs 128MiB)";
+    "default 32MiB; `zstd --long` needs 128MiB)";
 
 hoist::Result<std::unique_ptr<hoist::Client>> OpenClient(const Globals& g) {
   hoist::ClientOptions o;
