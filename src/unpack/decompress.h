@@ -37,6 +37,10 @@ Compression DetectCompression(std::string_view first_bytes);
 // variant), "...diff.tar.zstd". Case and parameters (";...") are ignored. Unknown → kNone.
 Compression CompressionOfMediaType(std::string_view media_type);
 
+// 32 MiB: the largest window of the zstd encoder in containers/image, buildkit and containerd
+// (at their best compression level) and of `zstd -20`.
+inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{32} << 20;
+
 // Decompresses one stream, pushed in chunks.
 //
 // The compression is detected from the stream's first 4 bytes (they are buffered until 4 have
@@ -56,10 +60,6 @@ Compression CompressionOfMediaType(std::string_view media_type);
 //
 // Multi-member gzip and multi-frame zstd streams are decompressed in full. Not thread-safe;
 // one stream per object.
-
-// 32 MiB: the largest window of the zstd encoder in containers/image, buildkit and containerd
-// (at their best compression level) and of `zstd -20`.
-inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{32} << 20;
 
 class Decompressor {
  public:
