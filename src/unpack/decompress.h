@@ -60,7 +60,6 @@ inline constexpr uint64_t kDefaultMaxZstdWindow = uint64_t{32} << 20;
 //
 // Multi-member gzip and multi-frame zstd streams are decompressed in full. Not thread-safe;
 // one stream per object.
-
 class Decompressor {
  public:
   // Receives decompressed bytes, at most 1 MiB per call, in order. The pointer is valid only
