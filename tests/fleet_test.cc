@@ -32,6 +32,7 @@ using testing::BuiltImage;
 using testing::CliRun;
 using testing::RegistryOptions;
 using testing::TestRegistry;
+using testing::WaitFor;
 
 // How many nodes pull at once: 8, or $HOIST_FLEET_NODES (1 to 64) for measuring.
 int Nodes() {
@@ -80,17 +81,6 @@ std::vector<std::string> Lines(const std::string& text) {
     if (!line.empty()) out.push_back(line);
   }
   return out;
-}
-
-// Polls `done` every 50 ms for up to `seconds`.
-template <typename F>
-bool WaitFor(F done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
 }
 
 // nginx's temp directories under `dir` (its compiled-in ones are system paths), as lines for

@@ -44,6 +44,7 @@ using testing::BuiltImage;
 using testing::Format;
 using testing::RegistryOptions;
 using testing::TestRegistry;
+using testing::WaitFor;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -149,17 +150,6 @@ bool NonLoopbackNameOfThisHost(std::string* name, std::string* address) {
   *name = n;
   *address = text;
   return true;
-}
-
-// Polls `done` every 50 ms for up to `seconds`.
-template <typename F>
-bool WaitFor(F done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
 }
 
 // The value of one form field of an application/x-www-form-urlencoded body ("" if absent).

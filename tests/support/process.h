@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hoist/status.h"
@@ -80,5 +82,16 @@ CliRun RunCli(const std::string& binary, const std::vector<std::string>& args,
 
 // A 127.0.0.1 TCP port that was free a moment ago (bound to port 0, read back, closed).
 Result<int> PickFreePort();
+
+// Polls `done` every 50 ms for up to `seconds`; its last answer.
+template <typename F>
+bool WaitFor(F done, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
 
 }  // namespace hoist::testing
