@@ -536,6 +536,14 @@ TEST_F(ServeTest, RequiresAClientCertificateOfTheClientCa) {
   EXPECT_NE(other, "200") << other;
 }
 
+TEST_F(ServeTest, RefusesAStoreThatIsNotThere) {
+  const std::string missing = dir_->path() + "/no-store";
+  CliRun r = Hoist(missing, dir_->path(), {"serve", "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("no store at"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(missing));
+}
+
 TEST_F(ServeTest, RefusesAnonymousServingBeyondLoopback) {
   CliRun r = Hoist(store_, dir_->path(), {"serve", "--listen", "0.0.0.0:0"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;

@@ -4,6 +4,7 @@
 // an image managed to put into a message, no control character reaches the terminal.
 // Usage errors, examples, hoist(1) and completion scripts are generated from the CLI11
 // definition below (help.cc, completion.cc).
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -522,7 +523,14 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
 
 // Serves the store until SIGINT or SIGTERM.
 int Serve(const Globals& g, const hoist::serve::ServeOptions& options) {
-  auto store = hoist::content::Store::Open(g.store.empty() ? hoist::DefaultStoreDir() : g.store);
+  const std::string dir = g.store.empty() ? hoist::DefaultStoreDir() : g.store;
+  // Serving never makes a store: a mistyped --store is an error, not an empty registry.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Fail(hoist::NotFoundError("serve: no store at " + hoist::Quote(dir) +
+                                     " (pull an image into it first)"));
+  }
+  auto store = hoist::content::Store::Open(dir);
   if (!store.ok()) return Fail(store.status().WithContext("serve"));
   auto server = hoist::serve::Server::Start(**store, options);
   if (!server.ok()) return Fail(server.status());
