@@ -18,11 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::CliRun;
 using ::testing::HasSubstr;
-
-void WriteFile(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path) << text;
-}
+using testing::WriteFile;
 
 class CliTrustTest : public ::testing::Test {
  protected:
@@ -35,15 +31,16 @@ class CliTrustTest : public ::testing::Test {
     old_home_ = getenv("HOME") != nullptr ? getenv("HOME") : "";
     setenv("HOME", d_.c_str(), 1);
     unsetenv("XDG_CONFIG_HOME");
-    WriteFile(d_ + "/policy.json", R"({
+    ASSERT_TRUE(WriteFile(d_ + "/policy.json", R"({
       "default": [{"type": "reject"}],
       "transports": {"docker": {
         "127.0.0.1:5000/signed": [{"type": "signedBy", "keyType": "GPGKeys",
                                    "keyPath": "/keys/signer.gpg"}],
         "*.example.com": [{"type": "insecureAcceptAnything"},
                           {"type": "sigstoreSigned", "keyPath": "/keys/cosign.pub",
-                           "signedIdentity": {"type": "matchRepository"}}]}}})");
-    WriteFile(d_ + "/registries.d/a.yaml", R"(
+                           "signedIdentity": {"type": "matchRepository"}}]}}})")
+                    .ok());
+    ASSERT_TRUE(WriteFile(d_ + "/registries.d/a.yaml", R"(
 default-docker:
   lookaside: file:///var/lib/sigs
 docker:
@@ -52,7 +49,8 @@ docker:
     lookaside-staging: file:///tmp/staging
   "*.example.com":
     use-sigstore-attachments: true
-)");
+)")
+                    .ok());
   }
   void TearDown() override { setenv("HOME", old_home_.c_str(), 1); }
 
@@ -137,7 +135,9 @@ TEST_F(CliTrustTest, PolicyIsLookedUpInHomeAndShownByConfig) {
 }
 
 TEST_F(CliTrustTest, BadPolicyIsAnErrorNotAnAcceptance) {
-  WriteFile(d_ + "/bad.json", R"({"default": [{"type": "signedBy", "keyType": "GPGKeys"}]})");
+  ASSERT_TRUE(
+      WriteFile(d_ + "/bad.json", R"({"default": [{"type": "signedBy", "keyType": "GPGKeys"}]})")
+          .ok());
   CliRun r = Hoist({"trust", "show", "--signature-policy", d_ + "/bad.json", "quay.io/x:1"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(r.err, "hoist: trust show quay.io/x:1: policy \"" + d_ +
@@ -155,9 +155,11 @@ TEST_F(CliTrustTest, RefusedPullIsOneLineAndRecordsNothing) {
   const std::string host = (*reg)->host();
   testing::BuiltImage img = testing::BuildImage(testing::Format::kOci, {{{"f", "x"}}});
   ASSERT_TRUE(testing::PushImage(host, "app", "1", img).ok());
-  WriteFile(d_ + "/reject.json",
-            R"({"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {")" +
-                host + R"(/app": [{"type": "reject"}]}}})");
+  ASSERT_TRUE(
+      WriteFile(d_ + "/reject.json",
+                R"({"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {")" +
+                    host + R"(/app": [{"type": "reject"}]}}})")
+          .ok());
   CliRun r = Hoist({"pull", "-q", "--signature-policy", d_ + "/reject.json", host + "/app:1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "hoist: pull " + host + "/app:1: signature policy for \"" + host +

@@ -33,6 +33,7 @@ using testing::CliRun;
 using testing::RegistryOptions;
 using testing::TestRegistry;
 using testing::WaitFor;
+using testing::WriteFile;
 
 // How many nodes pull at once: 8, or $HOIST_FLEET_NODES (1 to 64) for measuring.
 int Nodes() {
@@ -45,11 +46,6 @@ constexpr char kRepo[] = "fleet/app";
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const std::string& path, const std::string& data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
 
 // `text` with every occurrence of each key of `values` replaced by its value, keys in order.
@@ -128,7 +124,7 @@ class NginxFront {
       if (filled.find(d + "/temp/proxy") == std::string::npos) {
         return FailedPreconditionError("no `http {` line in the nginx block of " HOIST_FLEET_DOC);
       }
-      WriteFile(d + "/nginx.conf", filled);
+      if (Status s = WriteFile(d + "/nginx.conf", filled); !s.ok()) return s;
       auto child = testing::ChildProcess::Spawn(
           {"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log", "-g",
            "daemon off; master_process off; pid " + d + "/nginx.pid;"},
@@ -232,7 +228,7 @@ class FleetTest : public ::testing::Test {
       EXPECT_NE(conf.find("[[registry.mirror]]"), std::string::npos) << HOIST_FLEET_DOC;
       EXPECT_EQ(conf.find("example"), std::string::npos) << conf;
     }
-    WriteFile(n.conf, conf);
+    EXPECT_TRUE(WriteFile(n.conf, conf).ok()) << n.conf;
     return n;
   }
 

@@ -28,17 +28,13 @@ namespace {
 namespace fs = std::filesystem;
 using testing::CliRun;
 using testing::TestRegistry;
+using testing::WriteFile;
 
 constexpr char kRepo[] = "serve/app";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const std::string& path, const std::string& data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
 
 // Sends `request` as is (no URL normalization, unlike curl) to 127.0.0.1:port and returns
@@ -119,7 +115,7 @@ class ServeTest : public ::testing::Test {
     ref_ = upstream_->host() + "/" + kRepo + ":1";
     store_ = dir_->path() + "/store";
     fs::create_directories(dir_->path() + "/home");
-    WriteFile(dir_->path() + "/registries.conf", "");
+    ASSERT_TRUE(WriteFile(dir_->path() + "/registries.conf", "").ok());
     CliRun pull = Hoist(store_, dir_->path(), {"pull", "-q", ref_});
     ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
   }
@@ -269,7 +265,7 @@ TEST_F(ServeTest, RefusesHostileRequests) {
   const std::string stray = "not referenced by any record";
   const std::string stray_digest = testing::Sha256Digest(stray);
   const std::string stray_path = store_ + "/blobs/sha256/" + stray_digest.substr(7);
-  WriteFile(stray_path, stray);
+  ASSERT_TRUE(WriteFile(stray_path, stray).ok());
   const std::string layer = image_.layers[0].digest;
   struct Case {
     std::string path;
@@ -366,10 +362,11 @@ TEST_F(ServeTest, SecondNodePullsThroughTheFirstAsMirror) {
   const int before = upstream_gets();
   const std::string node = dir_->path() + "/node2";
   fs::create_directories(node + "/home");
-  WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
-                                           "\"\nlocation = \"" + upstream_->host() +
-                                           "\"\n\n[[registry.mirror]]\nlocation = \"" + s.host() +
-                                           "\"\ninsecure = true\n");
+  ASSERT_TRUE(WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
+                                                       "\"\nlocation = \"" + upstream_->host() +
+                                                       "\"\n\n[[registry.mirror]]\nlocation = \"" +
+                                                       s.host() + "\"\ninsecure = true\n")
+                  .ok());
   CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
   ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
   EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
@@ -420,10 +417,11 @@ TEST_F(ServeTest, ServesTheIndexATagResolvedTo) {
 
   const std::string node = dir_->path() + "/node3";
   fs::create_directories(node + "/home");
-  WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
-                                           "\"\nlocation = \"" + upstream_->host() +
-                                           "\"\n\n[[registry.mirror]]\nlocation = \"" + s.host() +
-                                           "\"\ninsecure = true\n");
+  ASSERT_TRUE(WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
+                                                       "\"\nlocation = \"" + upstream_->host() +
+                                                       "\"\n\n[[registry.mirror]]\nlocation = \"" +
+                                                       s.host() + "\"\ninsecure = true\n")
+                  .ok());
   const int before = upstream_->CountRequests("GET", "/blobs/");
   CliRun second = Hoist(node + "/store", node, {"pull", "-q", "--platform", "linux/amd64", ref});
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
@@ -458,7 +456,7 @@ TEST_F(ServeTest, BasicAuthFromHtpasswd) {
   auto line = testing::RunCommand({"htpasswd", "-Bbn", "node", "s3cret"}, 30);
   ASSERT_TRUE(line.ok()) << line.status().message();
   const std::string file = dir_->path() + "/htpasswd";
-  WriteFile(file, *line);
+  ASSERT_TRUE(WriteFile(file, *line).ok());
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--htpasswd", file}));
   const std::string manifest = s.url() + "/v2/" + kRepo + "/manifests/1";
@@ -498,7 +496,7 @@ TEST_F(ServeTest, ServesHttpsWithTheGivenCertificate) {
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s, {"--tls-cert", cert->cert_path, "--tls-key", cert->key_path}));
   const std::string certs = dir_->path() + "/certs";
-  WriteFile(certs + "/ca.crt", ReadFile(ca->ca_cert_path()));
+  ASSERT_TRUE(WriteFile(certs + "/ca.crt", ReadFile(ca->ca_cert_path())).ok());
   auto inspect = testing::RunCommand(
       {"skopeo", "inspect", "--cert-dir", certs, "docker://" + s.host() + "/" + kRepo + ":1"}, 60);
   ASSERT_TRUE(inspect.ok()) << inspect.status().message();

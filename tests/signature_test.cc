@@ -22,19 +22,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-Status WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  f.close();
-  return f ? OkStatus() : InternalError("cannot write " + path);
-}
+using testing::WriteFile;
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 testing::BuiltImage Image(const std::string& content) {

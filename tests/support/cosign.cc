@@ -20,15 +20,6 @@ constexpr int kOpensslTimeoutS = 60;
 constexpr char kOciManifestType[] = "application/vnd.oci.image.manifest.v1+json";
 constexpr char kOciConfigType[] = "application/vnd.oci.image.config.v1+json";
 
-Status WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return ErrnoError(errno, "open " + path);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  out.close();
-  if (!out) return InternalError("write " + path + " failed");
-  return OkStatus();
-}
-
 Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return ErrnoError(errno, "open " + path);

@@ -131,15 +131,6 @@ json DescriptorJson(const std::string& media_type, const std::string& digest, si
   return json{{"mediaType", media_type}, {"digest", digest}, {"size", size}};
 }
 
-Status WriteFile(const std::string& path, std::string_view data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return ErrnoError(errno, "open " + path);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  out.close();
-  if (!out) return InternalError("write " + path + " failed");
-  return OkStatus();
-}
-
 }  // namespace
 
 TarEntry SparseEntry(const std::string& name, uint64_t size,

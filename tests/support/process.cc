@@ -276,4 +276,15 @@ CliRun RunCli(const std::string& binary, const std::vector<std::string>& args,
   return r;
 }
 
+Status WriteFile(const std::string& path, std::string_view data) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return ErrnoError(errno, "open " + path);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  out.close();
+  if (!out) return InternalError("write " + path + " failed");
+  return OkStatus();
+}
+
 }  // namespace hoist::testing

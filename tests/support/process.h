@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -82,6 +83,9 @@ CliRun RunCli(const std::string& binary, const std::vector<std::string>& args,
 
 // A 127.0.0.1 TCP port that was free a moment ago (bound to port 0, read back, closed).
 Result<int> PickFreePort();
+
+// Writes `data` to `path` (replacing it), creating its parent directories.
+Status WriteFile(const std::string& path, std::string_view data);
 
 // Polls `done` every 50 ms for up to `seconds`; its last answer.
 template <typename F>

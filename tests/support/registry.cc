@@ -26,14 +26,6 @@ Result<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
-Status WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  out.close();
-  if (!out) return InternalError("write " + path + " failed");
-  return OkStatus();
-}
-
 // YAML double-quoted scalar.
 std::string Quote(std::string_view s) {
   std::string out = "\"";
