@@ -31,8 +31,8 @@
 #include "hoist/digest.h"
 #include "hoist/reference.h"
 #include "image/records.h"
-#include "image/references.h"
 #include "manifest/manifest.h"
+#include "serve/store_view.h"
 
 namespace hoist::serve {
 namespace {
@@ -41,20 +41,6 @@ constexpr size_t kMaxHtpasswdBytes = 1 << 20;
 constexpr size_t kMaxHtpasswdEntries = 10000;
 constexpr size_t kMaxPemBytes = 1 << 20;
 constexpr size_t kMaxAcceptedCredentials = 4096;
-
-// What the records reference, computed again only when index.json changes.
-struct Snapshot {
-  std::vector<Descriptor> records;
-  image::References references;
-};
-
-struct IndexStamp {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  off_t size = -1;
-  int64_t mtime_ns = -1;
-  bool operator==(const IndexStamp&) const = default;
-};
 
 // One request: made by the URI log callback, logged and freed when the request ends.
 struct Request {
@@ -132,6 +118,26 @@ std::optional<std::pair<uint64_t, uint64_t>> ParseRange(std::string_view header,
   auto last = number(b);
   if (!last || *last < *first) return std::nullopt;
   return std::make_pair(*first, std::min(*last, size - 1));
+}
+
+// A manifest blob's bytes from its fd, at most kMaxManifestBytes, checked against its digest.
+Result<std::string> ReadManifest(int fd, const Digest& want) {
+  std::string out;
+  char buf[16384];
+  for (uint64_t off = 0;;) {
+    ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "manifest " + want.String());
+    if (n == 0) break;
+    off += static_cast<uint64_t>(n);
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > manifest::kMaxManifestBytes) {
+      return ResourceExhaustedError("manifest " + want.String() + ": too large");
+    }
+  }
+  ASSIGN_OR_RETURN(Digest got, content::DigestOf(want.algorithm(), out));
+  if (got != want) return DataLossError("manifest " + want.String() + ": damaged on disk");
+  return out;
 }
 
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes, const char* what) {
@@ -232,9 +238,11 @@ std::string PeerOf(MHD_Connection* connection) {
 }  // namespace
 
 struct Server::State {
-  const content::Store* store = nullptr;
+  StoreView* view = nullptr;
+  std::unique_ptr<StoreView> own_view;  // Start(store, options): a view of that store
   ServeOptions options;
-  std::map<std::string, std::string> users;      // htpasswd; empty: no auth
+  UniqueFd listen_fd;                        // bound and listening; the daemon's once it started
+  std::map<std::string, std::string> users;  // htpasswd; empty: no auth
   std::string tls_cert, tls_key, tls_client_ca;  // PEM text, alive as long as the daemon
   FILE* log = nullptr;                           // access log; stderr is not closed
   bool close_log = false;
@@ -247,32 +255,9 @@ struct Server::State {
   std::mutex accepted_mu;
   std::set<Digest> accepted;
 
-  std::mutex snapshot_mu;
-  IndexStamp stamp;
-  std::shared_ptr<const Snapshot> snapshot;
-
   ~State() {
     if (daemon != nullptr) MHD_stop_daemon(daemon);
     if (close_log && log != nullptr) std::fclose(log);
-  }
-
-  // The records and what they reference, as of index.json now.
-  Result<std::shared_ptr<const Snapshot>> Current() {
-    struct stat st {};
-    if (stat(store->layout().IndexFile().c_str(), &st) != 0) {
-      return ErrnoError(errno, "serve: " + store->layout().IndexFile());
-    }
-    IndexStamp now{st.st_dev, st.st_ino, st.st_size,
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
-    std::lock_guard<std::mutex> lock(snapshot_mu);
-    if (snapshot != nullptr && now == stamp) return snapshot;
-    ASSIGN_OR_RETURN(std::vector<Descriptor> records, image::List(*store));
-    auto s = std::make_shared<Snapshot>();
-    s->references = image::CollectReferences(*store, records);
-    s->records = std::move(records);
-    snapshot = s;
-    stamp = now;
-    return snapshot;
   }
 
   bool Authorized(MHD_Connection* connection) {
@@ -312,21 +297,18 @@ struct Server::State {
   }
 
   Reply Manifest(const std::string& name, const std::string& ref, const char* ns) {
-    auto snap = Current();
-    if (!snap.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
     std::optional<Digest> want;
     if (auto d = Digest::Parse(ref); d.ok()) {
-      if (!(*snap)->references.blobs.contains(*d)) {
-        return ErrorReply(404, "MANIFEST_UNKNOWN", "manifest unknown", ref);
-      }
       want = *d;
     } else if (ref.find(':') != std::string::npos) {
       return ErrorReply(400, "DIGEST_INVALID", "invalid digest", ref);
     } else if (!IsValidTag(ref)) {
       return ErrorReply(400, "TAG_INVALID", "invalid tag", ref);
     } else {
+      auto records = view->Records();
+      if (!records.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
       std::set<Digest> found;
-      for (const Descriptor& record : (*snap)->records) {
+      for (const Descriptor& record : **records) {
         auto r = Reference::Parse(image::NameOf(record));
         if (!r.ok() || r->path() != name || r->tag() != ref) continue;
         if (ns != nullptr && r->domain() != ns) continue;
@@ -350,7 +332,13 @@ struct Server::State {
       }
       want = *found.begin();
     }
-    auto bytes = store->ReadBlob(*want, manifest::kMaxManifestBytes);
+    auto fd = view->OpenBlob(*want);
+    if (!fd.ok()) {
+      return fd.status().code() == StatusCode::kNotFound
+                 ? ErrorReply(404, "MANIFEST_UNKNOWN", "manifest unknown", ref)
+                 : ErrorReply(500, "UNKNOWN", "cannot read the store");
+    }
+    auto bytes = ReadManifest(fd->get(), *want);
     if (!bytes.ok()) return ErrorReply(404, "MANIFEST_UNKNOWN", "manifest unknown", ref);
     auto decoded = manifest::Decode("", *bytes);
     if (!decoded.ok()) {  // a config or layer: a blob, not a manifest
@@ -366,10 +354,10 @@ struct Server::State {
 
   // The tags of the records of `name` (of registry `ns` when given), sorted; no pagination.
   Reply Tags(const std::string& name, const char* ns) {
-    auto snap = Current();
-    if (!snap.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
+    auto records = view->Records();
+    if (!records.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
     std::set<std::string> tags;
-    for (const Descriptor& record : (*snap)->records) {
+    for (const Descriptor& record : **records) {
       auto r = Reference::Parse(image::NameOf(record));
       if (!r.ok() || r->path() != name || r->tag().empty()) continue;
       if (ns != nullptr && r->domain() != ns) continue;
@@ -385,18 +373,14 @@ struct Server::State {
   Reply Blob(const std::string& text, const char* range) {
     auto d = Digest::Parse(text);
     if (!d.ok()) return ErrorReply(400, "DIGEST_INVALID", "invalid digest", text);
-    auto snap = Current();
-    if (!snap.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
-    if (!(*snap)->references.blobs.contains(*d)) {
-      return ErrorReply(404, "BLOB_UNKNOWN", "blob unknown to registry", text);
+    auto fd = view->OpenBlob(*d);
+    if (!fd.ok()) {
+      return fd.status().code() == StatusCode::kNotFound
+                 ? ErrorReply(404, "BLOB_UNKNOWN", "blob unknown to registry", text)
+                 : ErrorReply(500, "UNKNOWN", "cannot read the store");
     }
-    auto dir = store->OpenDir(store->layout().BlobAlgorithmDir(d->algorithm()), false);
-    if (!dir.ok()) return ErrorReply(404, "BLOB_UNKNOWN", "blob unknown to registry", text);
-    UniqueFd fd(openat(dir->get(), d->hex().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st {};
-    if (!fd.valid() || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return ErrorReply(404, "BLOB_UNKNOWN", "blob unknown to registry", text);
-    }
+    if (fstat(fd->get(), &st) != 0) return ErrorReply(500, "UNKNOWN", "cannot read the store");
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     Reply r;
     r.headers.emplace_back("Content-Type", "application/octet-stream");
@@ -418,7 +402,7 @@ struct Server::State {
                                                   std::to_string(span->second) + "/" +
                                                   std::to_string(size));
     }
-    r.fd = std::move(fd);
+    r.fd = std::move(*fd);
     return r;
   }
 
@@ -586,7 +570,28 @@ Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Server::~Server() = default;
 int Server::port() const { return state_->port; }
 
-Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, ServeOptions options) {
+namespace {
+
+// A TCP socket bound to `addr` and listening, non-blocking, for the daemon to take over.
+Result<UniqueFd> Listen(const sockaddr_storage& addr, const std::string& where) {
+  const bool ipv6 = addr.ss_family == AF_INET6;
+  UniqueFd fd(socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoError(errno, "serve: socket");
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ipv6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const socklen_t len = ipv6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+      ::listen(fd.get(), SOMAXCONN) != 0) {
+    return UnavailableError("serve: cannot listen on " + Quote(where) + ": " +
+                            std::strerror(errno));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Bind(ServeOptions options) {
   bool loopback = false, ipv6 = false;
   ASSIGN_OR_RETURN(sockaddr_storage addr, ParseListen(options.listen, &loopback, &ipv6));
   const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
@@ -602,7 +607,6 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
         Quote(options.listen) + ")");
   }
   auto state = std::make_unique<State>();
-  state->store = &store;
   if (!options.htpasswd.empty()) {
     ASSIGN_OR_RETURN(state->users, ReadHtpasswd(options.htpasswd));
   }
@@ -630,21 +634,37 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
     }
     state->close_log = true;
   }
-  state->options = options;
+  ASSIGN_OR_RETURN(state->listen_fd, Listen(addr, options.listen));
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof bound;
+  if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_len) == 0) {
+    state->port = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+  state->options = std::move(options);
+  return std::unique_ptr<Server>(new Server(std::move(state)));
+}
 
+Status Server::Start(StoreView& view) {
+  State* state = state_.get();
+  if (state->daemon != nullptr || !state->listen_fd.valid()) {
+    return FailedPreconditionError("serve: started already");
+  }
+  state->view = &view;
+  const ServeOptions& options = state->options;
+  const bool tls = !state->tls_cert.empty();
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-  if (ipv6) flags |= MHD_USE_IPv6;
   if (tls) flags |= MHD_USE_TLS;
   std::vector<MHD_OptionItem> items = {
-      {MHD_OPTION_SOCK_ADDR, 0, &addr},
+      {MHD_OPTION_LISTEN_SOCKET, state->listen_fd.get(), nullptr},
       {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(std::max(1u, options.threads)), nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options.max_connections), nullptr},
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options.max_connections_per_ip),
        nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(options.timeout_seconds), nullptr},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(options.header_memory), nullptr},
-      {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<intptr_t>(&OnUri), state.get()},
-      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&OnCompleted), state.get()},
+      {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<intptr_t>(&OnUri), state},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&OnCompleted), state},
   };
   if (tls) {
     items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, state->tls_cert.data()});
@@ -654,15 +674,21 @@ Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, Serve
     }
   }
   items.push_back({MHD_OPTION_END, 0, nullptr});
-  state->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &OnRequest, state.get(),
-                                   MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
+  state->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &OnRequest, state, MHD_OPTION_ARRAY,
+                                   items.data(), MHD_OPTION_END);
   if (state->daemon == nullptr) {
-    return UnavailableError("serve: cannot listen on " + Quote(options.listen) +
-                            " (address in use, not this host's, or a bad TLS cert or key)");
+    return UnavailableError("serve: cannot serve on " + Quote(options.listen) +
+                            " (a bad TLS cert or key?)");
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(state->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  state->port = info != nullptr ? info->port : 0;
-  return std::unique_ptr<Server>(new Server(std::move(state)));
+  state->listen_fd.release();  // the daemon closes it when it stops
+  return OkStatus();
+}
+
+Result<std::unique_ptr<Server>> Server::Start(const content::Store& store, ServeOptions options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Bind(std::move(options)));
+  server->state_->own_view = OpenStoreView(store);
+  RETURN_IF_ERROR(server->Start(*server->state_->own_view));
+  return server;
 }
 
 }  // namespace hoist::serve

@@ -23,7 +23,9 @@
 // no '%' or other path characters; the URL is percent-decoded before the check), digests come
 // from Digest::Parse, and a blob is opened relative to the store's blobs/<alg> directory fd
 // with O_NOFOLLOW: no path is built from request text. Only digests the records reference
-// (image/references.h) are served, whatever repository name is asked; nothing is written.
+// (image/references.h) are served, whatever repository name is asked; nothing is written. The
+// server reads the store only through a StoreView, so that it can run as a user who cannot open
+// the store (broker.h).
 // Blobs are sent from their fd (sendfile on plain http), never read into memory.
 #pragma once
 
@@ -34,6 +36,7 @@
 
 #include "content/store.h"
 #include "hoist/status.h"
+#include "serve/store_view.h"
 
 namespace hoist::serve {
 
@@ -61,11 +64,17 @@ struct ServeOptions {
 
 class Server {
  public:
-  // Starts serving `store` in threads of its own, and returns once the socket listens.
+  // Reads what `options` name (htpasswd, TLS cert, key and client CA, the access log) and binds
+  // and listens on the address, as whoever calls it; serving begins with Start. So a privileged
+  // process can do this before dropping its privileges (broker.h).
   // InvalidArgument for a bad address or a refused combination (non-loopback without htpasswd,
   // tls_client_ca or allow_anonymous_remote; a client CA without TLS); the file's error for an
-  // unreadable cert, key or htpasswd; Unavailable when the address cannot be bound. `store` must
-  // outlive the Server.
+  // unreadable cert, key or htpasswd; Unavailable when the address cannot be bound.
+  static Result<std::unique_ptr<Server>> Bind(ServeOptions options);
+  // Starts serving `view` (which must outlive the Server) in threads of its own. Unavailable
+  // when the TLS cert or key is not usable.
+  Status Start(StoreView& view);
+  // Bind, then Start over a view of `store` (which must outlive the Server).
   static Result<std::unique_ptr<Server>> Start(const content::Store& store, ServeOptions options);
   // Stops listening and waits for the connections' threads to end.
   ~Server();

@@ -29,6 +29,7 @@
 #include "hoist/reference.h"
 #include "hoist/version.h"
 #include "progress_view.h"
+#include "serve/broker.h"
 #include "serve/server.h"
 
 namespace {
@@ -521,9 +522,16 @@ int DiskUsage(const Globals& g, const hoist::GcOptions& options) {
   return 0;
 }
 
-// Serves the store until SIGINT or SIGTERM.
-int Serve(const Globals& g, const hoist::serve::ServeOptions& options) {
+// Serves the store until SIGINT or SIGTERM; with `user`, from a process running as that user
+// (serve/broker.h).
+int Serve(const Globals& g, const hoist::serve::ServeOptions& options, const std::string& user) {
   const std::string dir = g.store.empty() ? hoist::DefaultStoreDir() : g.store;
+  std::optional<hoist::serve::Identity> id;
+  if (!user.empty()) {
+    auto parsed = hoist::serve::ParseIdentity(user);
+    if (!parsed.ok()) return Fail(parsed.status().WithContext("serve"));
+    id = *parsed;
+  }
   // Serving never makes a store: a mistyped --store is an error, not an empty registry.
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
@@ -532,18 +540,35 @@ int Serve(const Globals& g, const hoist::serve::ServeOptions& options) {
   }
   auto store = hoist::content::Store::Open(dir);
   if (!store.ok()) return Fail(store.status().WithContext("serve"));
-  auto server = hoist::serve::Server::Start(**store, options);
-  if (!server.ok()) return Fail(server.status());
-  std::string listen = options.listen.substr(0, options.listen.rfind(':'));
-  std::fprintf(stderr, "hoist: serving %s read-only on %s:%d\n",
-               TerminalSafe((*store)->layout().root()).c_str(), TerminalSafe(listen).c_str(),
-               (*server)->port());
-  while (!g_cancel.load()) {
-    struct timespec pause = {0, 100 * 1000 * 1000};
-    nanosleep(&pause, nullptr);
+  std::unique_ptr<hoist::serve::Server> server;
+  auto run = [&](hoist::serve::StoreView& view) {
+    if (hoist::Status s = server->Start(view); !s.ok()) return Fail(s);
+    std::string listen = options.listen.substr(0, options.listen.rfind(':'));
+    std::fprintf(stderr, "hoist: serving %s read-only on %s:%d%s\n",
+                 TerminalSafe((*store)->layout().root()).c_str(), TerminalSafe(listen).c_str(),
+                 server->port(), id ? (" as " + TerminalSafe(user)).c_str() : "");
+    while (!g_cancel.load()) {
+      struct timespec pause = {0, 100 * 1000 * 1000};
+      nanosleep(&pause, nullptr);
+    }
+    server.reset();
+    return 0;
+  };
+  if (id) {
+    auto bind = [&]() -> hoist::Status {
+      auto bound = hoist::serve::Server::Bind(options);
+      if (!bound.ok()) return bound.status();
+      server = std::move(*bound);
+      return hoist::OkStatus();
+    };
+    auto code = hoist::serve::RunSeparated(**store, *id, g_cancel, bind, run);
+    return code.ok() ? *code : Fail(code.status());
   }
-  server->reset();
-  return 0;
+  auto bound = hoist::serve::Server::Bind(options);
+  if (!bound.ok()) return Fail(bound.status());
+  server = std::move(*bound);
+  auto view = hoist::serve::OpenStoreView(**store);
+  return run(*view);
 }
 
 // ---- load, save, copy, push ----
@@ -887,6 +912,7 @@ static int Run(int argc, char** argv) {
   add_gc_flags(df);
 
   hoist::serve::ServeOptions serve_options;
+  std::string serve_user;
   auto* serve = app.add_subcommand(
       "serve",
       "Serve the store read-only over the OCI distribution API (a mirror for other nodes)");
@@ -916,6 +942,9 @@ static int Run(int argc, char** argv) {
       ->add_option("--max-connections-per-ip", serve_options.max_connections_per_ip,
                    "Connections at once from one client address (default 64)")
       ->check(CLI::Range(1, 65536));
+  serve->add_option("--user", serve_user,
+                    "Started as root: serve from a process running as USER[:GROUP], which gets "
+                    "each blob from the root process (the store stays root's alone)");
 
   std::string completion_shell;
   auto* completion = app.add_subcommand(
@@ -954,7 +983,7 @@ static int Run(int argc, char** argv) {
   if (*gc) return GarbageCollect(g, gc_options);
   if (*verify) return Verify(g, verify_refs, repair);
   if (*df) return DiskUsage(g, gc_options);
-  if (*serve) return Serve(g, serve_options);
+  if (*serve) return Serve(g, serve_options, serve_user);
   if (*login) return Login(g, login_registry, login_user, login_password, password_stdin);
   if (*trust) {
     auto client = OpenClient(g);
