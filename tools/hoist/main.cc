@@ -530,6 +530,11 @@ int Serve(const Globals& g, const hoist::serve::ServeOptions& options, const std
   if (!user.empty()) {
     auto parsed = hoist::serve::ParseIdentity(user);
     if (!parsed.ok()) return Fail(parsed.status().WithContext("serve"));
+    if (geteuid() != 0) {
+      return Fail(hoist::FailedPreconditionError(
+          "serve: --user needs root (it starts as root, then serves as " + hoist::Quote(user) +
+          ")"));
+    }
     id = *parsed;
   }
   // Serving never makes a store: a mistyped --store is an error, not an empty registry.
