@@ -155,6 +155,68 @@ class ServeTest : public ::testing::Test {
     FAIL() << "hoist serve did not start: " << ReadFile(dir_->path() + "/serve.out");
   }
 
+  // skopeo inspects the image `s` serves and copies it, byte for byte.
+  void ExpectSkopeoCopies(const Served& s) {
+    const std::string src = "docker://" + s.host() + "/" + kRepo + ":1";
+    auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", src}, 60);
+    ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+    EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+    const std::string out = dir_->path() + "/copied";
+    auto copy =
+        testing::RunCommand({"skopeo", "copy", "--src-tls-verify=false", src, "dir:" + out}, 120);
+    ASSERT_TRUE(copy.ok()) << copy.status().message();
+    EXPECT_EQ(ReadFile(out + "/manifest.json"), image_.manifest);
+    for (const auto& l : image_.layers) {
+      EXPECT_EQ(ReadFile(out + "/" + l.digest.substr(7)), l.data) << l.digest;
+    }
+  }
+
+  // A second node with `s` as its registries.conf mirror pulls the image without fetching a
+  // blob from the upstream registry, and `s` logs each blob it served.
+  void ExpectSecondNodePullsThrough(const Served& s) {
+    std::vector<std::string> blobs = {image_.config.digest};
+    for (const auto& l : image_.layers) blobs.push_back(l.digest);
+    auto upstream_gets = [&] {
+      int n = 0;
+      for (const auto& d : blobs) n += upstream_->CountRequests("GET", "/blobs/" + d);
+      return n;
+    };
+    const int before = upstream_gets();
+    const std::string node = dir_->path() + "/node2";
+    fs::create_directories(node + "/home");
+    ASSERT_TRUE(WriteFile(node + "/registries.conf",
+                          "[[registry]]\nprefix = \"" + upstream_->host() + "\"\nlocation = \"" +
+                              upstream_->host() + "\"\n\n[[registry.mirror]]\nlocation = \"" +
+                              s.host() + "\"\ninsecure = true\n")
+                    .ok());
+    CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
+    ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+    EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
+    CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
+    const std::string log = ReadFile(s.log);
+    for (const auto& d : blobs) {
+      EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
+    }
+  }
+
+  // podman pulls the image `s` serves.
+  void ExpectPodmanPulls(const Served& s) {
+    const std::string root = dir_->path() + "/podman";
+    auto pulled = testing::RunCommand(
+        {"podman", "--root", root + "/root", "--runroot", root + "/run", "--storage-driver", "vfs",
+         "pull", "--tls-verify=false", s.host() + "/" + kRepo + ":1"},
+        120);
+    ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+    auto images =
+        testing::RunCommand({"podman", "--root", root + "/root", "--runroot", root + "/run",
+                             "--storage-driver", "vfs", "images", "--digests"},
+                            60);
+    ASSERT_TRUE(images.ok()) << images.status().message();
+    EXPECT_NE(images->find(image_.manifest_digest), std::string::npos) << *images;
+  }
+
   std::optional<testing::TempDir> dir_;
   std::unique_ptr<TestRegistry> upstream_;
   testing::BuiltImage image_;
@@ -335,48 +397,13 @@ TEST_F(ServeTest, SkopeoInspectsAndCopies) {
   if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  const std::string src = "docker://" + s.host() + "/" + kRepo + ":1";
-  auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", src}, 60);
-  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
-  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
-  const std::string out = dir_->path() + "/copied";
-  auto copy =
-      testing::RunCommand({"skopeo", "copy", "--src-tls-verify=false", src, "dir:" + out}, 120);
-  ASSERT_TRUE(copy.ok()) << copy.status().message();
-  EXPECT_EQ(ReadFile(out + "/manifest.json"), image_.manifest);
-  for (const auto& l : image_.layers) {
-    EXPECT_EQ(ReadFile(out + "/" + l.digest.substr(7)), l.data) << l.digest;
-  }
+  ExpectSkopeoCopies(s);
 }
 
 TEST_F(ServeTest, SecondNodePullsThroughTheFirstAsMirror) {
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  std::vector<std::string> blobs = {image_.config.digest};
-  for (const auto& l : image_.layers) blobs.push_back(l.digest);
-  auto upstream_gets = [&] {
-    int n = 0;
-    for (const auto& d : blobs) n += upstream_->CountRequests("GET", "/blobs/" + d);
-    return n;
-  };
-  const int before = upstream_gets();
-  const std::string node = dir_->path() + "/node2";
-  fs::create_directories(node + "/home");
-  ASSERT_TRUE(WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
-                                                       "\"\nlocation = \"" + upstream_->host() +
-                                                       "\"\n\n[[registry.mirror]]\nlocation = \"" +
-                                                       s.host() + "\"\ninsecure = true\n")
-                  .ok());
-  CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
-  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
-  EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
-  CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
-  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
-  const std::string log = ReadFile(s.log);
-  for (const auto& d : blobs) {
-    EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
-  }
+  ExpectSecondNodePullsThrough(s);
 }
 
 // A multi-platform Docker image: the tag is answered with the manifest list the registry gave
@@ -438,17 +465,7 @@ TEST_F(ServeTest, PodmanPulls) {
   if (!testing::FindExecutable("podman")) GTEST_SKIP() << "podman not installed";
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  const std::string root = dir_->path() + "/podman";
-  auto pulled = testing::RunCommand(
-      {"podman", "--root", root + "/root", "--runroot", root + "/run", "--storage-driver", "vfs",
-       "pull", "--tls-verify=false", s.host() + "/" + kRepo + ":1"},
-      120);
-  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
-  auto images = testing::RunCommand({"podman", "--root", root + "/root", "--runroot", root + "/run",
-                                     "--storage-driver", "vfs", "images", "--digests"},
-                                    60);
-  ASSERT_TRUE(images.ok()) << images.status().message();
-  EXPECT_NE(images->find(image_.manifest_digest), std::string::npos) << *images;
+  ExpectPodmanPulls(s);
 }
 
 TEST_F(ServeTest, BasicAuthFromHtpasswd) {
