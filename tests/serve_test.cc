@@ -314,7 +314,16 @@ class ServeTest : public ::testing::Test {
     CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
     EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
-    const std::string log = ReadFile(s.log);
+    // A line is written once its answer is sent: the last one may come after the pull ended.
+    std::string log;
+    testing::WaitFor(
+        [&] {
+          log = ReadFile(s.log);
+          return std::all_of(blobs.begin(), blobs.end(), [&](const std::string& d) {
+            return log.find("/blobs/" + d + " 200 ") != std::string::npos;
+          });
+        },
+        5);
     for (const auto& d : blobs) {
       EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
     }
