@@ -1,20 +1,32 @@
 // `hoist serve` end to end: a node pulls an image from the real registry into its store and
 // serves it on a free loopback port; skopeo, a second hoist node (the first one as its
 // registries.conf mirror) and podman read it back; hostile requests are refused with the
-// distribution spec's error JSON. Every server is a `hoist serve` process stopped by its PID.
+// distribution spec's error JSON. With --user (as root), the same clients through a child
+// running as `nobody`, whose credentials, descriptors and life the tests read in /proc. Every
+// server is a `hoist serve` process stopped by its PID.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
+#include "base/strings.h"
 #include "base/unique_fd.h"
 #include "support/http_client.h"
 #include "support/image_builder.h"
@@ -86,6 +98,113 @@ std::string Get(const std::string& path) {
   return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 }
 
+// A process as /proc shows it: its id and start time (together, not reused), parent, state.
+struct Proc {
+  pid_t pid = -1;
+  pid_t ppid = -1;
+  char state = 0;
+  unsigned long long start = 0;
+};
+
+// /proc/<pid>/stat read; nullopt when there is no such process.
+std::optional<Proc> ReadProc(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 1));
+  Proc p;
+  p.pid = pid;
+  std::string skip;
+  fields >> p.state >> p.ppid;
+  for (int i = 5; i < 22; ++i) fields >> skip;  // to field 22, the start time
+  fields >> p.start;
+  if (!fields) return std::nullopt;
+  return p;
+}
+
+// Every process whose parent is `parent`.
+std::vector<Proc> ChildrenOf(pid_t parent) {
+  std::vector<Proc> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto p = ReadProc(std::stoi(name));
+    if (p && p->ppid == parent) out.push_back(*p);
+  }
+  return out;
+}
+
+// True once `p` has exited: gone, its id reused, or every thread of it a zombie (nobody may
+// reap an orphan here; the first thread can be one while the others still hold its files).
+bool Exited(const Proc& p) {
+  auto now = ReadProc(p.pid);
+  if (!now || now->start != p.start) return true;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(p.pid) + "/task", ec)) {
+    std::string stat = ReadFile(task.path().string() + "/stat");
+    size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+        stat[paren + 2] != 'X') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The values of a line of /proc/<pid>/status ("Uid" → real, effective, saved, fs).
+std::vector<std::string> StatusField(pid_t pid, const std::string& key) {
+  std::istringstream status(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(key + ":", 0) != 0) continue;
+    std::istringstream values(line.substr(key.size() + 1));
+    std::vector<std::string> out;
+    for (std::string v; values >> v;) out.push_back(v);
+    return out;
+  }
+  return {"no " + key};
+}
+
+// The processes that have `arg` on their command line (a server's unique --listen address:
+// a forked child keeps its parent's).
+std::vector<Proc> ProcessesWithArg(const std::string& arg) {
+  std::vector<Proc> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
+    if (cmdline.find(std::string(1, '\0') + arg + '\0') == std::string::npos) continue;
+    auto p = ReadProc(std::stoi(name));
+    if (p && !Exited(*p)) out.push_back(*p);
+  }
+  return out;
+}
+
+// The exit of our child `pid` once it has exited, without reaping it (its ChildProcess will).
+std::optional<siginfo_t> PeekExit(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid != pid) {
+    return std::nullopt;
+  }
+  return info;
+}
+
+// Mode, owner and group of every file of the tree under `root`.
+std::map<std::string, std::string> Modes(const std::string& root) {
+  std::map<std::string, std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    out[it->path()] = std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + ":" +
+                      std::to_string(st.st_gid);
+  }
+  return out;
+}
+
 // A running `hoist serve`: its port and access log; stopped by its PID on destruction.
 struct Served {
   int port = 0;
@@ -153,6 +272,77 @@ class ServeTest : public ::testing::Test {
       s->child->Stop();
     }
     FAIL() << "hoist serve did not start: " << ReadFile(dir_->path() + "/serve.out");
+  }
+
+  // skopeo inspects the image `s` serves and copies it, byte for byte.
+  void ExpectSkopeoCopies(const Served& s) {
+    const std::string src = "docker://" + s.host() + "/" + kRepo + ":1";
+    auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", src}, 60);
+    ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+    EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+    const std::string out = dir_->path() + "/copied";
+    auto copy =
+        testing::RunCommand({"skopeo", "copy", "--src-tls-verify=false", src, "dir:" + out}, 120);
+    ASSERT_TRUE(copy.ok()) << copy.status().message();
+    EXPECT_EQ(ReadFile(out + "/manifest.json"), image_.manifest);
+    for (const auto& l : image_.layers) {
+      EXPECT_EQ(ReadFile(out + "/" + l.digest.substr(7)), l.data) << l.digest;
+    }
+  }
+
+  // A second node with `s` as its registries.conf mirror pulls the image without fetching a
+  // blob from the upstream registry, and `s` logs each blob it served.
+  void ExpectSecondNodePullsThrough(const Served& s) {
+    std::vector<std::string> blobs = {image_.config.digest};
+    for (const auto& l : image_.layers) blobs.push_back(l.digest);
+    auto upstream_gets = [&] {
+      int n = 0;
+      for (const auto& d : blobs) n += upstream_->CountRequests("GET", "/blobs/" + d);
+      return n;
+    };
+    const int before = upstream_gets();
+    const std::string node = dir_->path() + "/node2";
+    fs::create_directories(node + "/home");
+    ASSERT_TRUE(WriteFile(node + "/registries.conf",
+                          "[[registry]]\nprefix = \"" + upstream_->host() + "\"\nlocation = \"" +
+                              upstream_->host() + "\"\n\n[[registry.mirror]]\nlocation = \"" +
+                              s.host() + "\"\ninsecure = true\n")
+                    .ok());
+    CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
+    ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+    EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
+    CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
+    // A line is written once its answer is sent: the last one may come after the pull ended.
+    std::string log;
+    testing::WaitFor(
+        [&] {
+          log = ReadFile(s.log);
+          return std::all_of(blobs.begin(), blobs.end(), [&](const std::string& d) {
+            return log.find("/blobs/" + d + " 200 ") != std::string::npos;
+          });
+        },
+        5);
+    for (const auto& d : blobs) {
+      EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
+    }
+  }
+
+  // podman pulls the image `s` serves.
+  void ExpectPodmanPulls(const Served& s) {
+    const std::string root = dir_->path() + "/podman";
+    auto pulled = testing::RunCommand(
+        {"podman", "--root", root + "/root", "--runroot", root + "/run", "--storage-driver", "vfs",
+         "pull", "--tls-verify=false", s.host() + "/" + kRepo + ":1"},
+        120);
+    ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+    auto images =
+        testing::RunCommand({"podman", "--root", root + "/root", "--runroot", root + "/run",
+                             "--storage-driver", "vfs", "images", "--digests"},
+                            60);
+    ASSERT_TRUE(images.ok()) << images.status().message();
+    EXPECT_NE(images->find(image_.manifest_digest), std::string::npos) << *images;
   }
 
   std::optional<testing::TempDir> dir_;
@@ -335,48 +525,13 @@ TEST_F(ServeTest, SkopeoInspectsAndCopies) {
   if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  const std::string src = "docker://" + s.host() + "/" + kRepo + ":1";
-  auto inspect = testing::RunCommand({"skopeo", "inspect", "--tls-verify=false", src}, 60);
-  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
-  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
-  const std::string out = dir_->path() + "/copied";
-  auto copy =
-      testing::RunCommand({"skopeo", "copy", "--src-tls-verify=false", src, "dir:" + out}, 120);
-  ASSERT_TRUE(copy.ok()) << copy.status().message();
-  EXPECT_EQ(ReadFile(out + "/manifest.json"), image_.manifest);
-  for (const auto& l : image_.layers) {
-    EXPECT_EQ(ReadFile(out + "/" + l.digest.substr(7)), l.data) << l.digest;
-  }
+  ExpectSkopeoCopies(s);
 }
 
 TEST_F(ServeTest, SecondNodePullsThroughTheFirstAsMirror) {
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  std::vector<std::string> blobs = {image_.config.digest};
-  for (const auto& l : image_.layers) blobs.push_back(l.digest);
-  auto upstream_gets = [&] {
-    int n = 0;
-    for (const auto& d : blobs) n += upstream_->CountRequests("GET", "/blobs/" + d);
-    return n;
-  };
-  const int before = upstream_gets();
-  const std::string node = dir_->path() + "/node2";
-  fs::create_directories(node + "/home");
-  ASSERT_TRUE(WriteFile(node + "/registries.conf", "[[registry]]\nprefix = \"" + upstream_->host() +
-                                                       "\"\nlocation = \"" + upstream_->host() +
-                                                       "\"\n\n[[registry.mirror]]\nlocation = \"" +
-                                                       s.host() + "\"\ninsecure = true\n")
-                  .ok());
-  CliRun pull = Hoist(node + "/store", node, {"pull", "-q", ref_});
-  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
-  EXPECT_EQ(pull.out, ref_ + "@" + image_.manifest_digest + "\n");
-  CliRun verify = Hoist(node + "/store", node, {"verify", ref_});
-  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  EXPECT_EQ(upstream_gets(), before) << "the second node fetched blobs from the upstream";
-  const std::string log = ReadFile(s.log);
-  for (const auto& d : blobs) {
-    EXPECT_NE(log.find("/blobs/" + d + " 200 "), std::string::npos) << d << "\n" << log;
-  }
+  ExpectSecondNodePullsThrough(s);
 }
 
 // A multi-platform Docker image: the tag is answered with the manifest list the registry gave
@@ -438,17 +593,7 @@ TEST_F(ServeTest, PodmanPulls) {
   if (!testing::FindExecutable("podman")) GTEST_SKIP() << "podman not installed";
   Served s;
   ASSERT_NO_FATAL_FAILURE(Serve(&s));
-  const std::string root = dir_->path() + "/podman";
-  auto pulled = testing::RunCommand(
-      {"podman", "--root", root + "/root", "--runroot", root + "/run", "--storage-driver", "vfs",
-       "pull", "--tls-verify=false", s.host() + "/" + kRepo + ":1"},
-      120);
-  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
-  auto images = testing::RunCommand({"podman", "--root", root + "/root", "--runroot", root + "/run",
-                                     "--storage-driver", "vfs", "images", "--digests"},
-                                    60);
-  ASSERT_TRUE(images.ok()) << images.status().message();
-  EXPECT_NE(images->find(image_.manifest_digest), std::string::npos) << *images;
+  ExpectPodmanPulls(s);
 }
 
 TEST_F(ServeTest, BasicAuthFromHtpasswd) {
@@ -546,6 +691,323 @@ TEST_F(ServeTest, RefusesAnonymousServingBeyondLoopback) {
   CliRun r = Hoist(store_, dir_->path(), {"serve", "--listen", "0.0.0.0:0"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("--htpasswd"), std::string::npos) << r.err;
+}
+
+// `hoist serve --user`: the process started as root keeps the store and forks one child that
+// binds, drops to the user and serves, asking its parent for each blob.
+class ServeUserTest : public ServeTest {
+ protected:
+  static constexpr uid_t kNobody = 65534;
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "serving as another user needs root";
+    const passwd* nobody = ::getpwnam("nobody");
+    if (nobody == nullptr || nobody->pw_uid != kNobody || nobody->pw_gid != kNobody) {
+      GTEST_SKIP() << "no user nobody of uid and gid 65534";
+    }
+    ServeTest::SetUp();
+    if (!HasFatalFailure()) store_modes_ = Modes(store_);
+  }
+
+  // Whatever a failed test left running is killed by its PID.
+  void TearDown() override {
+    for (const Proc& p : children_) {
+      if (!Exited(p)) ::kill(p.pid, SIGKILL);
+    }
+  }
+
+  // Starts `hoist serve --user USER FLAGS`, finds the one child of the process started and
+  // waits (≤ 10 s) for it to leave root.
+  void ServeAs(Served* s, const std::string& user, Proc* child,
+               std::vector<std::string> flags = {}) {
+    flags.insert(flags.begin(), {"--user", user});
+    ASSERT_NO_FATAL_FAILURE(Serve(s, flags));
+    const pid_t parent = s->child->pid();
+    std::vector<Proc> children;
+    testing::WaitFor([&] { return !(children = ChildrenOf(parent)).empty(); }, 5);
+    children_.insert(children_.end(), children.begin(), children.end());
+    ASSERT_EQ(children.size(), 1u) << ReadFile(dir_->path() + "/serve.out");
+    *child = children[0];
+    testing::WaitFor(
+        [&] {
+          std::vector<std::string> uid = StatusField(child->pid, "Uid");
+          return std::find(uid.begin(), uid.end(), "0") == uid.end();
+        },
+        10);
+  }
+
+  // The store's root is still root's and 0700, and nothing in it changed mode or owner.
+  void ExpectStoreUntouched() {
+    struct stat st {};
+    ASSERT_EQ(::stat(store_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(Modes(store_), store_modes_);
+  }
+
+  std::vector<Proc> children_;  // every server child seen, killed in TearDown if still there
+  std::map<std::string, std::string> store_modes_;
+};
+
+TEST_F(ServeUserTest, SkopeoInspectsAndCopies) {
+  if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  ExpectSkopeoCopies(s);
+  ExpectStoreUntouched();
+}
+
+TEST_F(ServeUserTest, SecondNodePullsThroughItAsMirror) {
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "65534:65534", &child));
+  ExpectSecondNodePullsThrough(s);
+  ExpectStoreUntouched();
+}
+
+TEST_F(ServeUserTest, PodmanPulls) {
+  if (!testing::FindExecutable("podman")) GTEST_SKIP() << "podman not installed";
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  ExpectPodmanPulls(s);
+  ExpectStoreUntouched();
+}
+
+TEST_F(ServeUserTest, TheChildHasNoPrivilegeAndNoDescriptorOfTheStore) {
+  // A descriptor of the store the server inherits (not close-on-exec): the child must close it.
+  UniqueFd inherited(::open(store_.c_str(), O_RDONLY | O_DIRECTORY));
+  ASSERT_TRUE(inherited.valid());
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  inherited.reset();
+  const std::vector<std::string> nobody(4, "65534");
+  EXPECT_EQ(StatusField(child.pid, "Uid"), nobody);
+  EXPECT_EQ(StatusField(child.pid, "Gid"), nobody);
+  EXPECT_EQ(StatusField(child.pid, "Groups"), std::vector<std::string>{});
+  for (const char* caps : {"CapEff", "CapPrm"}) {
+    std::vector<std::string> v = StatusField(child.pid, caps);
+    ASSERT_EQ(v.size(), 1u) << caps;
+    EXPECT_EQ(std::stoull(v[0], nullptr, 16), 0u) << caps << " " << v[0];
+  }
+  EXPECT_EQ(StatusField(child.pid, "NoNewPrivs"), std::vector<std::string>{"1"});
+  // The files of a process that is not dumpable are root's in /proc, whatever its user.
+  struct stat st {};
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(child.pid) + "/status").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "the child is dumpable";
+  EXPECT_EQ(StatusField(s.child->pid(), "Uid"), std::vector<std::string>(4, "0"));
+
+  // No descriptor of the child points into the store, before or after it served a blob.
+  const std::string store = fs::canonical(store_);
+  auto store_fds = [&] {
+    std::vector<std::string> into_store;
+    std::error_code ec;
+    fs::directory_iterator fds("/proc/" + std::to_string(child.pid) + "/fd", ec);
+    if (ec) return std::vector<std::string>{"cannot list: " + ec.message()};
+    for (const auto& fd : fds) {
+      std::string target = fs::read_symlink(fd.path(), ec);
+      if (target.rfind(store, 0) == 0) into_store.push_back(fd.path().string() + " -> " + target);
+    }
+    return into_store;
+  };
+  EXPECT_EQ(store_fds(), std::vector<std::string>{});
+  auto blob =
+      testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/blobs/" + image_.layers[0].digest);
+  ASSERT_TRUE(blob.ok());
+  EXPECT_EQ(blob->status, 200);
+  EXPECT_EQ(blob->body, image_.layers[0].data);
+  EXPECT_EQ(store_fds(), std::vector<std::string>{});
+  EXPECT_EQ(ChildrenOf(s.child->pid()).size(), 1u);
+  EXPECT_NE(ReadFile(dir_->path() + "/serve.out")
+                .find("hoist: serving " + store_ + " read-only on " + s.host()),
+            std::string::npos)
+      << ReadFile(dir_->path() + "/serve.out");
+  ExpectStoreUntouched();
+}
+
+// Only what the records reference, as the parent finds it when index.json changes.
+TEST_F(ServeUserTest, ServesOnlyWhatTheRecordsReference) {
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  const std::string stray = "not referenced by any record";
+  const std::string stray_digest = testing::Sha256Digest(stray);
+  ASSERT_TRUE(WriteFile(store_ + "/blobs/sha256/" + stray_digest.substr(7), stray).ok());
+  std::string answer = RawRequest(s.port, Get("/v2/serve/app/blobs/" + stray_digest));
+  EXPECT_EQ(StatusOf(answer), 404) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("{\"errors\":[{\"code\":\"BLOB_UNKNOWN\""), std::string::npos) << answer;
+  answer = RawRequest(s.port, Get("/v2/serve/app/manifests/" + stray_digest));
+  EXPECT_EQ(StatusOf(answer), 404) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\""), std::string::npos)
+      << answer;
+
+  const testing::Blob& layer = image_.layers[1];
+  const std::string blob_url = s.url() + "/v2/" + kRepo + "/blobs/" + layer.digest;
+  auto range = testing::HttpCall("GET", blob_url, {"Range: bytes=5-9"});
+  ASSERT_TRUE(range.ok());
+  EXPECT_EQ(range->status, 206);
+  EXPECT_EQ(range->body, layer.data.substr(5, 5));
+  EXPECT_EQ(range->headers["content-range"], "bytes 5-9/" + std::to_string(layer.data.size()));
+  auto head = testing::HttpCall("HEAD", blob_url);
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->headers["content-length"], std::to_string(layer.data.size()));
+  auto tag = testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/manifests/1");
+  ASSERT_TRUE(tag.ok());
+  EXPECT_EQ(tag->status, 200);
+  EXPECT_EQ(tag->body, image_.manifest);
+
+  // An image pulled while serving is served.
+  testing::BuiltImage late = testing::BuildImage(
+      testing::Format::kOci, {{{"late/", "", '5'}, {"late/x", testing::RandomBytes(1000, 42)}}});
+  ASSERT_TRUE(testing::PushImage(upstream_->host(), "serve/late", "2", late).ok());
+  CliRun pull = Hoist(store_, dir_->path(), {"pull", "-q", upstream_->host() + "/serve/late:2"});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  int late_status = 0;
+  testing::WaitFor(
+      [&] {
+        auto r = testing::HttpCall("GET", s.url() + "/v2/serve/late/manifests/2");
+        late_status = r.ok() ? r->status : 0;
+        return late_status == 200;
+      },
+      10);
+  EXPECT_EQ(late_status, 200);
+  auto late_layer =
+      testing::HttpCall("GET", s.url() + "/v2/serve/late/blobs/" + late.layers[0].digest);
+  ASSERT_TRUE(late_layer.ok());
+  EXPECT_EQ(late_layer->status, 200);
+  EXPECT_EQ(late_layer->body, late.layers[0].data);
+
+  // The access log, opened before leaving root, has each request (written once answered).
+  const std::string late_line = " GET /v2/serve/late/blobs/" + late.layers[0].digest + " 200 ";
+  std::string log;
+  testing::WaitFor([&] { return (log = ReadFile(s.log)).find(late_line) != std::string::npos; }, 5);
+  EXPECT_NE(log.find(" GET /v2/serve/app/blobs/" + stray_digest + " 404 "), std::string::npos)
+      << log;
+  EXPECT_NE(log.find(" GET /v2/serve/app/blobs/" + layer.digest + " 206 "), std::string::npos)
+      << log;
+  EXPECT_NE(log.find(late_line), std::string::npos) << log;
+  struct stat st {};
+  ASSERT_EQ(::stat(s.log.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(ServeUserTest, ReadsACertificateAndKeyOnlyRootCanRead) {
+  if (!testing::FindExecutable("skopeo")) GTEST_SKIP() << "skopeo not installed";
+  auto ca = testing::TestCa::Create();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  auto cert = ca->IssueServerCert({"127.0.0.1"});
+  ASSERT_TRUE(cert.ok()) << cert.status().message();
+  for (const std::string& file : {cert->key_path, cert->cert_path}) {
+    ASSERT_EQ(::chmod(file.c_str(), 0600), 0) << file;
+    ASSERT_EQ(::chown(file.c_str(), 0, 0), 0) << file;
+  }
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(
+      ServeAs(&s, "nobody", &child, {"--tls-cert", cert->cert_path, "--tls-key", cert->key_path}));
+  const std::string certs = dir_->path() + "/certs";
+  ASSERT_TRUE(WriteFile(certs + "/ca.crt", ReadFile(ca->ca_cert_path())).ok());
+  auto inspect = testing::RunCommand(
+      {"skopeo", "inspect", "--cert-dir", certs, "docker://" + s.host() + "/" + kRepo + ":1"}, 60);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().message();
+  EXPECT_NE(inspect->find(image_.manifest_digest), std::string::npos) << *inspect;
+  EXPECT_EQ(StatusField(child.pid, "Uid"), std::vector<std::string>(4, "65534"));
+}
+
+TEST_F(ServeUserTest, TakesNumericIdsWithoutAnAccount) {
+  constexpr unsigned kId = 54321;
+  if (::getpwuid(kId) != nullptr || ::getgrgid(kId) != nullptr) GTEST_SKIP() << kId << " exists";
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "54321:54321", &child));
+  EXPECT_EQ(StatusField(child.pid, "Uid"), std::vector<std::string>(4, "54321"));
+  EXPECT_EQ(StatusField(child.pid, "Gid"), std::vector<std::string>(4, "54321"));
+  auto tag = testing::HttpCall("GET", s.url() + "/v2/" + kRepo + "/manifests/1");
+  ASSERT_TRUE(tag.ok());
+  EXPECT_EQ(tag->status, 200);
+}
+
+// Refused before serving: nothing listens afterwards and no process of it is left.
+TEST_F(ServeUserTest, RefusesWhatItCannotDo) {
+  auto port = testing::PickFreePort();
+  ASSERT_TRUE(port.ok());
+  const std::string host = "127.0.0.1:" + std::to_string(*port);
+  // The output of a run that must fail ("" if it did not), after the command line that
+  // RunCommand's message repeats.
+  auto refused = [&](std::vector<std::string> argv, const std::string& user) {
+    argv.insert(argv.end(),
+                {HOIST_CLI, "--store", store_, "serve", "--listen", host, "--user", user});
+    auto r = testing::RunCommand(argv, 20);
+    std::vector<Proc> left = ProcessesWithArg(host);
+    for (const Proc& p : left) ::kill(p.pid, SIGKILL);
+    EXPECT_TRUE(left.empty()) << user << ": a process was left";
+    EXPECT_FALSE(CanConnect(*port)) << user;
+    EXPECT_FALSE(r.ok()) << user << ": " << *r;
+    if (r.ok()) return std::string();
+    const std::string message = r.status().message();
+    EXPECT_NE(message.find(": exit status "), std::string::npos) << user << ": " << message;
+    size_t output = message.find("; output: ");
+    return output == std::string::npos ? message : message.substr(output);
+  };
+  std::string out =
+      refused({"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"}, "nobody");
+  EXPECT_NE(out.find("--user needs root"), std::string::npos) << out;
+  for (const char* user : {"root", "0", "0:65534", "nobody:0", "nobody:root"}) {
+    out = refused({}, user);
+    EXPECT_NE(out.find("unprivileged"), std::string::npos) << user << ": " << out;
+  }
+  // The unknown name, quoted (the option parser's own complaint repeats it unquoted).
+  out = refused({}, "no-such-user-xyz");
+  EXPECT_NE(out.find(Quote("no-such-user-xyz")), std::string::npos) << out;
+  out = refused({}, "nobody:no-such-group-xyz");
+  EXPECT_TRUE(out.find(Quote("no-such-group-xyz")) != std::string::npos ||
+              out.find(Quote("nobody:no-such-group-xyz")) != std::string::npos)
+      << out;
+  if (::getpwuid(54321) == nullptr) refused({}, "54321");  // no account: the group is needed
+}
+
+TEST_F(ServeUserTest, StopsCleanlyOnSigtermOrSigint) {
+  for (int sig : {SIGTERM, SIGINT}) {
+    Served s;
+    Proc child;
+    ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+    const pid_t parent = s.child->pid();
+    ASSERT_EQ(::kill(parent, sig), 0);
+    std::optional<siginfo_t> exit;
+    EXPECT_TRUE(testing::WaitFor([&] { return (exit = PeekExit(parent)).has_value(); }, 10))
+        << "signal " << sig;
+    if (exit) {
+      EXPECT_EQ(exit->si_code, CLD_EXITED) << "signal " << sig;
+      EXPECT_EQ(exit->si_status, 0) << "signal " << sig;
+    }
+    EXPECT_TRUE(testing::WaitFor([&] { return Exited(child); }, 5)) << "signal " << sig;
+    EXPECT_FALSE(CanConnect(s.port)) << "signal " << sig;
+  }
+}
+
+TEST_F(ServeUserTest, TheChildDiesWithItsParent) {
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  ASSERT_EQ(::kill(s.child->pid(), SIGKILL), 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return Exited(child); }, 5));
+  EXPECT_FALSE(CanConnect(s.port));
+}
+
+TEST_F(ServeUserTest, TheParentFailsWhenItsChildDies) {
+  Served s;
+  Proc child;
+  ASSERT_NO_FATAL_FAILURE(ServeAs(&s, "nobody", &child));
+  const pid_t parent = s.child->pid();
+  ASSERT_EQ(::kill(child.pid, SIGKILL), 0);
+  std::optional<siginfo_t> exit;
+  ASSERT_TRUE(testing::WaitFor([&] { return (exit = PeekExit(parent)).has_value(); }, 10));
+  EXPECT_EQ(exit->si_code, CLD_EXITED);
+  EXPECT_NE(exit->si_status, 0);
 }
 
 }  // namespace
