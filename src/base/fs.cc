@@ -392,20 +392,27 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes, 
     return ResourceExhaustedError(path + ": " + std::to_string(st.st_size) +
                                   " bytes, more than the limit of " + std::to_string(max_bytes));
   }
+  return ReadFdToString(fd.get(), max_bytes, path);
+}
+
+Result<std::string> ReadFdToString(int fd, size_t max_bytes, const std::string& what) {
   std::string out;
-  out.reserve(static_cast<size_t>(st.st_size));
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0 && static_cast<uint64_t>(st.st_size) <= max_bytes) {
+    out.reserve(static_cast<size_t>(st.st_size));
+  }
   // Read to EOF (the file may have grown since fstat), never keeping more than max_bytes + 1.
   char buf[64 * 1024];
   for (;;) {
-    ssize_t r = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t r = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(out.size()));
     if (r < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(errno, "read " + path);
+      return ErrnoError(errno, "read " + what);
     }
     if (r == 0) break;
     out.append(buf, static_cast<size_t>(r));
     if (out.size() > max_bytes) {
-      return ResourceExhaustedError(path + ": more than the limit of " + std::to_string(max_bytes) +
+      return ResourceExhaustedError(what + ": more than the limit of " + std::to_string(max_bytes) +
                                     " bytes");
     }
   }

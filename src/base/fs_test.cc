@@ -113,6 +113,22 @@ TEST(ReadFileToString, LimitsAndRefusals) {
   EXPECT_FALSE(ReadFileToString(dir.path(), 10).ok());
 }
 
+TEST(ReadFdToString, ReadsFromTheStartWhateverTheOffsetAndLimits) {
+  TempDir dir;
+  std::string path = dir.path() + "/f";
+  std::ofstream(path) << "hello";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(::lseek(fd.get(), 3, SEEK_SET), 3);
+  auto r = ReadFdToString(fd.get(), 5, "f");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "hello");
+  EXPECT_EQ(::lseek(fd.get(), 0, SEEK_CUR), 3);  // its offset is untouched
+  auto over = ReadFdToString(fd.get(), 4, "f");
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("f: "), std::string::npos);
+}
+
 TEST(FileLock, ExcludesThreadsAndRemovesFile) {
   TempDir dir;
   std::string path = dir.path() + "/x.lock";

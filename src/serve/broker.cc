@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/json.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -132,7 +133,8 @@ class BrokerView : public StoreView {
       }
       return records_;
     }
-    ASSIGN_OR_RETURN(std::string text, ReadAll(answer.second.get()));
+    ASSIGN_OR_RETURN(std::string text, ReadFdToString(answer.second.get(), kMaxRecordsBytes,
+                                                      "the records from the broker"));
     ASSIGN_OR_RETURN(nlohmann::json list, ParseJson(text, "the records from the broker"));
     if (!list.is_array()) return InternalError("serve: the broker's records are not a list");
     auto records = std::make_shared<std::vector<Descriptor>>();
@@ -166,23 +168,6 @@ class BrokerView : public StoreView {
     std::string rest;
     RETURN_IF_ERROR(ParseAnswer(answer->first, &rest));
     return std::make_pair(std::move(rest), std::move(answer->second));
-  }
-
-  static Result<std::string> ReadAll(int fd) {
-    struct stat st {};
-    if (fstat(fd, &st) != 0) return ErrnoError(errno, "serve: the records from the broker");
-    if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxRecordsBytes) {
-      return ResourceExhaustedError("serve: the records from the broker are too large");
-    }
-    std::string text(static_cast<size_t>(st.st_size), '\0');
-    size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = pread(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return ErrnoError(n < 0 ? errno : EIO, "serve: the records from the broker");
-      done += static_cast<size_t>(n);
-    }
-    return text;
   }
 
   UniqueFd sock_;

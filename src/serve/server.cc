@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -122,19 +123,8 @@ std::optional<std::pair<uint64_t, uint64_t>> ParseRange(std::string_view header,
 
 // A manifest blob's bytes from its fd, at most kMaxManifestBytes, checked against its digest.
 Result<std::string> ReadManifest(int fd, const Digest& want) {
-  std::string out;
-  char buf[16384];
-  for (uint64_t off = 0;;) {
-    ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError(errno, "manifest " + want.String());
-    if (n == 0) break;
-    off += static_cast<uint64_t>(n);
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > manifest::kMaxManifestBytes) {
-      return ResourceExhaustedError("manifest " + want.String() + ": too large");
-    }
-  }
+  ASSIGN_OR_RETURN(std::string out,
+                   ReadFdToString(fd, manifest::kMaxManifestBytes, "manifest " + want.String()));
   ASSIGN_OR_RETURN(Digest got, content::DigestOf(want.algorithm(), out));
   if (got != want) return DataLossError("manifest " + want.String() + ": damaged on disk");
   return out;
