@@ -341,6 +341,9 @@ TEST_F(FleetTest, NodesPullThroughNginxAndTheUpstreamServesEachBlobOnce) {
   EXPECT_EQ(head->headers["docker-content-digest"], first);
   EXPECT_EQ(head->headers["content-length"], std::to_string(image_.layers[0].data.size()));
   EXPECT_EQ(upstream_->CountRequests("HEAD", "/blobs/"), pushed_heads);
+  // nginx answers the HEAD once the upstream's headers are in, while the body may still be on
+  // its way to the cache: the upstream logs that GET when it has sent it all.
+  WaitFor([&] { return upstream_->CountRequests("GET", "/blobs/" + first) >= 1; }, 10);
   EXPECT_EQ(upstream_->CountRequests("GET", "/blobs/" + first), 1);
 
   FleetRun run = PullTogether(front_host);
