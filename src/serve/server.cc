@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -342,8 +343,19 @@ struct Server::State {
     return r;
   }
 
-  // The tags of the records of `name` (of registry `ns` when given), sorted; no pagination.
-  Reply Tags(const std::string& name, const char* ns) {
+  // The tags of the records of `name` (of registry `ns` when given), sorted. As the
+  // distribution spec pages them: with `n`, at most n tags and a Link to the next page when
+  // there are more; with `last`, only the tags after it.
+  Reply Tags(const std::string& name, const char* ns, const char* n, const char* last) {
+    size_t limit = SIZE_MAX;
+    if (n != nullptr) {
+      std::string_view text(n);
+      if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != text.npos) {
+        return ErrorReply(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested",
+                          text);
+      }
+      limit = std::stoul(std::string(text));
+    }
     auto records = view->Records();
     if (!records.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
     std::set<std::string> tags;
@@ -354,9 +366,20 @@ struct Server::State {
       tags.insert(r->tag());
     }
     if (tags.empty()) return ErrorReply(404, "NAME_UNKNOWN", "repository name not known", name);
+    std::vector<std::string> page;
+    auto it = last != nullptr ? tags.upper_bound(last) : tags.begin();
+    for (; it != tags.end() && page.size() < limit; ++it) page.push_back(*it);
     Reply r;
-    r.body = nlohmann::json{{"name", name}, {"tags", tags}}.dump();
+    r.body = nlohmann::json{{"name", name}, {"tags", page}}.dump();
     r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+    if (it != tags.end() && !page.empty()) {
+      // Name, tag and ns (a record's registry) are all of the reference grammar: nothing to
+      // escape.
+      r.headers.emplace_back("Link", "</v2/" + name + "/tags/list?n=" + std::to_string(limit) +
+                                         "&last=" + page.back() +
+                                         (ns != nullptr ? "&ns=" + std::string(ns) : "") +
+                                         ">; rel=\"next\"");
+    }
     return r;
   }
 
@@ -449,8 +472,10 @@ struct Server::State {
       if (!IsValidName(std::string(rest.substr(0, kind_at)))) {
         return ErrorReply(400, "NAME_INVALID", "invalid repository name");
       }
-      return Tags(std::string(rest.substr(0, kind_at)),
-                  MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "ns"));
+      auto arg = [&](const char* key) {
+        return MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, key);
+      };
+      return Tags(std::string(rest.substr(0, kind_at)), arg("ns"), arg("n"), arg("last"));
     }
     if (kind != "manifests" && kind != "blobs") {
       return ErrorReply(404, "UNSUPPORTED", "not a distribution API path");

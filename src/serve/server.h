@@ -7,7 +7,7 @@
 //   GET|HEAD /v2/<name>/manifests/<tag>      the image a record of the store names, see below
 //   GET|HEAD /v2/<name>/manifests/<digest>   a manifest some record references
 //   GET|HEAD /v2/<name>/blobs/<digest>       a blob some record references; one Range
-//   GET|HEAD /v2/<name>/tags/list            the tags of the records of <name> (no paging)
+//   GET|HEAD /v2/<name>/tags/list            the tags of the records of <name>; ?n= and ?last=
 //   any other method                          405 UNSUPPORTED (read-only whatever the request)
 //
 // Names. A mirror client asks for the repository path without the registry's host: a record

@@ -95,5 +95,45 @@ TEST_F(ServerTest, ServesOnlyWhatRecordsReference) {
   EXPECT_EQ(removed->status, 404);
 }
 
+TEST_F(ServerTest, PagesTagsAsTheDistributionSpecSays) {
+  testing::BuiltImage img = testing::BuildImage(testing::Format::kOci, {{{"f", "hello"}}});
+  PutImage(img);
+  Descriptor d;
+  d.media_type = img.manifest_media_type;
+  d.digest = *Digest::Parse(img.manifest_digest);
+  d.size = static_cast<int64_t>(img.manifest.size());
+  for (const char* tag : {"c", "a", "b"}) {
+    ASSERT_TRUE(store_->PutRef(std::string("127.0.0.1:5000/app:") + tag, d).ok());
+  }
+  ServeOptions o;
+  o.listen = "127.0.0.1:0";
+  auto server = Server::Start(*store_, o);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  const std::string base =
+      "http://127.0.0.1:" + std::to_string((*server)->port()) + "/v2/app/tags/list";
+  auto get = [&](const std::string& query) {
+    auto r = testing::HttpCall("GET", base + query);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : testing::ClientResponse{};
+  };
+  auto all = get("");
+  EXPECT_EQ(all.body, R"({"name":"app","tags":["a","b","c"]})");
+  EXPECT_EQ(all.headers.count("link"), 0u);
+  auto first = get("?n=2");
+  EXPECT_EQ(first.body, R"({"name":"app","tags":["a","b"]})");
+  EXPECT_EQ(first.headers["link"], R"(</v2/app/tags/list?n=2&last=b>; rel="next")");
+  auto next = get("?n=2&last=b");
+  EXPECT_EQ(next.body, R"({"name":"app","tags":["c"]})");
+  EXPECT_EQ(next.headers.count("link"), 0u);
+  EXPECT_EQ(get("?last=a").body, R"({"name":"app","tags":["b","c"]})");
+  EXPECT_EQ(get("?last=zzz").body, R"({"name":"app","tags":[]})");
+  EXPECT_EQ(get("?n=0").body, R"({"name":"app","tags":[]})");
+  for (const char* bad : {"?n=x", "?n=-1", "?n=", "?n=99999999"}) {
+    auto r = get(bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_NE(r.body.find("PAGINATION_NUMBER_INVALID"), std::string::npos) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace hoist::serve
