@@ -2,8 +2,12 @@
 // hoist nodes pulling one image at once. The nginx configuration and the registries.conf are
 // the first ```nginx and ```toml blocks of docs/fleet.md, with the names, port and paths
 // replaced. Each node is a separate `hoist` process with its own store, HOME and
-// registries.conf, on loopback. Each test prints one `fleet:` line with the upstream's blob
-// GETs and the wall time of the concurrent pulls.
+// registries.conf, and, where this process may make network namespaces (as root), its own
+// network namespace: this process moves into a fresh one of its own at start, where the
+// servers listen on a bridge, and each node's namespace is joined to that bridge by a veth
+// pair (see Network below). Otherwise, or with HOIST_FLEET_NETNS=0, everything runs on
+// 127.0.0.1; the first `fleet:` line says which. Each test prints one `fleet:` line with the
+// upstream's blob GETs, the wall time of the concurrent pulls and the mode (netns=1 or 0).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -662,8 +666,8 @@ TEST_F(FleetTest, NginxWaitsForASlowUpstreamInsteadOfFetchingAgain) {
 
 // Peer serving (docs/fleet.md#peer-serving): a seed node pulls from the upstream and serves its
 // store with `hoist serve`; the other nodes list it as their mirror, and the upstream serves
-// each blob once, to the seed. All nodes connect from 127.0.0.1 here, so the seed allows more
-// connections from one address than its default (64). Run as root, the seed serves with
+// each blob once, to the seed. On loopback all nodes connect from 127.0.0.1, so the seed allows
+// more connections from one address than its default (64). Run as root, the seed serves with
 // --user nobody, as docs/fleet.md does.
 TEST_F(FleetTest, NodesPullFromASeedNodeServingItsStore) {
   Node seed = NewNode("");
