@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -244,7 +245,9 @@ class NetworkEnvironment : public ::testing::Environment {
                 << kBridgeAddress << " (bridge " << kBridge
                 << " in this process's own namespace)\n";
     } else {
-      std::cout << "fleet: netns=0: nodes and servers on 127.0.0.1 (" << s.message() << ")\n";
+      std::string why = s.message();
+      std::replace(why.begin(), why.end(), '\n', ' ');
+      std::cout << "fleet: netns=0: nodes and servers on 127.0.0.1 (" << why << ")\n";
     }
   }
 };
