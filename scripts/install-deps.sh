@@ -16,6 +16,7 @@ packages=(
   docker.io podman
   man-db groff-base zsh fish
   nginx
+  iproute2 util-linux
   "$@"
 )
 
