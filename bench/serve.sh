@@ -22,30 +22,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-layout=$work/layout
-mkdir -p "$layout/blobs/sha256"
-blob() { # FILE -> moves it into $layout/blobs as its digest; prints "hex size"
-  local hex size
-  hex=$(sha256sum "$1" | cut -d' ' -f1)
-  size=$(stat -c %s "$1")
-  mv "$1" "$layout/blobs/sha256/$hex"
-  echo "$hex $size"
-}
 head -c 1073741824 /dev/urandom >"$work/big"
 tar -C "$work" -cf "$work/layer.tar" big
 rm "$work/big"
-read -r lhex lsize < <(blob "$work/layer.tar")
-printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-  "$lhex" >"$work/config"
-read -r chex csize < <(blob "$work/config")
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
-  "$chex" "$csize" "$lhex" "$lsize" >"$work/manifest"
-read -r mhex msize < <(blob "$work/manifest")
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' \
-  "$mhex" "$msize" >"$layout/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
-skopeo copy -q --dest-tls-verify=false "oci:$layout" "docker://127.0.0.1:$port/big:1"
-rm -rf "$layout"
+push_layer_image "$work/layout" "$work/layer.tar" application/vnd.oci.image.layer.v1.tar "" big:1
+rm -rf "$work/layout"
 
 store=$work/store
 : >"$work/registries.conf"

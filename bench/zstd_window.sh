@@ -15,33 +15,14 @@ hoist_bin=$PWD/build/tools/hoist/hoist
 . scripts/registry.sh
 start_registry "${BENCH_DISK_DIR:-/var/tmp}/hoist-zstd-bench.XXXXXX"
 
-# One OCI layout per window, holding a one-layer image tagged w<log>, pushed with skopeo
-# (which keeps the blob as it is).
+# One OCI layout per window, holding a one-layer image tagged w<log>, pushed with skopeo.
 tar -C "$(dirname "$src")" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
   -cf "$work/layer.tar" "$(basename "$src")"
 diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-blob() { # FILE -> moves it into $layout/blobs as its digest; prints "hex size"
-  local hex size
-  hex=$(sha256sum "$1" | cut -d' ' -f1)
-  size=$(stat -c %s "$1")
-  mv "$1" "$layout/blobs/sha256/$hex"
-  echo "$hex $size"
-}
 for log in 21 23 24 25 27; do
-  layout=$work/layout$log
-  mkdir -p "$layout/blobs/sha256"
   zstd -q -T0 -3 --long=$log -f "$work/layer.tar" -o "$work/layer.zst"
-  read -r lhex lsize < <(blob "$work/layer.zst")
-  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$diff_id" >"$work/config"
-  read -r chex csize < <(blob "$work/config")
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:%s","size":%s}]}' \
-    "$chex" "$csize" "$lhex" "$lsize" >"$work/manifest"
-  read -r mhex msize < <(blob "$work/manifest")
-  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' \
-    "$mhex" "$msize" >"$layout/index.json"
-  echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
-  skopeo copy -q --dest-tls-verify=false "oci:$layout" "docker://127.0.0.1:$port/zstd:w$log"
+  push_layer_image "$work/layout$log" "$work/layer.zst" application/vnd.oci.image.layer.v1.tar+zstd \
+    "$diff_id" "zstd:w$log"
 done
 rm -f "$work/layer.tar"
 
