@@ -225,4 +225,14 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
+std::optional<uint64_t> ParseDigits(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
 }  // namespace hoist

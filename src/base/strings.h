@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,8 @@ std::string Base64UrlEncode(std::string_view bytes);
 bool Base64Decode(std::string_view in, std::string* out);
 // RFC 3986 percent-encoding of everything but unreserved characters.
 std::string UrlEncode(std::string_view s);
+// `text` as a number when it is 1 to 19 decimal digits and nothing else (no sign, no space).
+std::optional<uint64_t> ParseDigits(std::string_view text);
 
 // Text from outside (a registry, a token server, a manifest, a tar header, a config file) made
 // safe to print on a terminal. Printable ASCII and printable UTF-8 are kept; everything else is

@@ -78,6 +78,15 @@ TEST(TerminalSafe, IsIdempotent) {
   EXPECT_EQ(TerminalSafe(once), once);
 }
 
+TEST(ParseDigits, TakesOnlyDecimalDigits) {
+  EXPECT_EQ(ParseDigits("0"), 0u);
+  EXPECT_EQ(ParseDigits("0042"), 42u);
+  EXPECT_EQ(ParseDigits("9999999999999999999"), 9999999999999999999u);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "10000000000000000000"}) {
+    EXPECT_EQ(ParseDigits(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(Quote, QuotesAndEscapesQuotesAndBackslashes) {
   EXPECT_EQ(Quote("usr/bin/x"), "\"usr/bin/x\"");
   EXPECT_EQ(Quote("a\"b\\c"), "\"a\\x22b\\x5cc\"");

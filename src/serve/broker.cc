@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -36,14 +35,6 @@ constexpr size_t kMaxMessageBytes = 4096;
 constexpr size_t kMaxRecordsBytes = 128 << 20;  // index.json itself is capped at 64 MiB
 constexpr int kChildSocket = 3;
 constexpr auto kKillAfter = std::chrono::seconds(30);
-
-std::optional<uint64_t> ParseNumber(std::string_view text) {
-  uint64_t v = 0;
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return v;
-}
 
 // One message, with `fd` (when valid) passed along.
 Status SendMessage(int sock, std::string_view text, int fd = -1) {
@@ -106,7 +97,7 @@ std::string Answer(const Status& s) {
 // "<code> <text>" → the Status it stands for (OK with `text` in *rest).
 Status ParseAnswer(std::string_view answer, std::string* rest) {
   size_t space = answer.find(' ');
-  auto code = ParseNumber(answer.substr(0, space));
+  auto code = ParseDigits(answer.substr(0, space));
   if (space == std::string_view::npos || !code ||
       *code > static_cast<uint64_t>(StatusCode::kInternal)) {
     return InternalError("serve: a malformed answer from the broker");
@@ -125,7 +116,7 @@ class BrokerView : public StoreView {
   Result<std::shared_ptr<const std::vector<Descriptor>>> Records() override {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(auto answer, Ask("R" + std::to_string(generation_)));
-    auto generation = ParseNumber(answer.first);
+    auto generation = ParseDigits(answer.first);
     if (!generation) return InternalError("serve: a malformed generation from the broker");
     if (!answer.second.valid()) {
       if (*generation != generation_ || records_ == nullptr) {
@@ -193,7 +184,7 @@ class Broker {
     }
     Status sent;
     if (op == 'R') {
-      auto fd = Records(ParseNumber(arg));
+      auto fd = Records(ParseDigits(arg));
       sent = fd.ok() ? SendMessage(sock, "0 " + std::to_string(generation_), fd->get())
                      : SendMessage(sock, Answer(fd.status()));
     } else if (op == 'B') {
@@ -294,7 +285,7 @@ Result<Identity> ParseIdentity(const std::string& spec) {
   if (user.empty() || (group && group->empty())) return bad("want USER or USER:GROUP");
   Identity id;
   std::optional<gid_t> primary;
-  if (auto number = ParseNumber(user); number && *number < 0x7fffffff) {
+  if (auto number = ParseDigits(user); number && *number < 0x7fffffff) {
     id.uid = static_cast<uid_t>(*number);
     ASSIGN_OR_RETURN(auto pw, LookUp<passwd>([&](passwd* e, char* b, size_t n, passwd** f) {
                        return getpwuid_r(id.uid, e, b, n, f);
@@ -313,7 +304,7 @@ Result<Identity> ParseIdentity(const std::string& spec) {
   if (!group) {
     if (!primary) return bad("no such user in the passwd database: give USER:GROUP");
     id.gid = *primary;
-  } else if (auto number = ParseNumber(*group); number && *number < 0x7fffffff) {
+  } else if (auto number = ParseDigits(*group); number && *number < 0x7fffffff) {
     id.gid = static_cast<gid_t>(*number);
   } else {
     ASSIGN_OR_RETURN(

@@ -97,15 +97,7 @@ std::optional<std::pair<uint64_t, uint64_t>> ParseRange(std::string_view header,
   if (dash == std::string_view::npos || spec.find('-', dash + 1) != std::string_view::npos) {
     return std::nullopt;  // also refuses a list: "0-1,3-4" has two dashes
   }
-  auto number = [](std::string_view s) -> std::optional<uint64_t> {
-    if (s.empty() || s.size() > 18) return std::nullopt;
-    uint64_t v = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return std::nullopt;
-      v = v * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return v;
-  };
+  auto number = [](std::string_view s) { return s.size() > 18 ? std::nullopt : ParseDigits(s); };
   std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
   if (size == 0) return std::nullopt;
   if (a.empty()) {  // the last b bytes
@@ -189,10 +181,11 @@ Result<sockaddr_storage> ParseListen(const std::string& listen, bool* loopback, 
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+  auto port_number = port.size() > 5 ? std::nullopt : ParseDigits(port);
+  if (!port_number || *port_number > 65535) {
     return bad("the port is not a number from 0 to 65535");
   }
+
   addrinfo hints{};
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
   hints.ai_socktype = SOCK_STREAM;
@@ -350,11 +343,12 @@ struct Server::State {
     size_t limit = SIZE_MAX;
     if (n != nullptr) {
       std::string_view text(n);
-      if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != text.npos) {
+      auto value = text.size() > 6 ? std::nullopt : ParseDigits(text);
+      if (!value) {
         return ErrorReply(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested",
                           text);
       }
-      limit = std::stoul(std::string(text));
+      limit = *value;
     }
     auto records = view->Records();
     if (!records.ok()) return ErrorReply(500, "UNKNOWN", "cannot read the store's records");
