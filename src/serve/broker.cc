@@ -182,19 +182,17 @@ class Broker {
       *failure = s.ok() ? InternalError("serve: the serving process failed to start") : s;
       return;
     }
-    Status sent;
+    Result<UniqueFd> fd = InvalidArgumentError("serve: not a broker question");
+    std::string ok = "0 ";
     if (op == 'R') {
-      auto fd = Records(ParseDigits(arg));
-      sent = fd.ok() ? SendMessage(sock, "0 " + std::to_string(generation_), fd->get())
-                     : SendMessage(sock, Answer(fd.status()));
+      fd = Records(ParseDigits(arg));
+      ok += std::to_string(generation_);
     } else if (op == 'B') {
       auto d = Digest::Parse(arg);
-      Result<UniqueFd> fd = d.ok() ? view_->OpenBlob(*d) : Result<UniqueFd>(d.status());
-      sent = fd.ok() ? SendMessage(sock, "0 ", fd->get()) : SendMessage(sock, Answer(fd.status()));
-    } else {
-      sent = SendMessage(sock, Answer(InvalidArgumentError("serve: not a broker question")));
+      fd = d.ok() ? view_->OpenBlob(*d) : Result<UniqueFd>(d.status());
     }
-    (void)sent;  // a child that went away is seen by the loop
+    // A child that went away is seen by the loop.
+    (void)(fd.ok() ? SendMessage(sock, ok, fd->get()) : SendMessage(sock, Answer(fd.status())));
   }
 
  private:
@@ -357,7 +355,7 @@ Result<int> RunSeparated(const content::Store& store, const Identity& id,
   child_end.reset();
 
   Status failure;
-  bool open = true, signalled = false, killed = false;
+  bool signalled = false, killed = false;
   std::chrono::steady_clock::time_point kill_at;
   int wstatus = 0;
   while (true) {
@@ -373,7 +371,7 @@ Result<int> RunSeparated(const content::Store& store, const Identity& id,
       kill(pid, SIGKILL);
       killed = true;
     }
-    if (!open) {  // the child hung up but lives on: wait for it to end
+    if (!sock.valid()) {  // the child hung up but lives on: wait for it to end
       struct timespec pause = {0, 100 * 1000 * 1000};
       nanosleep(&pause, nullptr);
       continue;
@@ -384,7 +382,6 @@ Result<int> RunSeparated(const content::Store& store, const Identity& id,
     auto question = ReceiveMessage(sock.get());
     if (!question.ok()) {
       // Hung up, or broke the protocol: either way it gets no more answers.
-      open = false;
       sock.reset();
       continue;
     }
