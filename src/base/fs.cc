@@ -385,22 +385,19 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes, 
   } while (raw < 0 && errno == EINTR);
   if (raw < 0) return ErrnoError(errno, "open " + path);
   UniqueFd fd(raw);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat " + path);
-  if (!S_ISREG(st.st_mode)) return FailedPreconditionError(path + ": not a regular file");
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return ResourceExhaustedError(path + ": " + std::to_string(st.st_size) +
-                                  " bytes, more than the limit of " + std::to_string(max_bytes));
-  }
   return ReadFdToString(fd.get(), max_bytes, path);
 }
 
 Result<std::string> ReadFdToString(int fd, size_t max_bytes, const std::string& what) {
-  std::string out;
   struct stat st;
-  if (::fstat(fd, &st) == 0 && st.st_size > 0 && static_cast<uint64_t>(st.st_size) <= max_bytes) {
-    out.reserve(static_cast<size_t>(st.st_size));
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + what);
+  if (!S_ISREG(st.st_mode)) return FailedPreconditionError(what + ": not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return ResourceExhaustedError(what + ": " + std::to_string(st.st_size) +
+                                  " bytes, more than the limit of " + std::to_string(max_bytes));
   }
+  std::string out;
+  out.reserve(static_cast<size_t>(st.st_size));
   // Read to EOF (the file may have grown since fstat), never keeping more than max_bytes + 1.
   char buf[64 * 1024];
   for (;;) {

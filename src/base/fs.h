@@ -149,9 +149,10 @@ enum class Symlinks { kRefuse, kFollow };
 // Opened non-blocking, so a FIFO in the path's place cannot hang the caller.
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes,
                                      Symlinks symlinks = Symlinks::kRefuse);
-// The bytes of the file open at `fd`, from offset 0 to its end (read with pread: the fd's own
-// offset is untouched, so fds shared between threads or processes are fine). More than
-// max_bytes is ResourceExhausted; `what` names the file in messages.
+// The bytes of the regular file open at `fd`, from offset 0 to its end (read with pread: the
+// fd's own offset is untouched, so fds shared between threads or processes are fine). Not a
+// regular file: FailedPrecondition; more than max_bytes: ResourceExhausted. `what` names the
+// file in messages. ReadFileToString is open + this.
 Result<std::string> ReadFdToString(int fd, size_t max_bytes, const std::string& what);
 
 // The directory part of path ("a/b/c" → "a/b", "c" → ".", "/c" → "/").
