@@ -122,15 +122,23 @@ std::optional<Proc> ReadProc(pid_t pid) {
   return p;
 }
 
-// Every process whose parent is `parent`.
-std::vector<Proc> ChildrenOf(pid_t parent) {
+// Every process there is.
+std::vector<Proc> Processes() {
   std::vector<Proc> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto p = ReadProc(std::stoi(name));
-    if (p && p->ppid == parent) out.push_back(*p);
+    if (auto p = ReadProc(std::stoi(name))) out.push_back(*p);
+  }
+  return out;
+}
+
+// Every process whose parent is `parent`.
+std::vector<Proc> ChildrenOf(pid_t parent) {
+  std::vector<Proc> out;
+  for (const Proc& p : Processes()) {
+    if (p.ppid == parent) out.push_back(p);
   }
   return out;
 }
@@ -169,14 +177,11 @@ std::vector<std::string> StatusField(pid_t pid, const std::string& key) {
 // a forked child keeps its parent's).
 std::vector<Proc> ProcessesWithArg(const std::string& arg) {
   std::vector<Proc> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
-    if (cmdline.find(std::string(1, '\0') + arg + '\0') == std::string::npos) continue;
-    auto p = ReadProc(std::stoi(name));
-    if (p && !Exited(*p)) out.push_back(*p);
+  for (const Proc& p : Processes()) {
+    std::string cmdline = ReadFile("/proc/" + std::to_string(p.pid) + "/cmdline");
+    if (cmdline.find(std::string(1, '\0') + arg + '\0') != std::string::npos && !Exited(p)) {
+      out.push_back(p);
+    }
   }
   return out;
 }
