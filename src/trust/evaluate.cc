@@ -57,6 +57,27 @@ std::string Joined(const std::vector<std::string>& reasons) {
   return out;
 }
 
+// OK when one of `signatures` verifies (`verify` gives its payload) and claims this image;
+// else PermissionDenied with the distinct reasons, or the first error that is not a verdict.
+template <typename Signature, typename Verify>
+Status AcceptAny(const std::vector<Signature>& signatures, const Verify& verify,
+                 const Requirement& r, const Reference& ref, const Digest& digest,
+                 std::string_view manifest, std::string_view type) {
+  std::vector<std::string> reasons;
+  for (const auto& signature : signatures) {
+    Result<std::string> payload = verify(signature);
+    if (!payload.ok()) {
+      if (payload.status().code() != StatusCode::kPermissionDenied) return payload.status();
+      AddReason(&reasons, payload.status().message());
+      continue;
+    }
+    auto why = CheckClaims(r, ref, digest, manifest, *payload, type);
+    if (!why) return OkStatus();
+    AddReason(&reasons, *why);
+  }
+  return PermissionDeniedError(Joined(reasons));
+}
+
 // OK, PermissionDenied(reason) or another error.
 Status CheckSignedBy(const Requirement& r, const Reference& ref, const Digest& digest,
                      std::string_view manifest, SignatureSource& source) {
@@ -64,23 +85,13 @@ Status CheckSignedBy(const Requirement& r, const Reference& ref, const Digest& d
   if (signatures.empty()) return PermissionDeniedError("no signature");
   ASSIGN_OR_RETURN(std::vector<std::string> keys, KeysOf(r));
   ASSIGN_OR_RETURN(std::unique_ptr<GpgVerifier> gpg, GpgVerifier::Create(keys));
-  std::vector<std::string> reasons;
-  for (const auto& signature : signatures) {
+  auto verify = [&](const std::string& signature) -> Result<std::string> {
     if (signature.size() > kMaxSignatureBytes) {
-      AddReason(&reasons, "invalid signature: larger than 4 MiB");
-      continue;
+      return PermissionDeniedError("invalid signature: larger than 4 MiB");
     }
-    auto payload = gpg->Verify(signature);
-    if (!payload.ok()) {
-      if (payload.status().code() != StatusCode::kPermissionDenied) return payload.status();
-      AddReason(&reasons, payload.status().message());
-      continue;
-    }
-    auto why = CheckClaims(r, ref, digest, manifest, *payload, kSimpleSigningType);
-    if (!why) return OkStatus();
-    AddReason(&reasons, *why);
-  }
-  return PermissionDeniedError(Joined(reasons));
+    return gpg->Verify(signature);
+  };
+  return AcceptAny(signatures, verify, r, ref, digest, manifest, kSimpleSigningType);
 }
 
 Status CheckSigstoreSigned(const Requirement& r, const Reference& ref, const Digest& digest,
@@ -88,19 +99,10 @@ Status CheckSigstoreSigned(const Requirement& r, const Reference& ref, const Dig
   ASSIGN_OR_RETURN(std::vector<SigstoreSignature> signatures, source.SigstoreSignatures(digest));
   if (signatures.empty()) return PermissionDeniedError("no signature");
   ASSIGN_OR_RETURN(std::vector<std::string> keys, KeysOf(r));
-  std::vector<std::string> reasons;
-  for (const auto& signature : signatures) {
-    auto payload = VerifySigstoreSignature(signature, keys);
-    if (!payload.ok()) {
-      if (payload.status().code() != StatusCode::kPermissionDenied) return payload.status();
-      AddReason(&reasons, payload.status().message());
-      continue;
-    }
-    auto why = CheckClaims(r, ref, digest, manifest, *payload, kCosignType);
-    if (!why) return OkStatus();
-    AddReason(&reasons, *why);
-  }
-  return PermissionDeniedError(Joined(reasons));
+  auto verify = [&](const SigstoreSignature& signature) {
+    return VerifySigstoreSignature(signature, keys);
+  };
+  return AcceptAny(signatures, verify, r, ref, digest, manifest, kCosignType);
 }
 
 }  // namespace
