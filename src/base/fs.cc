@@ -322,13 +322,15 @@ Result<UniqueFd> MakeDirAt(FileSystem* fs, int dir_fd, const std::string& name, 
 }
 
 Status WriteFileAtomicallyAt(FileSystem* fs, int dir_fd, const std::string& name,
-                             const std::string& tmp_name, std::string_view bytes, mode_t mode) {
+                             const std::string& tmp_name, std::string_view bytes, mode_t mode,
+                             Durability durability) {
+  const bool sync = durability == Durability::kSynced;
   Status s = [&]() -> Status {
     ASSIGN_OR_RETURN(UniqueFd fd,
                      fs->OpenAt(dir_fd, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode));
     RETURN_IF_ERROR(fs->Write(fd.get(), bytes.data(), bytes.size()).WithContext(tmp_name));
     RETURN_IF_ERROR(fs->Fchmod(fd.get(), mode).WithContext(tmp_name));
-    RETURN_IF_ERROR(fs->Fsync(fd.get()).WithContext(tmp_name));
+    if (sync) RETURN_IF_ERROR(fs->Fsync(fd.get()).WithContext(tmp_name));
     fd.reset();
     return fs->RenameAt(dir_fd, tmp_name, dir_fd, name);
   }();
@@ -336,7 +338,7 @@ Status WriteFileAtomicallyAt(FileSystem* fs, int dir_fd, const std::string& name
     (void)fs->UnlinkAt(dir_fd, tmp_name, 0);
     return s;
   }
-  return fs->Fsync(dir_fd).WithContext(name);
+  return sync ? fs->Fsync(dir_fd).WithContext(name) : OkStatus();
 }
 
 Status WriteFileAtomically(FileSystem* fs, const std::string& path, const std::string& tmp_path,

@@ -115,9 +115,12 @@ Result<UniqueFd> MakeDirAt(FileSystem* fs, int dir_fd, const std::string& name, 
 // Replaces `name` in dir_fd with `bytes` all at once: writes `tmp_name` there (truncating any
 // leftover, never following a symlink), fsyncs, sets `mode`, renames over `name`, fsyncs dir_fd.
 // On failure the temporary file is removed and `name` is untouched. The caller makes sure nobody
-// else uses `tmp_name` at the same time (e.g. by holding a FileLock).
+// else uses `tmp_name` at the same time (e.g. by holding a FileLock). kUnsynced: the same
+// without the two fsyncs, for a caller that syncs later or can lose the new file to a crash.
+enum class Durability { kSynced, kUnsynced };
 Status WriteFileAtomicallyAt(FileSystem* fs, int dir_fd, const std::string& name,
-                             const std::string& tmp_name, std::string_view bytes, mode_t mode);
+                             const std::string& tmp_name, std::string_view bytes, mode_t mode,
+                             Durability durability = Durability::kSynced);
 
 // Removes `name` in dir_fd and, if it is a directory, everything under it, never following a
 // symlink (a directory it cannot enter is made 0700 first). A missing `name` is OK.

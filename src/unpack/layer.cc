@@ -32,17 +32,8 @@ Status WriteRecordAt(FileSystem* fs, int dir_fd, const nlohmann::json& record) {
   if (::fstatat(dir_fd, kRecordTempName, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     RETURN_IF_ERROR(fs->UnlinkAt(dir_fd, kRecordTempName, 0));
   }
-  Status s = [&]() -> Status {
-    ASSIGN_OR_RETURN(UniqueFd fd, fs->OpenAt(dir_fd, kRecordTempName,
-                                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
-    const std::string text = record.dump() + "\n";
-    RETURN_IF_ERROR(fs->Write(fd.get(), text.data(), text.size()).WithContext(kRecordTempName));
-    RETURN_IF_ERROR(fs->Fchmod(fd.get(), 0444).WithContext(kRecordTempName));
-    fd.reset();
-    return fs->RenameAt(dir_fd, kRecordTempName, dir_fd, kRecordName);
-  }();
-  if (!s.ok()) (void)fs->UnlinkAt(dir_fd, kRecordTempName, 0);
-  return s;
+  return WriteFileAtomicallyAt(fs, dir_fd, kRecordName, kRecordTempName, record.dump() + "\n", 0444,
+                               Durability::kUnsynced);
 }
 
 // ReadLayerRecord, also giving the record's JSON (when `json` is set).
